@@ -1,0 +1,47 @@
+# Shell helpers shared by demo.sh and bench.sh: find the PostgreSQL server
+# binaries and start/stop throwaway clusters on a unix socket in a short folder.
+# Source this file; it defines functions only.
+
+pg_bindir() {
+    local d
+    d="$(pg_config --bindir 2>/dev/null || true)"
+    if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return; fi
+    d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+    [ -x "$d/initdb" ] || { echo "PostgreSQL server not found; run scripts/test.sh or apt-get install postgresql" >&2; return 1; }
+    echo "$d"
+}
+
+# as_pg CMD...: run a server binary as the postgres OS user when we are root.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# pg_start DIR PORT: initdb (if needed) and start a cluster whose socket is in DIR.
+pg_start() {
+    local dir="$1" port="$2" bin
+    bin="$(pg_bindir)"
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    chmod 700 "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync >/dev/null
+        cat >> "$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$dir'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_wal_size = '4GB'
+checkpoint_timeout = '30min'
+CONF
+    fi
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
+# pg_stop DIR: stop the cluster in DIR (immediately; it is throwaway).
+pg_stop() {
+    local dir="$1" bin
+    bin="$(pg_bindir)"
+    [ -f "$dir/data/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}

@@ -1,0 +1,567 @@
+//! What the database holds: user tables, their columns, keys, foreign keys,
+//! triggers, the sequences that feed their columns, and a parent-first load order.
+//!
+//! Queries are plain SQL over `pg_catalog`, with identifiers quoted by the server
+//! (`format('%I.%I', ...)`). This module reads the catalog; it never changes it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::connect::Session;
+use crate::error::{Error, Result};
+use crate::order::{LoadOrder, order_tables};
+
+/// A table's real (unquoted) schema and name, and its server-quoted form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        TableName { schema: schema.into(), name: name.into() }
+    }
+
+    /// The name as SQL, each part quoted when needed, like `format('%I.%I')`.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.quoted())
+    }
+}
+
+/// Quotes an identifier the way PostgreSQL's `quote_ident` does: only when it is
+/// not a plain lower-case identifier. Keywords are quoted too, via a short list of
+/// the reserved ones; quoting more than needed is always safe.
+pub fn quote_ident(ident: &str) -> String {
+    let plain = !ident.is_empty()
+        && ident.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !RESERVED.contains(&ident);
+    if plain { ident.to_string() } else { format!("\"{}\"", ident.replace('"', "\"\"")) }
+}
+
+/// PostgreSQL's reserved key words (SQL key words appendix, "reserved" in the
+/// PostgreSQL column, plus those that cannot be column or table names).
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
+    "case",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "extract",
+    "false",
+    "fetch",
+    "float",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "greatest",
+    "group",
+    "grouping",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "inout",
+    "int",
+    "integer",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "least",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "national",
+    "natural",
+    "nchar",
+    "none",
+    "normalize",
+    "not",
+    "notnull",
+    "null",
+    "nullif",
+    "numeric",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "out",
+    "outer",
+    "overlaps",
+    "overlay",
+    "placing",
+    "position",
+    "precision",
+    "primary",
+    "real",
+    "references",
+    "returning",
+    "right",
+    "row",
+    "select",
+    "session_user",
+    "setof",
+    "similar",
+    "smallint",
+    "some",
+    "substring",
+    "symmetric",
+    "system_user",
+    "table",
+    "tablesample",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
+    "treat",
+    "trim",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "values",
+    "varchar",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
+];
+
+/// How a column is an identity column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    Always,
+    ByDefault,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// `format_type()`, schema-qualified for user types.
+    pub type_name: String,
+    pub not_null: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// A stored generated column: never copied, the target regenerates it.
+    #[serde(default)]
+    pub generated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// A primary key or a unique index usable by `ON CONFLICT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub is_primary: bool,
+}
+
+/// A foreign key from `child` to `parent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub name: String,
+    pub child: TableName,
+    pub columns: Vec<String>,
+    pub parent: TableName,
+    pub parent_columns: Vec<String>,
+    pub deferrable: bool,
+}
+
+/// A sequence that feeds a column: owned (serial, identity) or named in the
+/// column default's `nextval(...)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceUse {
+    pub column: String,
+    /// Server-quoted `schema.sequence`.
+    pub sequence: String,
+    pub owned: bool,
+}
+
+/// What kind of table this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    Plain,
+    /// Declarative partitioning: read through the parent, loaded through it.
+    Partitioned,
+    /// A legacy-inheritance parent: read with `ONLY` so children are not read twice.
+    InheritanceParent,
+}
+
+/// A user table as the catalog describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table {
+    pub oid: u32,
+    pub name: TableName,
+    pub kind: TableKind,
+    /// Leaf partitions (declarative partitioning only).
+    pub partitions: Vec<TableName>,
+    /// The planner's estimate; `None` when the table was never analyzed.
+    pub estimated_rows: Option<i64>,
+    pub estimated_bytes: i64,
+    pub columns: Vec<Column>,
+    pub keys: Vec<Key>,
+    pub sequences: Vec<SequenceUse>,
+    /// User triggers (not internal ones such as FK checks).
+    pub triggers: Vec<String>,
+}
+
+impl Table {
+    /// The columns that are read and written: all but generated ones.
+    pub fn data_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| !c.generated)
+    }
+
+    /// The primary key, or else the first unique key.
+    pub fn best_key(&self) -> Option<&Key> {
+        self.keys.iter().find(|k| k.is_primary).or_else(|| self.keys.first())
+    }
+}
+
+/// The user tables of one database, with their foreign keys.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub tables: Vec<Table>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Partitions of every level, with the root they belong to; never listed as tables.
+    pub partitions: Vec<(TableName, TableName)>,
+}
+
+/// The user tables: ordinary and partitioned, not partitions, not in system
+/// schemas, not owned by an extension.
+const USER_TABLES: &str = "
+    SELECT c.oid
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND NOT c.relispartition
+      AND n.nspname <> 'information_schema'
+      AND n.nspname !~ '^pg_'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                        AND d.deptype = 'e')";
+
+/// Reads the whole catalog of user tables.
+///
+/// # Errors
+/// A server error if a catalog query fails.
+pub async fn read_catalog(session: &Session) -> Result<Catalog> {
+    let client = &session.client;
+    let q = |sql: String| async move {
+        client
+            .query(sql.as_str(), &[])
+            .await
+            .map_err(|e| Error::db(format!("cannot read the catalog of {}", session.info), e))
+    };
+
+    let table_rows = q(format!(
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text,
+                EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS has_children,
+                CASE WHEN c.relkind = 'p' THEN
+                    (SELECT sum(l.reltuples)::float8 FROM pg_partition_tree(c.oid) t
+                     JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf AND l.reltuples >= 0)
+                ELSE nullif(c.reltuples, -1)::float8 END AS est_rows,
+                CASE WHEN c.relkind = 'p' THEN
+                    (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t
+                     WHERE t.isleaf)
+                ELSE pg_table_size(c.oid) END::int8 AS est_bytes
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid IN ({USER_TABLES})
+         ORDER BY n.nspname, c.relname"
+    ))
+    .await?;
+
+    let mut tables: Vec<Table> = Vec::with_capacity(table_rows.len());
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    for r in &table_rows {
+        let oid: u32 = r.get(0);
+        let relkind: String = r.get(3);
+        let kind = if relkind == "p" {
+            TableKind::Partitioned
+        } else if r.get::<_, bool>(4) {
+            TableKind::InheritanceParent
+        } else {
+            TableKind::Plain
+        };
+        index.insert(oid, tables.len());
+        tables.push(Table {
+            oid,
+            name: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            kind,
+            partitions: Vec::new(),
+            estimated_rows: r.get::<_, Option<f64>>(5).map(|v| v.round() as i64),
+            estimated_bytes: r.get(6),
+            columns: Vec::new(),
+            keys: Vec::new(),
+            sequences: Vec::new(),
+            triggers: Vec::new(),
+        });
+    }
+
+    for r in q(format!(
+        "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text
+         FROM pg_attribute a
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE a.attrelid IN ({USER_TABLES}) AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attrelid, a.attnum"
+    ))
+    .await?
+    {
+        let Some(&i) = index.get(&r.get::<_, u32>(0)) else { continue };
+        let generated: String = r.get(5);
+        let identity: String = r.get(6);
+        let is_generated = !generated.is_empty();
+        tables[i].columns.push(Column {
+            name: r.get(1),
+            type_name: r.get(2),
+            not_null: r.get(3),
+            default: if is_generated { None } else { r.get(4) },
+            generated: is_generated,
+            identity: match identity.as_str() {
+                "a" => Some(Identity::Always),
+                "d" => Some(Identity::ByDefault),
+                _ => None,
+            },
+        });
+    }
+
+    for r in q(format!(
+        "SELECT i.indrelid, ic.relname::text, i.indisprimary,
+                array(SELECT a.attname::text
+                      FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                      WHERE k.ord <= i.indnkeyatts
+                      ORDER BY k.ord)
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+         WHERE i.indrelid IN ({USER_TABLES})
+           AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+         ORDER BY i.indrelid, NOT i.indisprimary, ic.relname"
+    ))
+    .await?
+    {
+        let Some(&i) = index.get(&r.get::<_, u32>(0)) else { continue };
+        tables[i].keys.push(Key { name: r.get(1), is_primary: r.get(2), columns: r.get(3) });
+    }
+
+    let mut foreign_keys = Vec::new();
+    for r in q(
+        "SELECT con.conname::text,
+                coalesce(pg_partition_root(con.conrelid), con.conrelid::regclass)::oid,
+                coalesce(pg_partition_root(con.confrelid), con.confrelid::regclass)::oid,
+                con.condeferrable,
+                array(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                      ORDER BY k.ord),
+                array(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+                      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                      ORDER BY k.ord)
+         FROM pg_constraint con
+         WHERE con.contype = 'f' AND con.conparentid = 0
+         ORDER BY con.conrelid, con.conname"
+        .to_string())
+    .await?
+    {
+        let (Some(&c), Some(&p)) = (index.get(&r.get::<_, u32>(1)), index.get(&r.get::<_, u32>(2)))
+        else {
+            continue;
+        };
+        foreign_keys.push(ForeignKey {
+            name: r.get(0),
+            child: tables[c].name.clone(),
+            parent: tables[p].name.clone(),
+            deferrable: r.get(3),
+            columns: r.get(4),
+            parent_columns: r.get(5),
+        });
+    }
+
+    let mut seqs: BTreeMap<(u32, String, String), bool> = BTreeMap::new();
+    for r in q(format!(
+        "SELECT d.refobjid, a.attname::text, format('%I.%I', sn.nspname, s.relname), true
+         FROM pg_depend d
+         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+         JOIN pg_namespace sn ON sn.oid = s.relnamespace
+         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+           AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+           AND d.refobjid IN ({USER_TABLES})
+         UNION ALL
+         SELECT ad.adrelid, a.attname::text, format('%I.%I', sn.nspname, s.relname), false
+         FROM pg_attrdef ad
+         JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                         AND d.refclassid = 'pg_class'::regclass
+         JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+         JOIN pg_namespace sn ON sn.oid = s.relnamespace
+         JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+         WHERE ad.adrelid IN ({USER_TABLES})"
+    ))
+    .await?
+    {
+        let owned: bool = r.get(3);
+        let e = seqs.entry((r.get(0), r.get(1), r.get(2))).or_insert(false);
+        *e |= owned;
+    }
+    for ((oid, column, sequence), owned) in seqs {
+        if let Some(&i) = index.get(&oid) {
+            tables[i].sequences.push(SequenceUse { column, sequence, owned });
+        }
+    }
+
+    for r in q(format!(
+        "SELECT tgrelid, tgname::text FROM pg_trigger
+         WHERE NOT tgisinternal AND tgparentid = 0 AND tgrelid IN ({USER_TABLES})
+         ORDER BY tgrelid, tgname"
+    ))
+    .await?
+    {
+        if let Some(&i) = index.get(&r.get::<_, u32>(0)) {
+            tables[i].triggers.push(r.get(1));
+        }
+    }
+
+    let mut partitions = Vec::new();
+    for r in q("SELECT c.oid, n.nspname::text, c.relname::text, pg_partition_root(c.oid)::oid, c.relkind::text
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relispartition AND c.relkind IN ('r', 'p')
+         ORDER BY n.nspname, c.relname"
+        .to_string())
+    .await?
+    {
+        let root: Option<u32> = r.get(3);
+        let Some(&i) = root.and_then(|o| index.get(&o)) else { continue };
+        let name = TableName::new(r.get::<_, String>(1), r.get::<_, String>(2));
+        if r.get::<_, String>(4) == "r" {
+            tables[i].partitions.push(name.clone());
+        }
+        partitions.push((name, tables[i].name.clone()));
+    }
+
+    Ok(Catalog { tables, foreign_keys, partitions })
+}
+
+impl Catalog {
+    /// The table with this exact name.
+    pub fn find(&self, name: &TableName) -> Option<&Table> {
+        self.tables.iter().find(|t| &t.name == name)
+    }
+
+    /// The parents (by FK) of a table, excluding itself.
+    pub fn parents_of(&self, name: &TableName) -> Vec<&TableName> {
+        let mut v: Vec<&TableName> = self
+            .foreign_keys
+            .iter()
+            .filter(|fk| &fk.child == name && &fk.parent != name)
+            .map(|fk| &fk.parent)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Orders the chosen tables parents first, with the cycles among them.
+    pub fn load_order(&self, chosen: &[&Table]) -> LoadOrder<TableName> {
+        let names: Vec<TableName> = chosen.iter().map(|t| t.name.clone()).collect();
+        let edges: Vec<(TableName, TableName)> =
+            self.foreign_keys.iter().map(|fk| (fk.child.clone(), fk.parent.clone())).collect();
+        order_tables(&names, &edges)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_ident_like_postgres() {
+        assert_eq!(quote_ident("users"), "users");
+        assert_eq!(quote_ident("User"), "\"User\"");
+        assert_eq!(quote_ident("user"), "\"user\"");
+        assert_eq!(quote_ident("my.table"), "\"my.table\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("1abc"), "\"1abc\"");
+        assert_eq!(TableName::new("public", "Role").quoted(), "public.\"Role\"");
+    }
+}

@@ -1,0 +1,54 @@
+//! The command line as clap structs: plain data only. Turning these into typed
+//! plans (connections, patterns, paths) happens in each command's `plan` step.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Move PostgreSQL table data through COPY: verified CSV backups, database to
+/// database copies, selective restores.
+#[derive(Debug, Parser)]
+#[command(name = "pgbarge", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tables a selection picks, in foreign-key load order.
+    List(ListArgs),
+}
+
+/// A database connection: URL or keyword string; missing parts come from the
+/// PG* environment and ~/.pgpass, as with libpq.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConnArgs {
+    /// Connection: `postgresql://user@host:5432/db?sslmode=verify-full` or `host=/tmp dbname=app`
+    #[arg(short = 'd', long = "dbname", value_name = "CONN")]
+    pub conn: Option<String>,
+}
+
+/// Which tables: include and exclude patterns.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TableArgs {
+    /// Include tables matching PATTERN (`schema.table` or `table`, `*` and `?` wildcards,
+    /// case-sensitive; double-quote a part to take it literally). Repeatable.
+    #[arg(short = 't', long = "table", value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Exclude tables matching PATTERN. Repeatable.
+    #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but results.
+    #[arg(short, long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,164 @@
+//! `pgbarge list`: the tables a selection picks, in load order, with what a
+//! backup or copy will need to know about them.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Table, TableKind, TableName, read_catalog};
+use crate::cli::ListArgs;
+use crate::cmd::{Outcome, resolve_conn};
+use crate::connect::{Purpose, connect};
+use crate::conninfo::ConnInfo;
+use crate::error::Result;
+use crate::progress::{human_bytes, human_count};
+use crate::select::Selection;
+
+/// What `list` needs, resolved.
+#[derive(Debug)]
+pub struct ListPlan {
+    pub conn: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub json: bool,
+}
+
+/// Resolves the arguments.
+///
+/// # Errors
+/// Usage errors for bad connection strings or patterns.
+pub fn plan(args: ListArgs) -> Result<ListPlan> {
+    Ok(ListPlan {
+        conn: resolve_conn(&args.conn)?,
+        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
+        json: args.json,
+    })
+}
+
+/// The chosen tables of a catalog, in load order (parents first).
+///
+/// # Errors
+/// A usage error when a pattern matches nothing.
+pub fn choose_tables<'a>(catalog: &'a Catalog, selection: &Selection) -> Result<Vec<&'a Table>> {
+    let names: Vec<TableName> = catalog.tables.iter().map(|t| t.name.clone()).collect();
+    let chosen = selection.choose(&names, &catalog.partitions, "in the database")?;
+    let tables: Vec<&Table> = chosen.iter().filter_map(|n| catalog.find(n)).collect();
+    let order = catalog.load_order(&tables);
+    Ok(order.order.iter().filter_map(|n| catalog.find(n)).collect())
+}
+
+#[derive(Serialize)]
+struct ListedTable<'a> {
+    schema: &'a str,
+    name: &'a str,
+    qualified: String,
+    kind: TableKind,
+    estimated_rows: Option<i64>,
+    estimated_bytes: i64,
+    columns: usize,
+    key: Option<&'a [String]>,
+    fk_parents: Vec<String>,
+    partitions: Vec<String>,
+    triggers: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    database: String,
+    tables: Vec<ListedTable<'a>>,
+    cycles: Vec<Vec<String>>,
+}
+
+/// Runs `list`.
+///
+/// # Errors
+/// Connection and catalog failures; a pattern that matches nothing.
+pub async fn run(plan: ListPlan) -> Result<Outcome> {
+    let session = connect(&plan.conn, Purpose::Data).await?;
+    let catalog = read_catalog(&session).await?;
+    let tables = choose_tables(&catalog, &plan.selection)?;
+    let order = catalog.load_order(&tables);
+    let listing = Listing {
+        database: plan.conn.to_string(),
+        tables: tables
+            .iter()
+            .map(|t| ListedTable {
+                schema: &t.name.schema,
+                name: &t.name.name,
+                qualified: t.name.quoted(),
+                kind: t.kind,
+                estimated_rows: t.estimated_rows,
+                estimated_bytes: t.estimated_bytes,
+                columns: t.data_columns().count(),
+                key: t.best_key().map(|k| k.columns.as_slice()),
+                fk_parents: catalog.parents_of(&t.name).iter().map(|n| n.to_string()).collect(),
+                partitions: t.partitions.iter().map(|n| n.to_string()).collect(),
+                triggers: &t.triggers,
+            })
+            .collect(),
+        cycles: order.cycles.iter().map(|c| c.iter().map(|n| n.to_string()).collect()).collect(),
+    };
+    if plan.json {
+        println!("{}", serde_json::to_string_pretty(&listing).expect("listing serializes"));
+    } else {
+        print_table(&listing);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_table(listing: &Listing<'_>) {
+    let headers = ["TABLE", "EST. ROWS", "SIZE", "COLS", "KEY", "FK PARENTS", "KIND"];
+    let rows: Vec<[String; 7]> = listing
+        .tables
+        .iter()
+        .map(|t| {
+            [
+                t.qualified.clone(),
+                t.estimated_rows
+                    .map(|r| human_count(r.max(0) as u64))
+                    .unwrap_or_else(|| "?".into()),
+                human_bytes(t.estimated_bytes.max(0) as u64),
+                t.columns.to_string(),
+                t.key.map(|k| format!("({})", k.join(", "))).unwrap_or_else(|| "-".into()),
+                if t.fk_parents.is_empty() { "-".into() } else { t.fk_parents.join(", ") },
+                match t.kind {
+                    TableKind::Plain => "table".into(),
+                    TableKind::Partitioned => {
+                        format!("partitioned ({} partitions)", t.partitions.len())
+                    }
+                    TableKind::InheritanceParent => "inheritance parent".into(),
+                },
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(&headers.map(String::from));
+    for r in &rows {
+        line(r);
+    }
+    let total_bytes: i64 = listing.tables.iter().map(|t| t.estimated_bytes.max(0)).sum();
+    println!(
+        "{} tables, {} on disk, from {}",
+        listing.tables.len(),
+        human_bytes(total_bytes as u64),
+        listing.database
+    );
+    for c in &listing.cycles {
+        println!("foreign-key cycle: {}", c.join(" -> "));
+    }
+}

@@ -1,0 +1,44 @@
+//! One file per command. Each turns its clap arguments into a typed plan, then
+//! runs it; `run` dispatches.
+
+pub mod list;
+
+use std::sync::Arc;
+
+use crate::cli::{Command, ConnArgs};
+use crate::conninfo::{ConnInfo, process_env, resolve};
+use crate::error::Result;
+
+/// How a command that ran to the end turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything done and every check passed.
+    Ok,
+    /// The command ran, and a check found a difference (exit 1).
+    Differs,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Differs => 1,
+        }
+    }
+}
+
+/// Runs one command.
+///
+/// # Errors
+/// Whatever the command reports; the caller prints it and maps its class to
+/// the exit code.
+pub async fn run(command: Command) -> Result<Outcome> {
+    match command {
+        Command::List(args) => list::run(list::plan(args)?).await,
+    }
+}
+
+/// Resolves `-d` (or the PG* environment alone) into connection parameters.
+pub(crate) fn resolve_conn(args: &ConnArgs) -> Result<Arc<ConnInfo>> {
+    Ok(Arc::new(resolve(args.conn.as_deref().unwrap_or(""), &process_env)?))
+}

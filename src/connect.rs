@@ -1,0 +1,386 @@
+//! Opening sessions: TLS as libpq's `sslmode` says, the pinned session settings
+//! that make COPY's text deterministic, and snapshots shared by workers.
+//!
+//! Every error here names the connection by its display form (never the
+//! password) and carries a hint at what to check.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::conninfo::{ConnInfo, SslMode};
+use crate::error::{Error, Result};
+
+/// The settings that change COPY's text, pinned in every session (DESIGN.md,
+/// "Deterministic text"), plus timeouts that must not cut a long COPY short.
+const PINNED_SETTINGS: &str = "SET client_encoding = 'UTF8';
+SET DateStyle = 'ISO, MDY';
+SET IntervalStyle = 'postgres';
+SET TimeZone = 'UTC';
+SET extra_float_digits = 3;
+SET bytea_output = 'hex';
+SET standard_conforming_strings = on;
+SET statement_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;";
+
+/// What a session is for, which decides what is pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Reading or writing table data: everything pinned, and `search_path` set
+    /// to `pg_catalog` so no user object can shadow what pgbarge calls, and type
+    /// and default expressions come back schema-qualified.
+    Data,
+    /// Running the user's own SQL files: the user's `search_path` is kept.
+    UserSql,
+}
+
+/// An open session and what it is connected to.
+pub struct Session {
+    pub client: Client,
+    pub info: Arc<ConnInfo>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({})", self.info)
+    }
+}
+
+/// Opens a session and pins its settings. The connection's I/O task is spawned on
+/// the current tokio runtime, so call this on the runtime that will use it.
+///
+/// # Errors
+/// `Error::Connect` with a hint for refused, unknown, authentication, database
+/// and TLS failures; a usage error for an unreadable `sslrootcert`.
+pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> {
+    let mut config = Config::new();
+    config
+        .host(&info.host)
+        .port(info.port)
+        .user(&info.user)
+        .dbname(&info.dbname)
+        .connect_timeout(info.connect_timeout)
+        .application_name(info.application_name.as_deref().unwrap_or("pgbarge"));
+    if let Some(p) = info.password() {
+        config.password(p);
+    }
+    let mode = info.effective_sslmode();
+    let client = if mode == SslMode::Disable {
+        config.ssl_mode(PgSslMode::Disable);
+        let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
+        tokio::spawn(conn);
+        client
+    } else {
+        config.ssl_mode(if mode == SslMode::Prefer {
+            PgSslMode::Prefer
+        } else {
+            PgSslMode::Require
+        });
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
+        let (client, conn) = config.connect(tls).await.map_err(|e| connect_error(info, e))?;
+        tokio::spawn(conn);
+        client
+    };
+    let mut pins = PINNED_SETTINGS.to_string();
+    if purpose == Purpose::Data {
+        pins.push_str("\nSET search_path = pg_catalog;");
+    }
+    client
+        .batch_execute(&pins)
+        .await
+        .map_err(|e| Error::db(format!("cannot set session settings on {info}"), e))?;
+    Ok(Session { client, info: info.clone() })
+}
+
+fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {
+    let hint = connect_hint(info, &e);
+    Error::Connect { conn: info.to_string(), source: e, hint: Some(hint) }
+}
+
+fn connect_hint(info: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    if let Some(code) = e.code() {
+        return match code.code() {
+            "28P01" => {
+                "check the password (the URL, PGPASSWORD or the password file ~/.pgpass)".into()
+            }
+            "28000" => format!(
+                "the server's pg_hba.conf rejected user \"{}\"; check the user name and the server's access rules",
+                info.user
+            ),
+            "3D000" => format!(
+                "database \"{}\" does not exist; check the database name (dbname, PGDATABASE)",
+                info.dbname
+            ),
+            "53300" => "the server has too many connections; lower -j or retry later".into(),
+            "57P03" => "the server is starting up or shutting down; retry in a moment".into(),
+            _ => "check the connection parameters".into(),
+        };
+    }
+    let chain = error_chain_text(e);
+    if chain.contains("password missing") {
+        return "the server asks for a password: set PGPASSWORD or add it to ~/.pgpass (chmod 600)"
+            .into();
+    }
+    if chain.contains("Connection refused") {
+        return format!(
+            "is the server running on \"{}\" and accepting connections on port {}?",
+            info.host, info.port
+        );
+    }
+    if chain.contains("No such file or directory") && info.is_unix_socket() {
+        return format!(
+            "no server socket at {}/.s.PGSQL.{}: is the server running locally on that port?",
+            info.host, info.port
+        );
+    }
+    if chain.contains("lookup address") || chain.contains("Name or service not known") {
+        return format!("cannot resolve host name \"{}\"; check the host", info.host);
+    }
+    if chain.contains("timed out") || chain.contains("timeout") {
+        return format!(
+            "no answer within {} s; check the host, port, firewall or security group (connect_timeout)",
+            info.connect_timeout.as_secs()
+        );
+    }
+    if chain.contains("TLS") || chain.contains("certificate") || chain.contains("tls") {
+        return format!(
+            "TLS failed with sslmode={}; check sslrootcert (the CA bundle) and that the host name matches the server certificate",
+            info.effective_sslmode().as_str()
+        );
+    }
+    if chain.contains("server does not support TLS") || chain.contains("does not support SSL") {
+        return "the server does not accept TLS; use sslmode=disable or prefer".into();
+    }
+    "check the host, port and that the server is running".into()
+}
+
+fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the rustls configuration for `mode` (never `Disable`).
+fn tls_config(info: &ConnInfo, mode: SslMode) -> Result<rustls::ClientConfig> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::runtime(format!("cannot set up TLS: {e}")))?;
+    let config = match mode {
+        SslMode::Prefer | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider())))
+            .with_no_client_auth(),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let roots = load_roots(info)?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| Error::runtime(format!("cannot set up TLS verification: {e}")))?;
+            if mode == SslMode::VerifyFull {
+                builder.with_webpki_verifier(webpki).with_no_client_auth()
+            } else {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+                    .with_no_client_auth()
+            }
+        }
+        SslMode::Disable => unreachable!("TLS is not configured for sslmode=disable"),
+    };
+    Ok(config)
+}
+
+fn root_cert_path(info: &ConnInfo) -> PathBuf {
+    match &info.sslrootcert {
+        Some(p) => p.clone(),
+        None => {
+            let home = std::env::var("HOME").unwrap_or_default();
+            Path::new(&home).join(".postgresql/root.crt")
+        }
+    }
+}
+
+fn load_roots(info: &ConnInfo) -> Result<RootCertStore> {
+    let path = root_cert_path(info);
+    let hint = || {
+        format!(
+            "sslmode={} needs the CA certificate that signed the server's (for AWS RDS, the region's bundle); set sslrootcert=PATH",
+            info.effective_sslmode().as_str()
+        )
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::Usage {
+        msg: format!("cannot read root certificate file \"{}\": {e}", path.display()),
+        hint: Some(hint()),
+    })?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        let cert = cert.map_err(|e| Error::Usage {
+            msg: format!("invalid PEM in root certificate file \"{}\": {e}", path.display()),
+            hint: Some(hint()),
+        })?;
+        roots.add(cert).map_err(|e| Error::Usage {
+            msg: format!("invalid certificate in \"{}\": {e}", path.display()),
+            hint: Some(hint()),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Usage {
+            msg: format!("no certificate found in root certificate file \"{}\"", path.display()),
+            hint: Some(hint()),
+        });
+    }
+    Ok(roots)
+}
+
+/// `sslmode=prefer|require`: encrypt, but accept any certificate (libpq does the
+/// same). Handshake signatures are still checked so the session key is sound.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a trusted root, the host name is
+/// not checked (needed behind an SSH tunnel to localhost).
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Facts about the server a session is connected to, for manifests and the
+/// "target is the source" check.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub server_version: String,
+    pub server_version_num: i32,
+    /// `pg_control_system().system_identifier`, when the role may read it.
+    pub system_identifier: Option<String>,
+    pub database: String,
+}
+
+/// Reads the server's version, system identifier and current database.
+///
+/// # Errors
+/// A server error if the queries fail.
+pub async fn server_info(session: &Session) -> Result<ServerInfo> {
+    let row = session
+        .client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()::text",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db("cannot read the server version", e))?;
+    // pg_control_system() may be denied to non-superusers (managed services);
+    // the identifier is then unknown, not an error.
+    let system_identifier = match session
+        .client
+        .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
+        .await
+    {
+        Ok(r) => Some(r.get::<_, String>(0)),
+        Err(_) => None,
+    };
+    Ok(ServerInfo {
+        server_version: row.get(0),
+        server_version_num: row.get(1),
+        system_identifier,
+        database: row.get(2),
+    })
+}

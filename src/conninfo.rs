@@ -1,0 +1,667 @@
+//! Connection parameters as libpq understands them: URL and keyword/value
+//! strings, the `PG*` environment, defaults, and the password file.
+//!
+//! This module only turns text into a resolved [`ConnInfo`]; it does no network
+//! I/O and knows nothing of tokio-postgres (see `connect.rs`). Its display form
+//! never holds the password.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::error::{Error, Result};
+
+/// Debian's libpq default socket directory (`DEFAULT_PGSOCKET_DIR`).
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// How long to wait for a connection when the user set no `connect_timeout`.
+/// libpq waits forever; an engineer with a wrong security group should not.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            // libpq's `allow` tries without TLS first; treated as prefer here.
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(Error::usage_hint(
+                    format!("invalid sslmode value: \"{other}\""),
+                    "use one of disable, prefer, require, verify-ca, verify-full",
+                ));
+            }
+        })
+    }
+
+    /// The libpq name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Where the password came from; reported, never the password itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSource {
+    None,
+    ConnString,
+    Environment,
+    PassFile,
+}
+
+/// Fully resolved connection parameters.
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// A host name, an IP address, or a unix-socket directory (starts with `/`).
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    password: Option<String>,
+    pub password_source: PasswordSource,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Set by the user (conninfo or PGAPPNAME); pgbarge's own name otherwise.
+    pub application_name: Option<String>,
+}
+
+impl ConnInfo {
+    /// The password, for the connector only. Never print it.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// Whether the host is a unix-socket directory.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// The effective sslmode: libpq ignores TLS on unix sockets, and `require`
+    /// with a root certificate behaves like `verify-ca`.
+    pub fn effective_sslmode(&self) -> SslMode {
+        if self.is_unix_socket() {
+            SslMode::Disable
+        } else if self.sslmode == SslMode::Require && self.sslrootcert.is_some() {
+            SslMode::VerifyCa
+        } else {
+            self.sslmode
+        }
+    }
+}
+
+const HOST_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
+
+impl fmt::Display for ConnInfo {
+    /// `postgresql://user@host:port/db`, socket directories percent-encoded, no password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host: String = if self.is_unix_socket() {
+            utf8_percent_encode(&self.host, HOST_ENCODE).to_string()
+        } else if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        write!(
+            f,
+            "postgresql://{}@{}:{}/{}",
+            utf8_percent_encode(&self.user, HOST_ENCODE),
+            host,
+            self.port,
+            utf8_percent_encode(&self.dbname, HOST_ENCODE)
+        )
+    }
+}
+
+impl fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnInfo")
+            .field("url", &self.to_string())
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .finish()
+    }
+}
+
+/// The keywords pgbarge accepts, as libpq spells them.
+const KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "sslmode",
+    "sslrootcert",
+    "connect_timeout",
+    "application_name",
+];
+
+/// Parses a connection string (URL, keyword/value, or a bare database name) into
+/// the parameters it sets explicitly.
+///
+/// # Errors
+/// A usage error naming the problem (unknown keyword, bad quoting, bad URL).
+pub fn parse_conn_string(s: &str) -> Result<BTreeMap<String, String>> {
+    let trimmed = s.trim();
+    let params = if trimmed.starts_with("postgresql://") || trimmed.starts_with("postgres://") {
+        parse_url(trimmed)?
+    } else if trimmed.is_empty() {
+        BTreeMap::new()
+    } else if !trimmed.contains('=') {
+        // libpq: a string without `=` is a database name.
+        BTreeMap::from([("dbname".to_string(), trimmed.to_string())])
+    } else {
+        parse_keywords(trimmed)?
+    };
+    for key in params.keys() {
+        if !KEYWORDS.contains(&key.as_str()) {
+            return Err(Error::usage_hint(
+                format!("invalid connection option \"{key}\""),
+                format!("pgbarge understands: {}", KEYWORDS.join(", ")),
+            ));
+        }
+    }
+    Ok(params)
+}
+
+fn decode(s: &str, what: &str) -> Result<String> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| Error::usage(format!("invalid percent-encoding in connection URL {what}")))
+}
+
+fn parse_url(url: &str) -> Result<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (rest, None),
+    };
+    let hostport = match authority.rsplit_once('@') {
+        Some((userinfo, hp)) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                params.insert("user".into(), decode(user, "user")?);
+            }
+            if let Some(p) = password {
+                params.insert("password".into(), decode(p, "password")?);
+            }
+            hp
+        }
+        None => authority,
+    };
+    if hostport.contains(',') {
+        return Err(Error::usage("connection URLs with several hosts are not supported"));
+    }
+    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+        let (h, after) = inner
+            .split_once(']')
+            .ok_or_else(|| Error::usage("invalid IPv6 host in connection URL: missing \"]\""))?;
+        (h.to_string(), after.strip_prefix(':').map(str::to_string))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (decode(h, "host")?, Some(p.to_string())),
+            None => (decode(hostport, "host")?, None),
+        }
+    };
+    if !host.is_empty() {
+        params.insert("host".into(), host);
+    }
+    if let Some(p) = port.filter(|p| !p.is_empty()) {
+        params.insert("port".into(), p);
+    }
+    if let Some(db) = path.filter(|p| !p.is_empty()) {
+        params.insert("dbname".into(), decode(db, "database")?);
+    }
+    if let Some(q) = query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                Error::usage(format!("invalid URL query parameter \"{}\": missing \"=\"", pair))
+            })?;
+            params.insert(decode(k, "parameter")?, decode(v, "parameter")?);
+        }
+    }
+    Ok(params)
+}
+
+fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(Error::usage(format!(
+                "missing \"=\" after \"{key}\" in connection string"
+            )));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '\'' => {
+                        closed = true;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                return Err(Error::usage("unterminated quoted string in connection string"));
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        params.insert(key, value);
+    }
+    Ok(params)
+}
+
+/// Where environment variables come from; a function so tests can pass a map.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, with empty values treated as unset (as libpq does).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Resolves a connection string against the environment, the defaults and the
+/// password file.
+///
+/// # Errors
+/// A usage error for malformed parameters (port, sslmode, timeout).
+pub fn resolve(conn_string: &str, env: Env<'_>) -> Result<ConnInfo> {
+    let explicit = parse_conn_string(conn_string)?;
+    let get = |key: &str, var: &str| explicit.get(key).cloned().or_else(|| env(var));
+
+    let host = explicit
+        .get("host")
+        .cloned()
+        .or_else(|| explicit.get("hostaddr").cloned())
+        .or_else(|| env("PGHOST"))
+        .or_else(|| env("PGHOSTADDR"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_SOCKET_DIR.to_string());
+    if host.contains(',') {
+        return Err(Error::usage("connection strings with several hosts are not supported"));
+    }
+    let port = match get("port", "PGPORT") {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Error::usage(format!("invalid port number: \"{p}\"")))?,
+        None => 5432,
+    };
+    let user = get("user", "PGUSER").unwrap_or_else(os_user_name);
+    let dbname = get("dbname", "PGDATABASE").unwrap_or_else(|| user.clone());
+    let sslmode = match get("sslmode", "PGSSLMODE") {
+        Some(m) => SslMode::parse(&m)?,
+        None => SslMode::Prefer,
+    };
+    let sslrootcert = get("sslrootcert", "PGSSLROOTCERT").map(PathBuf::from);
+    let connect_timeout = match get("connect_timeout", "PGCONNECT_TIMEOUT") {
+        Some(t) => {
+            let secs: i64 = t
+                .trim()
+                .parse()
+                .map_err(|_| Error::usage(format!("invalid connect_timeout value: \"{t}\"")))?;
+            // libpq: zero or negative means wait forever; 1 is raised to 2.
+            if secs <= 0 {
+                Duration::from_secs(u32::MAX as u64)
+            } else {
+                Duration::from_secs(secs.max(2) as u64)
+            }
+        }
+        None => DEFAULT_CONNECT_TIMEOUT,
+    };
+    let application_name = get("application_name", "PGAPPNAME");
+
+    let (password, password_source) = if let Some(p) = explicit.get("password") {
+        (Some(p.clone()), PasswordSource::ConnString)
+    } else if let Some(p) = env("PGPASSWORD") {
+        (Some(p), PasswordSource::Environment)
+    } else {
+        let passfile = explicit
+            .get("passfile")
+            .cloned()
+            .or_else(|| env("PGPASSFILE"))
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")));
+        match passfile.and_then(|f| password_from_file(&f, &host, port, &dbname, &user)) {
+            Some(p) => (Some(p), PasswordSource::PassFile),
+            None => (None, PasswordSource::None),
+        }
+    };
+    if let Some(p) = &password {
+        crate::redact::register(p);
+    }
+    Ok(ConnInfo {
+        host,
+        port,
+        user,
+        dbname,
+        password,
+        password_source,
+        sslmode,
+        sslrootcert,
+        connect_timeout,
+        application_name,
+    })
+}
+
+fn os_user_name() -> String {
+    // SAFETY: getpwuid returns a pointer into static storage or NULL; we copy
+    // the name out immediately and do not keep the pointer.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if !pw.is_null()
+            && !(*pw).pw_name.is_null()
+            && let Ok(name) = std::ffi::CStr::from_ptr((*pw).pw_name).to_str()
+        {
+            return name.to_string();
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+}
+
+/// Looks the password up in a libpq password file (`hostname:port:database:username:password`).
+///
+/// libpq's rules: `*` matches any value, `\` escapes `:` and `\`, the first
+/// matching line wins, and a file readable by group or others is ignored with a
+/// warning. `localhost` matches a connection through the default socket directory.
+pub fn password_from_file(
+    path: &Path,
+    host: &str,
+    port: u16,
+    dbname: &str,
+    user: &str,
+) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        eprintln!("WARNING: password file \"{}\" is not a plain file", path.display());
+        return None;
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        eprintln!(
+            "WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
+            path.display()
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let match_host = if host == DEFAULT_SOCKET_DIR { "localhost" } else { host };
+    let port = port.to_string();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields = split_pgpass_line(line);
+        if fields.len() < 5 {
+            continue;
+        }
+        let matches = |field: &(String, bool), value: &str| field.1 || field.0 == value;
+        if matches(&fields[0], match_host)
+            && matches(&fields[1], &port)
+            && matches(&fields[2], dbname)
+            && matches(&fields[3], user)
+        {
+            return Some(fields[4].0.clone());
+        }
+    }
+    None
+}
+
+/// Splits a password-file line into four fields and the password, unescaping
+/// `\:` and `\\`. Each field comes with whether it is the `*` wildcard.
+fn split_pgpass_line(line: &str) -> Vec<(String, bool)> {
+    let mut fields = Vec::with_capacity(5);
+    let mut current = String::new();
+    let mut is_star = true;
+    let mut raw_len = 0;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if fields.len() == 4 {
+            // The password is the rest of the line, with escapes removed.
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    current.push(n);
+                }
+            } else {
+                current.push(c);
+            }
+            continue;
+        }
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    current.push(n);
+                }
+                is_star = false;
+                raw_len += 2;
+            }
+            ':' => {
+                let star = is_star && raw_len == 1 && current == "*";
+                fields.push((std::mem::take(&mut current), star));
+                is_star = true;
+                raw_len = 0;
+            }
+            c => {
+                current.push(c);
+                raw_len += 1;
+            }
+        }
+    }
+    fields.push((current, false));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn parses_url_with_socket_host_and_params() {
+        let p = parse_conn_string(
+            "postgresql://app%40x:pa%3Ass@%2Ftmp%2Fsock:5433/my%20db?sslmode=verify-full&sslrootcert=ca.pem",
+        )
+        .unwrap();
+        assert_eq!(p["user"], "app@x");
+        assert_eq!(p["password"], "pa:ss");
+        assert_eq!(p["host"], "/tmp/sock");
+        assert_eq!(p["port"], "5433");
+        assert_eq!(p["dbname"], "my db");
+        assert_eq!(p["sslmode"], "verify-full");
+        assert_eq!(p["sslrootcert"], "ca.pem");
+    }
+
+    #[test]
+    fn parses_ipv6_url() {
+        let p = parse_conn_string("postgres://u@[::1]:6000/d").unwrap();
+        assert_eq!(p["host"], "::1");
+        assert_eq!(p["port"], "6000");
+    }
+
+    #[test]
+    fn parses_keywords_with_quotes_and_escapes() {
+        let p =
+            parse_conn_string(r"host=/tmp port = 5432 dbname='my db' password='it\'s' user=a\ b")
+                .unwrap();
+        assert_eq!(p["host"], "/tmp");
+        assert_eq!(p["port"], "5432");
+        assert_eq!(p["dbname"], "my db");
+        assert_eq!(p["password"], "it's");
+        assert_eq!(p["user"], "a b");
+    }
+
+    #[test]
+    fn bare_word_is_dbname() {
+        let p = parse_conn_string("appdb").unwrap();
+        assert_eq!(p["dbname"], "appdb");
+    }
+
+    #[test]
+    fn rejects_unknown_keyword_and_bad_quotes() {
+        assert!(parse_conn_string("hots=x").is_err());
+        assert!(parse_conn_string("host='x").is_err());
+        assert!(parse_conn_string("host").is_ok()); // a database named host
+    }
+
+    #[test]
+    fn environment_fills_gaps_and_explicit_wins() {
+        let env = |k: &str| match k {
+            "PGHOST" => Some("db.example.com".to_string()),
+            "PGPORT" => Some("6543".to_string()),
+            "PGUSER" => Some("envuser".to_string()),
+            "PGSSLMODE" => Some("require".to_string()),
+            "PGAPPNAME" => Some("runbook".to_string()),
+            _ => None,
+        };
+        let c = resolve("dbname=app user=me", &env).unwrap();
+        assert_eq!(c.host, "db.example.com");
+        assert_eq!(c.port, 6543);
+        assert_eq!(c.user, "me");
+        assert_eq!(c.dbname, "app");
+        assert_eq!(c.sslmode, SslMode::Require);
+        assert_eq!(c.application_name.as_deref(), Some("runbook"));
+        assert_eq!(c.to_string(), "postgresql://me@db.example.com:6543/app");
+    }
+
+    #[test]
+    fn display_never_holds_password() {
+        let c = resolve("postgresql://u:hunter2secret@h/d", &no_env).unwrap();
+        assert_eq!(c.to_string(), "postgresql://u@h:5432/d");
+        assert!(!format!("{c:?}").contains("hunter2secret"));
+        assert_eq!(c.password(), Some("hunter2secret"));
+    }
+
+    #[test]
+    fn require_with_rootcert_is_verify_ca_and_socket_disables_tls() {
+        let c = resolve("host=h sslmode=require sslrootcert=/ca.pem", &no_env).unwrap();
+        assert_eq!(c.effective_sslmode(), SslMode::VerifyCa);
+        let c = resolve("host=/tmp sslmode=require", &no_env).unwrap();
+        assert_eq!(c.effective_sslmode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(resolve("sslmode=verify", &no_env).is_err());
+        assert!(resolve("port=abc", &no_env).is_err());
+        assert!(resolve("connect_timeout=x", &no_env).is_err());
+    }
+
+    fn pgpass(content: &str, mode: u32) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pgpass");
+        std::fs::write(&f, content).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn pgpass_first_match_wildcards_and_escapes() {
+        let dir = pgpass(
+            "# comment\nother:*:*:*:nope\nh\\:x:5432:app:me:first\\:pw\n*:*:*:me:second\n",
+            0o600,
+        );
+        let f = dir.path().join("pgpass");
+        assert_eq!(password_from_file(&f, "h:x", 5432, "app", "me").as_deref(), Some("first:pw"));
+        assert_eq!(password_from_file(&f, "h:x", 5433, "app", "me").as_deref(), Some("second"));
+        assert_eq!(password_from_file(&f, "h", 5432, "app", "you"), None);
+    }
+
+    #[test]
+    fn pgpass_localhost_matches_default_socket_and_star_is_literal_when_escaped() {
+        let dir = pgpass("localhost:5432:*:me:sock\n\\*:5432:*:you:lit\n", 0o600);
+        let f = dir.path().join("pgpass");
+        assert_eq!(
+            password_from_file(&f, DEFAULT_SOCKET_DIR, 5432, "d", "me").as_deref(),
+            Some("sock")
+        );
+        assert_eq!(password_from_file(&f, "/tmp/other", 5432, "d", "me"), None);
+        assert_eq!(password_from_file(&f, "*", 5432, "d", "you").as_deref(), Some("lit"));
+        assert_eq!(password_from_file(&f, "h", 5432, "d", "you"), None);
+    }
+
+    #[test]
+    fn pgpass_ignored_when_group_readable() {
+        let dir = pgpass("*:*:*:*:pw\n", 0o640);
+        let f = dir.path().join("pgpass");
+        assert_eq!(password_from_file(&f, "h", 5432, "d", "u"), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! Shared test helpers: the cluster, running the pgbarge binary, fixtures.
+
+pub mod cluster;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub use cluster::{PW_PASSWORD, PW_USER, cluster};
+
+/// What a pgbarge run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Both streams, for "never prints X" assertions.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts the password never appears in any output.
+    pub fn expect_no_password(&self) -> &Self {
+        assert!(!self.all().contains(PW_PASSWORD), "password leaked:\n{}", self.all());
+        self
+    }
+}
+
+/// A pgbarge command with a clean environment: no PG* variables and a HOME
+/// without a password file, so only what the test sets counts.
+pub fn pgbarge_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pgbarge"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("HOME", empty_home()).stdin(Stdio::null());
+    c
+}
+
+/// Runs pgbarge with `args` and the given extra environment.
+pub fn pgbarge(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = pgbarge_cmd();
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run pgbarge");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A HOME inside the cluster's folder, so it is removed with the cluster.
+fn empty_home() -> PathBuf {
+    let p = cluster().dir.join("home");
+    let _ = std::fs::create_dir_all(&p);
+    p
+}
+
+/// The repository's `fixtures/` folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A database loaded with a fixture SQL file (relative to `fixtures/`).
+pub fn db_with(test: &str, fixture: &str) -> String {
+    let c = cluster();
+    let db = c.create_db(test);
+    c.psql_file(&db, &fixtures().join(fixture));
+    db
+}
+
+/// A current-thread runtime for tests that call the library directly.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}

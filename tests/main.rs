@@ -1,0 +1,10 @@
+//! The integration test binary: every test runs against a real PostgreSQL
+//! cluster started once for this binary (see `common::cluster`), each in its
+//! own database.
+
+mod common;
+
+mod catalog_read;
+mod connections;
+mod erp_fixture;
+mod list_command;
