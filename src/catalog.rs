@@ -342,11 +342,15 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
                 CASE WHEN c.relkind = 'p' THEN
                     (SELECT sum(l.reltuples)::float8 FROM pg_partition_tree(c.oid) t
                      JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf AND l.reltuples >= 0)
-                ELSE nullif(c.reltuples, -1)::float8 END AS est_rows,
-                CASE WHEN c.relkind = 'p' THEN
-                    (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t
-                     WHERE t.isleaf)
-                ELSE pg_table_size(c.oid) END::int8 AS est_bytes
+                ELSE coalesce(nullif(c.reltuples, -1)::float8,
+                              (SELECT s.n_live_tup::float8 FROM pg_stat_all_tables s WHERE s.relid = c.oid))
+                END AS est_rows,
+                -- From relpages, not pg_table_size(): that would take a lock and
+                -- hang on a table another session holds exclusively.
+                (CASE WHEN c.relkind = 'p' THEN
+                    (SELECT coalesce(sum(l.relpages), 0) FROM pg_partition_tree(c.oid) t
+                     JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+                 ELSE c.relpages END)::int8 * current_setting('block_size')::int8 AS est_bytes
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.oid IN ({USER_TABLES})
          ORDER BY n.nspname, c.relname"
@@ -520,6 +524,36 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
     }
 
     Ok(Catalog { tables, foreign_keys, partitions })
+}
+
+/// Replaces the page-count size estimates of `tables` with `pg_table_size()`.
+/// That takes an `ACCESS SHARE` lock per table, so call it when the locks are
+/// already held (backup) or under a short `lock_timeout` (list).
+///
+/// # Errors
+/// A server error, such as a lock timeout.
+pub async fn refresh_sizes(session: &Session, tables: &mut [Table]) -> Result<()> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = session
+        .client
+        .query(
+            "SELECT c.oid,
+                    CASE WHEN c.relkind = 'p' THEN
+                        (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t
+                         WHERE t.isleaf)
+                    ELSE coalesce(pg_table_size(c.oid), 0) END::int8
+             FROM pg_class c WHERE c.oid = ANY($1::oid[])",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| Error::db("cannot read table sizes", e))?;
+    for r in rows {
+        let oid: u32 = r.get(0);
+        if let Some(t) = tables.iter_mut().find(|t| t.oid == oid) {
+            t.estimated_bytes = r.get(1);
+        }
+    }
+    Ok(())
 }
 
 impl Catalog {

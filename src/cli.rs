@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     /// List the tables a selection picks, in foreign-key load order.
     List(ListArgs),
+    /// Back up tables to checksummed CSV files (one snapshot, zstd, manifest last).
+    Backup(BackupArgs),
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -49,6 +51,35 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
     /// Print nothing but results.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The backup folder; must be new or empty (see --force).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: String,
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// Parallel workers (default: the smaller of 4 and the number of tables).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// `zstd` (level 3), `zstd:LEVEL` (1-19) or `none`.
+    #[arg(long, value_name = "METHOD", default_value = "zstd")]
+    pub compress: String,
+    /// Also write schema.sql: `pg_dump --schema-only` of the same snapshot.
+    #[arg(long)]
+    pub schema: bool,
+    /// Replace a previous pgbarge backup in DIR (its manifest is removed first).
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for each table's lock before failing (like pg_dump's option).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub lock_wait_timeout: f64,
+    /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -46,6 +46,29 @@ pub enum Purpose {
 pub struct Session {
     pub client: Client,
     pub info: Arc<ConnInfo>,
+    /// The connection task's own error: when the server ends a session (a
+    /// terminated backend, a shutdown) the client only sees "connection
+    /// closed", and the FATAL message with its SQLSTATE lands here.
+    conn_error: Arc<std::sync::Mutex<Option<tokio_postgres::Error>>>,
+}
+
+impl Session {
+    /// Turns a client error into an `Error::Db` for `what`, replacing a bare
+    /// "connection closed" with the server's reason when it sent one.
+    pub async fn db_error(&self, what: impl Into<String>, e: tokio_postgres::Error) -> Error {
+        if e.as_db_error().is_none() {
+            // Let the connection task record why it ended.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+                if let Some(reason) =
+                    self.conn_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+                {
+                    return Error::db(what, reason);
+                }
+            }
+        }
+        Error::db(what, e)
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -73,10 +96,17 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         config.password(p);
     }
     let mode = info.effective_sslmode();
+    let conn_error = Arc::new(std::sync::Mutex::new(None));
+    let slot = conn_error.clone();
+    let record = move |r: std::result::Result<(), tokio_postgres::Error>| {
+        if let Err(e) = r {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    };
     let client = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
         let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(conn);
+        tokio::spawn(async move { record(conn.await) });
         client
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
@@ -86,7 +116,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         });
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
         let (client, conn) = config.connect(tls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(conn);
+        tokio::spawn(async move { record(conn.await) });
         client
     };
     let mut pins = PINNED_SETTINGS.to_string();
@@ -97,7 +127,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         .batch_execute(&pins)
         .await
         .map_err(|e| Error::db(format!("cannot set session settings on {info}"), e))?;
-    Ok(Session { client, info: info.clone() })
+    Ok(Session { client, info: info.clone(), conn_error })
 }
 
 fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {

@@ -188,7 +188,16 @@ impl Error {
 }
 
 fn db_hint(e: &tokio_postgres::Error) -> Option<String> {
-    let code = e.code()?.code();
+    let Some(code) = e.code().map(|c| c.code()) else {
+        let lost = e.is_closed()
+            || std::error::Error::source(e)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+        return lost.then(|| {
+            "the server ended the session: the backend was terminated (pg_terminate_backend), \
+             the server restarted, or the network broke; retry when it is back"
+                .to_string()
+        });
+    };
     let hint = match code {
         "42P01" => "check the table name, or run the DDL that creates it",
         "42703" => "check the column names; the target's schema may need a migration",

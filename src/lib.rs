@@ -1,16 +1,24 @@
 //! pgbarge: move PostgreSQL table data through the COPY protocol — verified CSV
 //! backups, database-to-database copies, selective restores.
 //!
-//! Dependencies point one way: `cmd` → `catalog`, `connect` → `select`,
-//! `order`, `conninfo`, `error`. The lower modules know nothing of commands.
+//! Dependencies point one way: `cmd` → `pipeline`, `manifest`, `snapshot`,
+//! `catalog`, `connect` → `sink`, `digest`, `csvfmt`, `select`, `order`,
+//! `conninfo`. The lower modules know nothing of tokio-postgres or commands.
 
+pub mod cancel;
 pub mod catalog;
 pub mod cli;
 pub mod cmd;
 pub mod connect;
 pub mod conninfo;
+pub mod csvfmt;
+pub mod digest;
 pub mod error;
+pub mod manifest;
 pub mod order;
+pub mod pipeline;
 pub mod progress;
 pub mod redact;
 pub mod select;
+pub mod sink;
+pub mod snapshot;

@@ -5,6 +5,12 @@
 use clap::Parser;
 
 fn main() {
+    // A file size limit (ulimit -f) must fail the write with EFBIG, reported
+    // and cleaned up, instead of killing the process mid-file.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     // clap prints its own usage errors and exits with 2.
     let cli = pgbarge::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -14,7 +20,12 @@ fn main() {
             std::process::exit(3);
         }
     };
-    let result = runtime.block_on(pgbarge::cmd::run(cli.command));
+    let result = runtime.block_on(async {
+        if let Err(e) = pgbarge::cancel::install_signal_handlers() {
+            eprintln!("warning: cannot install signal handlers: {e}");
+        }
+        pgbarge::cmd::run(cli.command).await
+    });
     let code = match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {

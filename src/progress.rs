@@ -38,3 +38,177 @@ mod tests {
         assert_eq!(human_count(12), "12");
     }
 }
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Totals shared by every table of a run, for the overall bar and plain lines.
+#[derive(Default)]
+struct Totals {
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    tables_done: AtomicU64,
+}
+
+/// Progress on stderr: indicatif bars on a terminal, a plain line every few
+/// seconds otherwise, nothing with `-q`. Updated per block, never per row.
+pub struct Progress {
+    label: &'static str,
+    tables: u64,
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    totals: Arc<Totals>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    started: Instant,
+}
+
+/// One table's progress; cheap to update.
+pub struct TableProgress {
+    bar: Option<ProgressBar>,
+    totals: Arc<Totals>,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Progress {
+    /// Starts progress for `tables` tables.
+    pub fn new(label: &'static str, tables: usize, quiet: bool) -> Progress {
+        let totals = Arc::new(Totals::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let tty = std::io::stderr().is_terminal();
+        let (multi, overall, ticker) = if quiet {
+            (None, None, None)
+        } else if tty {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+            let overall = multi.add(ProgressBar::new(tables as u64));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:.bold} [{bar:30}] {pos}/{len} tables {msg} {elapsed}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            overall.set_prefix(label);
+            (Some(multi), Some(overall), None)
+        } else {
+            let (t, s) = (totals.clone(), stop.clone());
+            let n = tables as u64;
+            let handle = std::thread::spawn(move || plain_lines(label, n, t, s));
+            (None, None, Some(handle))
+        };
+        Progress {
+            label,
+            tables: tables as u64,
+            multi,
+            overall,
+            totals,
+            stop,
+            ticker,
+            started: Instant::now(),
+        }
+    }
+
+    /// A bar for one table, sized by the catalog's row estimate.
+    pub fn table(&self, name: &str, estimated_rows: Option<i64>) -> TableProgress {
+        let bar = self.multi.as_ref().map(|m| {
+            let len = estimated_rows.filter(|r| *r > 0).map(|r| r as u64);
+            let bar = m.add(ProgressBar::new(len.unwrap_or(0)));
+            let template = if len.is_some() {
+                "  {prefix:40!} [{bar:20}] {human_pos}/~{human_len} rows {msg} {per_sec} ETA {eta}"
+            } else {
+                "  {prefix:40!} {human_pos} rows {msg} {per_sec}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_string());
+            bar
+        });
+        TableProgress { bar, totals: self.totals.clone(), rows: 0, bytes: 0 }
+    }
+
+    /// Seconds since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Clears the bars and stops the plain ticker.
+    pub fn finish(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(o) = self.overall.take() {
+            o.finish_and_clear();
+        }
+        if let Some(m) = self.multi.take() {
+            let _ = m.clear();
+        }
+        let _ = (self.label, self.tables);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+impl TableProgress {
+    /// Reports the table's totals so far (records may include the header).
+    pub fn update(&mut self, rows: u64, bytes: u64) {
+        let (dr, db) = (rows.saturating_sub(self.rows), bytes.saturating_sub(self.bytes));
+        self.rows = rows;
+        self.bytes = bytes;
+        self.totals.rows.fetch_add(dr, Ordering::Relaxed);
+        self.totals.bytes.fetch_add(db, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_position(rows);
+            b.set_message(human_bytes(bytes));
+        }
+    }
+
+    /// Marks the table done.
+    pub fn finish(self, overall: &Progress) {
+        self.totals.tables_done.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+        if let Some(o) = &overall.overall {
+            o.inc(1);
+            o.set_message(human_bytes(self.totals.bytes.load(Ordering::Relaxed)));
+        }
+    }
+}
+
+fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<AtomicBool>) {
+    let start = Instant::now();
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if last.elapsed() >= Duration::from_secs(10) {
+            last = Instant::now();
+            let bytes = totals.bytes.load(Ordering::Relaxed);
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            eprintln!(
+                "{label}: {}/{tables} tables, {} rows, {} ({}/s), {:.0} s",
+                totals.tables_done.load(Ordering::Relaxed),
+                human_count(totals.rows.load(Ordering::Relaxed)),
+                human_bytes(bytes),
+                human_bytes((bytes as f64 / secs) as u64),
+                secs
+            );
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backup_command;
 mod catalog_read;
 mod connections;
 mod erp_fixture;

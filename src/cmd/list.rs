@@ -77,6 +77,11 @@ pub async fn run(plan: ListPlan) -> Result<Outcome> {
     let catalog = read_catalog(&session).await?;
     let tables = choose_tables(&catalog, &plan.selection)?;
     let order = catalog.load_order(&tables);
+    let mut tables: Vec<Table> = tables.into_iter().cloned().collect();
+    // Exact sizes need a brief lock per table; a table another session holds
+    // exclusively keeps its page-count estimate rather than making list wait.
+    let _ = session.client.batch_execute("SET lock_timeout = '500ms'").await;
+    let _ = crate::catalog::refresh_sizes(&session, &mut tables).await;
     let listing = Listing {
         database: plan.conn.to_string(),
         tables: tables

@@ -1,6 +1,7 @@
 //! One file per command. Each turns its clap arguments into a typed plan, then
 //! runs it; `run` dispatches.
 
+pub mod backup;
 pub mod list;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ impl Outcome {
 pub async fn run(command: Command) -> Result<Outcome> {
     match command {
         Command::List(args) => list::run(list::plan(args)?).await,
+        Command::Backup(args) => backup::run(backup::plan(args)?).await,
     }
 }
 

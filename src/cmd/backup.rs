@@ -1,0 +1,601 @@
+//! `pgbarge backup`: a consistent, checksummed CSV backup.
+//!
+//! A coordinator exports one snapshot and locks the chosen tables; `-j`
+//! workers, each a thread with its own current-thread runtime and connection,
+//! join the snapshot and stream tables largest first through the pipeline into
+//! compressed files. `SHA256SUMS` and then `manifest.json` are written last. On
+//! any failure or signal every file this run wrote is removed: there is never a
+//! backup that looks whole but is not.
+
+use std::collections::VecDeque;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::catalog::{Table, TableKind, read_catalog};
+use crate::cli::BackupArgs;
+use crate::cmd::list::choose_tables;
+use crate::cmd::{Outcome, resolve_conn};
+use crate::connect::{Purpose, ServerInfo, Session, connect, server_info};
+use crate::conninfo::ConnInfo;
+use crate::error::{Error, Result};
+use crate::manifest::{
+    DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
+    ManifestSequence, ManifestTable, SCHEMA_FILE, SUMS_FILE, SourceInfo, data_file_name,
+    now_rfc3339,
+};
+use crate::pipeline::{CsvStages, CsvSummary, copy_out};
+use crate::progress::{Progress, human_bytes, human_count};
+use crate::select::Selection;
+use crate::sink::{Compression, FileSink, FileSummary};
+
+/// What `backup` needs, resolved.
+#[derive(Debug)]
+pub struct BackupPlan {
+    pub conn: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub dir: PathBuf,
+    pub jobs: Option<usize>,
+    pub compression: Compression,
+    pub schema: bool,
+    pub force: bool,
+    pub lock_wait_timeout: Duration,
+    pub quiet: bool,
+}
+
+/// Resolves the arguments.
+///
+/// # Errors
+/// Usage errors: connection string, patterns, compression, jobs, timeout.
+pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
+    if args.output.starts_with("s3://") {
+        return Err(Error::usage("s3:// backup folders are not supported by this build"));
+    }
+    if args.jobs == Some(0) {
+        return Err(Error::usage("-j/--jobs must be at least 1"));
+    }
+    if !(args.lock_wait_timeout > 0.0 && args.lock_wait_timeout.is_finite()) {
+        return Err(Error::usage("--lock-wait-timeout must be a positive number of seconds"));
+    }
+    Ok(BackupPlan {
+        conn: resolve_conn(&args.conn)?,
+        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
+        dir: PathBuf::from(args.output),
+        jobs: args.jobs,
+        compression: Compression::parse(&args.compress)?,
+        schema: args.schema,
+        force: args.force,
+        lock_wait_timeout: Duration::from_secs_f64(args.lock_wait_timeout),
+        quiet: args.quiet,
+    })
+}
+
+/// Runs `backup`.
+///
+/// # Errors
+/// Usage errors (folder not empty, patterns), connection, server and file
+/// errors naming the table; `Interrupted` on a signal. Nothing that looks
+/// like a complete backup is left behind on error.
+pub async fn run(plan: BackupPlan) -> Result<Outcome> {
+    let output = OutputDir::prepare(&plan.dir, plan.force)?;
+    let result = take_backup(&plan, &output).await;
+    match result {
+        Ok(summary) => {
+            if !plan.quiet {
+                summary.print(&plan.dir);
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(e) => {
+            output.remove_written();
+            Err(e)
+        }
+    }
+}
+
+/// The backup folder: checked before anything is touched, cleaned on failure.
+struct OutputDir {
+    dir: PathBuf,
+    created: bool,
+}
+
+impl OutputDir {
+    /// Refuses a non-empty folder (unless `force` and it holds a pgbarge
+    /// backup), then creates it and `data/` private (0700).
+    fn prepare(dir: &Path, force: bool) -> Result<OutputDir> {
+        let existed = dir.exists();
+        if existed {
+            if !dir.is_dir() {
+                return Err(Error::usage(format!("{} exists and is not a folder", dir.display())));
+            }
+            let entries: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io("cannot read folder", dir, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
+            if !entries.is_empty() {
+                let ours = [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, DATA_DIR];
+                let is_backup = entries.iter().all(|n| ours.iter().any(|o| n == *o));
+                if !force || !is_backup {
+                    return Err(Error::usage_hint(
+                        format!("output folder {} is not empty", dir.display()),
+                        if is_backup {
+                            "it holds a backup; choose a new folder, or pass --force to replace it"
+                        } else {
+                            "choose a new or empty folder; pgbarge never writes into a folder holding other files"
+                        },
+                    ));
+                }
+                // Replace the old backup: its manifest goes first, so it never looks whole.
+                for f in [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE] {
+                    let p = dir.join(f);
+                    if p.exists() {
+                        std::fs::remove_file(&p).map_err(|e| Error::io("cannot remove", &p, e))?;
+                    }
+                }
+                let data = dir.join(DATA_DIR);
+                if data.exists() {
+                    std::fs::remove_dir_all(&data)
+                        .map_err(|e| Error::io("cannot remove", &data, e))?;
+                }
+            }
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join(DATA_DIR))
+            .map_err(|e| Error::io("cannot create folder", dir.join(DATA_DIR), e))?;
+        if !existed {
+            // DirBuilder's mode is filtered by the umask; make it exact.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        Ok(OutputDir { dir: dir.to_path_buf(), created: !existed })
+    }
+
+    /// Removes everything this run wrote (temp files are already gone).
+    fn remove_written(&self) {
+        for f in [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE] {
+            let _ = std::fs::remove_file(self.dir.join(f));
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join(DATA_DIR));
+        if self.created {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// One table to back up.
+#[derive(Debug, Clone)]
+struct Job {
+    /// Position in load order; also the file number (1-based).
+    number: usize,
+    table: Table,
+    file: String,
+}
+
+/// What a worker produced for one table.
+struct TableResult {
+    number: usize,
+    csv: CsvSummary,
+    file: FileSummary,
+}
+
+struct BackupSummary {
+    tables: usize,
+    rows: u64,
+    csv_bytes: u64,
+    file_bytes: u64,
+    seconds: f64,
+    snapshot: String,
+    schema: bool,
+}
+
+impl BackupSummary {
+    fn print(&self, dir: &Path) {
+        let ratio = self.csv_bytes as f64 / self.file_bytes.max(1) as f64;
+        println!("backup complete: {}", dir.display());
+        println!(
+            "  {} tables, {} rows, CSV {}, files {} ({ratio:.1}x), {:.1} s, {}/s",
+            self.tables,
+            human_count(self.rows),
+            human_bytes(self.csv_bytes),
+            human_bytes(self.file_bytes),
+            self.seconds,
+            human_bytes((self.csv_bytes as f64 / self.seconds.max(0.001)) as u64),
+        );
+        println!(
+            "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
+            if self.schema { ", schema.sql" } else { "" },
+            self.snapshot
+        );
+    }
+}
+
+async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<BackupSummary> {
+    let started_at = now_rfc3339();
+    let coordinator = connect(&plan.conn, Purpose::Data).await?;
+    let server = server_info(&coordinator).await?;
+    let snapshot = crate::snapshot::export_snapshot(&coordinator).await?;
+    let catalog = read_catalog(&coordinator).await?;
+    let tables = choose_tables(&catalog, &plan.selection)?;
+    crate::snapshot::lock_tables(&coordinator, &tables, plan.lock_wait_timeout).await?;
+    let sequences = read_sequences(&coordinator, &tables).await?;
+    let mut tables: Vec<Table> = tables.into_iter().cloned().collect();
+    // The locks are held now, so exact sizes cannot wait on anyone.
+    crate::catalog::refresh_sizes(&coordinator, &mut tables).await?;
+
+    let jobs: Vec<Job> = tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| Job {
+            number: i + 1,
+            file: format!(
+                "{DATA_DIR}/{}",
+                data_file_name(i + 1, &t.name.schema, &t.name.name, plan.compression)
+            ),
+            table: t,
+        })
+        .collect();
+    let progress = Arc::new(Progress::new("backup", jobs.len(), plan.quiet));
+    let results = run_workers(plan, &output.dir, &snapshot, &jobs, &progress).await?;
+
+    if plan.schema {
+        dump_schema(&plan.conn, &server, &snapshot, &output.dir).await?;
+    }
+    // All data is read; the snapshot is no longer needed.
+    let _ = coordinator.client.batch_execute("COMMIT").await;
+
+    let mut manifest_tables = Vec::with_capacity(jobs.len());
+    for (job, res) in jobs.iter().zip(&results) {
+        let t = &job.table;
+        manifest_tables.push(ManifestTable {
+            schema: t.name.schema.clone(),
+            name: t.name.name.clone(),
+            kind: t.kind,
+            columns: t
+                .data_columns()
+                .map(|c| ManifestColumn {
+                    name: c.name.clone(),
+                    type_name: c.type_name.clone(),
+                    not_null: c.not_null,
+                })
+                .collect(),
+            rows: res.csv.rows,
+            csv_bytes: res.csv.csv_bytes,
+            csv_sha256: res.csv.csv_sha256.clone(),
+            file: job.file.clone(),
+            file_bytes: res.file.file_bytes,
+            file_sha256: res.file.file_sha256.clone(),
+            fingerprint: res.csv.fingerprint.clone().expect("backup computes fingerprints"),
+            sequences: sequences[job.number - 1].clone(),
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        started_at,
+        finished_at: now_rfc3339(),
+        source: SourceInfo {
+            host: plan.conn.host.clone(),
+            port: plan.conn.port,
+            database: server.database.clone(),
+            user: plan.conn.user.clone(),
+            server_version: server.server_version.clone(),
+            server_version_num: server.server_version_num,
+            system_identifier: server.system_identifier.clone(),
+        },
+        snapshot: snapshot.clone(),
+        compression: plan.compression,
+        fingerprint_algorithm: crate::digest::FINGERPRINT_ALGORITHM.into(),
+        has_schema: plan.schema,
+        tables: manifest_tables,
+    };
+    if let Some(signal) = crate::cancel::reason() {
+        return Err(Error::Interrupted { signal });
+    }
+    manifest.write(&output.dir)?;
+    let seconds = progress.elapsed().as_secs_f64();
+    if let Ok(p) = Arc::try_unwrap(progress) {
+        p.finish();
+    }
+    Ok(BackupSummary {
+        tables: jobs.len(),
+        rows: manifest.tables.iter().map(|t| t.rows).sum(),
+        csv_bytes: manifest.tables.iter().map(|t| t.csv_bytes).sum(),
+        file_bytes: manifest.tables.iter().map(|t| t.file_bytes).sum(),
+        seconds,
+        snapshot,
+        schema: plan.schema,
+    })
+}
+
+/// The current values of the sequences feeding each table's columns.
+async fn read_sequences(
+    session: &Session,
+    tables: &[&Table],
+) -> Result<Vec<Vec<ManifestSequence>>> {
+    let mut all = Vec::with_capacity(tables.len());
+    for t in tables {
+        let mut seqs = Vec::new();
+        for s in &t.sequences {
+            // The name was quoted by the server (format('%I.%I')).
+            let row = session
+                .client
+                .query_one(&format!("SELECT last_value, is_called FROM {}", s.sequence), &[])
+                .await
+                .map_err(|e| {
+                    Error::db(format!("cannot read sequence {} of table {}", s.sequence, t.name), e)
+                })?;
+            seqs.push(ManifestSequence {
+                column: s.column.clone(),
+                sequence: s.sequence.clone(),
+                owned: s.owned,
+                last_value: row.get(0),
+                is_called: row.get(1),
+            });
+        }
+        all.push(seqs);
+    }
+    Ok(all)
+}
+
+/// Runs the workers and collects one result per job, in job order. The first
+/// error stops the others and is returned.
+async fn run_workers(
+    plan: &BackupPlan,
+    dir: &Path,
+    snapshot: &str,
+    jobs: &[Job],
+    progress: &Arc<Progress>,
+) -> Result<Vec<TableResult>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workers = plan.jobs.unwrap_or(4).min(jobs.len()).max(1);
+    let mut queue: Vec<Job> = jobs.to_vec();
+    // Largest first, so the longest table starts early and the run ends evenly.
+    queue.sort_by(|a, b| {
+        b.table.estimated_bytes.cmp(&a.table.estimated_bytes).then(a.number.cmp(&b.number))
+    });
+    let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Result<TableResult>>();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let ctx = WorkerContext {
+            conn: plan.conn.clone(),
+            snapshot: snapshot.to_string(),
+            dir: dir.to_path_buf(),
+            compression: plan.compression,
+            queue: queue.clone(),
+            stop: stop.clone(),
+            progress: progress.clone(),
+            results: tx.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("pgbarge-worker-{w}"))
+            .spawn(move || ctx.run())
+            .map_err(|e| Error::runtime(format!("cannot start a worker thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(tx);
+
+    let mut results: Vec<Option<TableResult>> = (0..jobs.len()).map(|_| None).collect();
+    let mut first_error: Option<Error> = None;
+    while let Some(r) = rx.recv().await {
+        match r {
+            Ok(res) => {
+                let i = res.number - 1;
+                results[i] = Some(res);
+            }
+            Err(e) => {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                // Keep the root cause, not the "stopped because another failed" echoes.
+                if first_error.is_none() || matches!(first_error, Some(Error::Interrupted { .. })) {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    for h in handles {
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if let Some(signal) = crate::cancel::reason() {
+        return Err(Error::Interrupted { signal });
+    }
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.ok_or_else(|| {
+                Error::runtime(format!("table {} was not backed up", jobs[i].table.name))
+            })
+        })
+        .collect()
+}
+
+struct WorkerContext {
+    conn: Arc<ConnInfo>,
+    snapshot: String,
+    dir: PathBuf,
+    compression: Compression,
+    queue: Arc<Mutex<VecDeque<Job>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    progress: Arc<Progress>,
+    results: mpsc::UnboundedSender<Result<TableResult>>,
+}
+
+impl WorkerContext {
+    /// A worker thread: its own current-thread runtime, so the COPY connection
+    /// and the stream's consumer share one thread (PERF-NOTES.md).
+    fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = self
+                    .results
+                    .send(Err(Error::runtime(format!("cannot start a worker runtime: {e}"))));
+                return;
+            }
+        };
+        rt.block_on(self.work());
+    }
+
+    async fn work(&self) {
+        let session = match crate::snapshot::join_snapshot(&self.conn, &self.snapshot).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.results.send(Err(e));
+                return;
+            }
+        };
+        loop {
+            if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let Some(job) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                return;
+            };
+            let r = self
+                .backup_table(&session, &job)
+                .await
+                .map_err(|e| e.context(format!("backup of table {} failed", job.table.name)));
+            let failed = r.is_err();
+            let _ = self.results.send(r);
+            if failed {
+                return;
+            }
+        }
+    }
+
+    async fn backup_table(&self, session: &Session, job: &Job) -> Result<TableResult> {
+        let sql = copy_out_sql(&job.table);
+        let mut sink = FileSink::create(&self.dir.join(&job.file), self.compression)?;
+        let mut stages = CsvStages::new(true);
+        let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
+        copy_out(session, &sql, &mut stages, |block, stages| {
+            bar.update(stages.records().saturating_sub(1), stages.bytes());
+            sink.feed(block)
+        })
+        .await?;
+        let csv = stages.finish().map_err(|e| {
+            Error::runtime(format!("the COPY output of {} is malformed: {e}", job.table.name))
+        })?;
+        let file = sink.finish()?;
+        bar.update(csv.rows, csv.csv_bytes);
+        bar.finish(&self.progress);
+        Ok(TableResult { number: job.number, csv, file })
+    }
+}
+
+/// The COPY statement that reads a table as backup and copy read it: explicit
+/// columns (generated ones left out); partitioned tables through the parent;
+/// plain `COPY table TO` reads only the table itself, which is what a
+/// legacy-inheritance parent needs (`ONLY`).
+pub fn copy_out_sql(table: &Table) -> String {
+    let cols: Vec<String> =
+        table.data_columns().map(|c| crate::catalog::quote_ident(&c.name)).collect();
+    let cols = cols.join(", ");
+    match table.kind {
+        TableKind::Partitioned => format!(
+            "COPY (SELECT {cols} FROM {}) TO STDOUT (FORMAT csv, HEADER)",
+            table.name.quoted()
+        ),
+        TableKind::Plain | TableKind::InheritanceParent => {
+            if cols.is_empty() {
+                format!("COPY {} TO STDOUT (FORMAT csv, HEADER)", table.name.quoted())
+            } else {
+                format!("COPY {} ({cols}) TO STDOUT (FORMAT csv, HEADER)", table.name.quoted())
+            }
+        }
+    }
+}
+
+/// Writes `schema.sql` with `pg_dump --schema-only` of the same snapshot.
+async fn dump_schema(
+    conn: &ConnInfo,
+    server: &ServerInfo,
+    snapshot: &str,
+    dir: &Path,
+) -> Result<()> {
+    let server_major = server.server_version_num / 10000;
+    let pg_dump = find_pg_dump(server_major);
+    let version =
+        tokio::process::Command::new(&pg_dump).arg("--version").output().await.map_err(|e| {
+            Error::Runtime {
+                msg: format!("cannot run {}: {e}", pg_dump.display()),
+                hint: Some(
+                    "--schema needs pg_dump (Debian: apt-get install postgresql-client)".into(),
+                ),
+            }
+        })?;
+    let text = String::from_utf8_lossy(&version.stdout);
+    let major: i32 = text
+        .split_whitespace()
+        .find_map(|w| w.split('.').next().and_then(|m| m.parse().ok()))
+        .unwrap_or(0);
+    if major < server_major {
+        return Err(Error::runtime_hint(
+            format!(
+                "{} is version {major}, older than the server ({})",
+                pg_dump.display(),
+                server.server_version
+            ),
+            format!("install pg_dump {server_major} or newer (postgresql-client-{server_major})"),
+        ));
+    }
+    let tmp = dir.join(format!("{SCHEMA_FILE}.tmp"));
+    let mut cmd = tokio::process::Command::new(&pg_dump);
+    cmd.arg("--schema-only")
+        .arg(format!("--snapshot={snapshot}"))
+        .arg("--no-password")
+        .arg("--file")
+        .arg(&tmp)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PGHOST", &conn.host)
+        .env("PGPORT", conn.port.to_string())
+        .env("PGUSER", &conn.user)
+        .env("PGDATABASE", &conn.dbname)
+        .env("PGSSLMODE", conn.effective_sslmode().as_str())
+        .env("PGAPPNAME", "pgbarge pg_dump");
+    if let Some(p) = conn.password() {
+        // The password travels in the child's environment, never its arguments.
+        cmd.env("PGPASSWORD", p);
+    }
+    if let Some(ca) = &conn.sslrootcert {
+        cmd.env("PGSSLROOTCERT", ca);
+    }
+    let out = tokio::select! {
+        o = cmd.kill_on_drop(true).output() => o.map_err(|e| Error::io("cannot run", &pg_dump, e))?,
+        signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+    };
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::runtime(format!(
+            "pg_dump --schema-only failed: {}",
+            crate::redact::redact(String::from_utf8_lossy(&out.stderr).trim())
+        )));
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("cannot set permissions of", &tmp, e))?;
+    let f = std::fs::File::open(&tmp).map_err(|e| Error::io("cannot open", &tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
+    std::fs::rename(&tmp, dir.join(SCHEMA_FILE))
+        .map_err(|e| Error::io("cannot rename", &tmp, e))?;
+    crate::sink::sync_dir(dir)
+}
+
+/// pg_dump of the server's major version when installed side by side
+/// (Debian's layout), else the one on PATH.
+fn find_pg_dump(server_major: i32) -> PathBuf {
+    let versioned = PathBuf::from(format!("/usr/lib/postgresql/{server_major}/bin/pg_dump"));
+    if versioned.exists() { versioned } else { PathBuf::from("pg_dump") }
+}

@@ -1,0 +1,196 @@
+//! The COPY CSV dialect: the record scanner that counts records and cuts them
+//! out for the fingerprint, and the header PostgreSQL writes. They must agree
+//! with `COPY ... TO STDOUT (FORMAT csv, HEADER)` byte for byte.
+//!
+//! The scanner is a caller-driven state machine: one bit of state (inside
+//! quotes or not), no allocation, correct for any chunking. It counts newlines
+//! outside quotes; a doubled `""` toggles twice and cancels out. csv-core is not
+//! used: it skips empty lines, and PostgreSQL writes an empty line for a row
+//! whose only column is NULL and for every row of a zero-column table.
+//! Nothing here does I/O.
+
+use memchr::memchr2;
+
+/// Counts CSV records and reports their byte ranges.
+#[derive(Debug, Clone, Default)]
+pub struct RecordScanner {
+    in_quotes: bool,
+    /// Complete records seen (header included).
+    records: u64,
+    /// Whether the last byte fed ended a record (or nothing was fed).
+    at_record_start: bool,
+    fed_any: bool,
+}
+
+/// A problem with the CSV stream's shape, found at `finish`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsvShapeError {
+    #[error("the data ends inside a quoted value (truncated or corrupted CSV)")]
+    UnterminatedQuote,
+    #[error("the data ends in the middle of a record (truncated CSV: no final newline)")]
+    PartialRecord,
+    #[error("the data is empty: not even a header line")]
+    NoHeader,
+}
+
+impl RecordScanner {
+    pub fn new() -> Self {
+        RecordScanner { in_quotes: false, records: 0, at_record_start: true, fed_any: false }
+    }
+
+    /// Scans `chunk`, calling `on_piece(piece, ends_record)` for consecutive
+    /// pieces that cover the chunk exactly: each piece is a record's bytes, or
+    /// part of one when a record crosses chunk boundaries. The line terminator
+    /// `\n` is not part of any piece.
+    pub fn feed_with(&mut self, chunk: &[u8], mut on_piece: impl FnMut(&[u8], bool)) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.fed_any = true;
+        let mut start = 0;
+        let mut pos = 0;
+        while let Some(off) = memchr2(b'"', b'\n', &chunk[pos..]) {
+            let i = pos + off;
+            if chunk[i] == b'"' {
+                self.in_quotes = !self.in_quotes;
+            } else if !self.in_quotes {
+                on_piece(&chunk[start..i], true);
+                self.records += 1;
+                start = i + 1;
+            }
+            pos = i + 1;
+        }
+        if start < chunk.len() {
+            on_piece(&chunk[start..], false);
+            self.at_record_start = false;
+        } else {
+            self.at_record_start = true;
+        }
+    }
+
+    /// Scans `chunk` for counting only.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.feed_with(chunk, |_, _| {});
+    }
+
+    /// Complete records so far, header included.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Checks the stream ended cleanly and returns the number of data records
+    /// (the header line excluded).
+    ///
+    /// # Errors
+    /// The data ends inside quotes, mid-record, or holds no header.
+    pub fn finish(&self) -> Result<u64, CsvShapeError> {
+        if self.in_quotes {
+            return Err(CsvShapeError::UnterminatedQuote);
+        }
+        if self.fed_any && !self.at_record_start {
+            return Err(CsvShapeError::PartialRecord);
+        }
+        if self.records == 0 {
+            return Err(CsvShapeError::NoHeader);
+        }
+        Ok(self.records - 1)
+    }
+}
+
+/// One CSV field as PostgreSQL's `COPY ... CSV` writes it: quoted when it holds
+/// the delimiter, the quote, a CR or LF, or is empty (so it is not read as
+/// NULL); quotes doubled inside.
+pub fn csv_field(value: &str) -> String {
+    let needs_quotes = value.is_empty() || value.contains([',', '"', '\n', '\r']);
+    if needs_quotes { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_string() }
+}
+
+/// The header line COPY writes for these column names, without the newline.
+/// A single column named `\.` is quoted too, as PostgreSQL does for a value
+/// alone on a line that would read as end-of-data.
+pub fn csv_header<'a>(columns: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = columns.into_iter().collect();
+    if names.len() == 1 && names[0] == "\\." {
+        return "\"\\.\"".to_string();
+    }
+    names.iter().map(|n| csv_field(n)).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scans `data` cut at the given sizes; returns records and the joined pieces.
+    fn scan_split(data: &[u8], cuts: &[usize]) -> (Result<u64, CsvShapeError>, Vec<Vec<u8>>) {
+        let mut s = RecordScanner::new();
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        let mut current = Vec::new();
+        let mut prev = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+            s.feed_with(&data[prev..cut], |piece, ends| {
+                current.extend_from_slice(piece);
+                if ends {
+                    records.push(std::mem::take(&mut current));
+                }
+            });
+            prev = cut;
+        }
+        (s.finish(), records)
+    }
+
+    const CASES: &[(&str, &[u8], u64)] = &[
+        ("plain", b"id,name\n1,a\n2,b\n", 2),
+        ("header only", b"id,name\n", 0),
+        ("embedded newline", b"id,t\n1,\"a\nb\"\n2,c\n", 2),
+        ("embedded CR and CRLF", b"id,t\n1,\"a\rb\"\n2,\"c\r\nd\"\n", 2),
+        ("doubled quotes", b"id,t\n1,\"say \"\"hi\"\"\"\n2,\"\"\"\"\n", 2),
+        ("backslash dot line", b"id,t\n1,\"x\n\\.\ny\"\n", 1),
+        ("empty string vs null", b"id,t\n1,\"\"\n2,\n", 2),
+        ("only null column", b"t\n\n\n\n", 3),
+        ("zero columns", b"\n\n\n", 2),
+        ("commas inside quotes", b"a\n\"x,y,z\"\n", 1),
+        ("unicode", "a\n\"日本\n語\"\n🦀\n".as_bytes(), 2),
+    ];
+
+    #[test]
+    fn every_case_whole_split_everywhere_and_byte_by_byte() {
+        for (name, data, rows) in CASES {
+            let (whole, whole_records) = scan_split(data, &[]);
+            assert_eq!(whole, Ok(*rows), "{name}");
+            assert_eq!(whole_records.len() as u64, rows + 1, "{name}");
+            for cut in 0..=data.len() {
+                let (r, recs) = scan_split(data, &[cut]);
+                assert_eq!(r, Ok(*rows), "{name} cut at {cut}");
+                assert_eq!(recs, whole_records, "{name} cut at {cut}");
+            }
+            let all: Vec<usize> = (1..data.len()).collect();
+            let (r, recs) = scan_split(data, &all);
+            assert_eq!(r, Ok(*rows), "{name} byte by byte");
+            assert_eq!(recs, whole_records, "{name} byte by byte");
+        }
+    }
+
+    #[test]
+    fn record_pieces_exclude_the_newline() {
+        let (_, recs) = scan_split(b"h\n\"a\nb\"\nc\n", &[3]);
+        assert_eq!(recs, vec![b"h".to_vec(), b"\"a\nb\"".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        assert_eq!(scan_split(b"id,t\n1,\"open\n", &[]).0, Err(CsvShapeError::UnterminatedQuote));
+        assert_eq!(scan_split(b"id,t\n1,a", &[]).0, Err(CsvShapeError::PartialRecord));
+        assert_eq!(scan_split(b"", &[]).0, Err(CsvShapeError::NoHeader));
+    }
+
+    #[test]
+    fn header_like_postgres() {
+        assert_eq!(csv_header(["id", "name"]), "id,name");
+        assert_eq!(
+            csv_header(["a,b", "say \"x\"", "line\nbreak"]),
+            "\"a,b\",\"say \"\"x\"\"\",\"line\nbreak\""
+        );
+        assert_eq!(csv_header(["Role Name", "ü"]), "Role Name,ü");
+        assert_eq!(csv_header(Vec::<&str>::new()), "");
+    }
+}

@@ -1,0 +1,215 @@
+//! The backup's manifest (`manifest.json`) and `SHA256SUMS`.
+//!
+//! The manifest is written last: its presence means the backup is complete.
+//! It holds the true table names, columns, counts, checksums and fingerprints;
+//! never a password. Data file names are derived here so that no table name
+//! can place a file outside `data/`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TableKind;
+use crate::digest::Fingerprint;
+use crate::error::{Error, Result};
+use crate::sink::{Compression, write_file_atomic};
+
+/// The manifest format's name.
+pub const FORMAT_NAME: &str = "pgbarge-backup";
+/// The version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const SUMS_FILE: &str = "SHA256SUMS";
+pub const DATA_DIR: &str = "data";
+pub const SCHEMA_FILE: &str = "schema.sql";
+
+/// Where the data came from. No password, ever.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub system_identifier: Option<String>,
+}
+
+/// A column as backed up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub not_null: bool,
+}
+
+/// A sequence feeding a column, with its value when the backup was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestSequence {
+    pub column: String,
+    pub sequence: String,
+    pub owned: bool,
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+/// One table of the backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestTable {
+    pub schema: String,
+    pub name: String,
+    pub kind: TableKind,
+    pub columns: Vec<ManifestColumn>,
+    pub rows: u64,
+    pub csv_bytes: u64,
+    pub csv_sha256: String,
+    /// Relative to the backup folder: `data/NNNN.schema.table.csv[.zst]`.
+    pub file: String,
+    pub file_bytes: u64,
+    pub file_sha256: String,
+    pub fingerprint: Fingerprint,
+    pub sequences: Vec<ManifestSequence>,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub tool_version: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub source: SourceInfo,
+    pub snapshot: String,
+    pub compression: Compression,
+    pub fingerprint_algorithm: String,
+    /// Whether `schema.sql` is part of the backup.
+    pub has_schema: bool,
+    /// In foreign-key load order (parents first).
+    pub tables: Vec<ManifestTable>,
+}
+
+/// `NNNN.<schema>.<table>.csv[.zst]` with every character outside
+/// `[A-Za-z0-9_-]` replaced by `_`. The number keeps names unique even when
+/// replacement or case makes two tables look alike.
+pub fn data_file_name(
+    number: usize,
+    schema: &str,
+    table: &str,
+    compression: Compression,
+) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+            .collect()
+    };
+    format!("{number:04}.{}.{}.csv{}", safe(schema), safe(table), compression.suffix())
+}
+
+impl Manifest {
+    /// The `SHA256SUMS` text: `sha256  path` per data file, as `sha256sum -c` reads.
+    pub fn sha256sums(&self) -> String {
+        self.tables.iter().map(|t| format!("{}  {}\n", t.file_sha256, t.file)).collect()
+    }
+
+    /// Writes `SHA256SUMS` then `manifest.json`, each atomically, the manifest last.
+    ///
+    /// # Errors
+    /// I/O errors naming the file.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_file_atomic(&dir.join(SUMS_FILE), self.sha256sums().as_bytes())?;
+        let mut json = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        json.push(b'\n');
+        write_file_atomic(&dir.join(MANIFEST_FILE), &json)
+    }
+
+    /// Reads and checks a manifest.
+    ///
+    /// # Errors
+    /// A runtime error when the folder has no manifest (an incomplete backup),
+    /// a usage error when it does not parse, is another format, or is newer.
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Difference {
+                    msg: format!(
+                        "{} has no {MANIFEST_FILE}: the backup is incomplete (interrupted or failed before it finished)",
+                        dir.display()
+                    ),
+                    hint: Some(
+                        "take the backup again; an incomplete backup cannot be trusted".into(),
+                    ),
+                });
+            }
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| Error::Difference {
+                msg: format!("{} is not valid JSON: {e}", path.display()),
+                hint: None,
+            })?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+            return Err(Error::usage(format!(
+                "{} is not a pgbarge backup manifest",
+                path.display()
+            )));
+        }
+        let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version > FORMAT_VERSION as u64 {
+            return Err(Error::usage_hint(
+                format!(
+                    "{} has format version {version}; this pgbarge reads version {FORMAT_VERSION} and older",
+                    path.display()
+                ),
+                "use a newer pgbarge to read this backup",
+            ));
+        }
+        let manifest: Manifest = serde_json::from_value(value).map_err(|e| Error::Difference {
+            msg: format!("{} does not have the expected fields: {e}", path.display()),
+            hint: None,
+        })?;
+        for t in &manifest.tables {
+            let file = Path::new(&t.file);
+            let inside = file.starts_with(DATA_DIR)
+                && file.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(Error::Difference {
+                    msg: format!(
+                        "{} names a data file outside {DATA_DIR}/: {}",
+                        path.display(),
+                        t.file
+                    ),
+                    hint: None,
+                });
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+/// Now as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe_and_numbered() {
+        let z = Compression::Zstd { level: 3 };
+        assert_eq!(data_file_name(1, "public", "User", z), "0001.public.User.csv.zst");
+        assert_eq!(data_file_name(2, "public", "../../x", z), "0002.public.______x.csv.zst");
+        assert_eq!(
+            data_file_name(3, "a/b", "my.table", Compression::None),
+            "0003.a_b.my_table.csv"
+        );
+        assert_eq!(data_file_name(4, "s", "Überstunden", z), "0004.s._berstunden.csv.zst");
+        let long = "x".repeat(63);
+        assert!(data_file_name(9999, &long, &long, z).len() < 255);
+    }
+}

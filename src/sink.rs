@@ -1,0 +1,352 @@
+//! Where bytes land: a file written under a temporary name, compressed on its
+//! own thread, fsynced and renamed only on `finish`.
+//!
+//! Nothing finishes on drop: dropping a sink (an error, a signal) removes its
+//! temporary file, and that is the rollback path. zstd's encoder is finished
+//! explicitly, never through `auto_finish`, so its errors are seen.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+
+use crate::digest::Sha256Stage;
+use crate::error::{Error, Result};
+
+/// How data files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Compression {
+    None,
+    Zstd { level: i32 },
+}
+
+impl Compression {
+    /// Parses `zstd`, `zstd:LEVEL` or `none`.
+    ///
+    /// # Errors
+    /// A usage error for anything else or a level outside 1..=19.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Compression::None),
+            "zstd" => Ok(Compression::Zstd { level: 3 }),
+            _ => {
+                let level = s
+                    .strip_prefix("zstd:")
+                    .and_then(|l| l.parse::<i32>().ok())
+                    .filter(|l| (1..=19).contains(l))
+                    .ok_or_else(|| {
+                        Error::usage_hint(
+                            format!("invalid --compress value \"{s}\""),
+                            "use zstd, zstd:LEVEL (1 to 19) or none",
+                        )
+                    })?;
+                Ok(Compression::Zstd { level })
+            }
+        }
+    }
+
+    /// The file name suffix after `.csv`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Zstd { .. } => ".zst",
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Zstd { level } => write!(f, "zstd:{level}"),
+        }
+    }
+}
+
+/// A file created private (0600) under `NAME.tmp`, renamed to `NAME` by
+/// [`AtomicFile::commit`] after `sync_all`; removed if dropped before.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    /// Creates `path.tmp` exclusively.
+    ///
+    /// # Errors
+    /// The OS error, naming the file.
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("cannot create", &tmp, e))?;
+        Ok(AtomicFile { tmp, path: path.to_path_buf(), file: Some(file) })
+    }
+
+    /// Flushes to disk, renames into place, and fsyncs the folder.
+    ///
+    /// # Errors
+    /// The OS error of the sync or rename, naming the file.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let file = self.file.take().expect("file present until commit");
+        file.sync_all().map_err(|e| Error::io("cannot sync", &self.tmp, e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| Error::io("cannot rename into place", &self.path, e))?;
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        Ok(std::mem::take(&mut self.path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("file present until commit").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("file present until commit").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// fsyncs a folder so a rename in it is durable.
+///
+/// # Errors
+/// The OS error, naming the folder.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync folder", dir, e))
+}
+
+/// Writes a whole small file atomically (temp, fsync, rename, fsync folder).
+///
+/// # Errors
+/// The OS error, naming the file.
+pub fn write_file_atomic(path: &Path, content: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(content).map_err(|e| Error::io("cannot write", path, e))?;
+    f.commit()?;
+    Ok(())
+}
+
+/// Counts and hashes the bytes that reach the file.
+struct HashingWriter {
+    file: AtomicFile,
+    sha: Sha256Stage,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.sha.feed(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// What a finished file sink wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    pub path: PathBuf,
+    pub file_bytes: u64,
+    pub file_sha256: String,
+}
+
+enum Message {
+    Block(Bytes),
+    Finish,
+}
+
+/// Blocks waiting for the writer thread; a few of them bound the memory used.
+const QUEUE_BLOCKS: usize = 4;
+
+/// Writes blocks to a (compressed) file on its own OS thread, so compression
+/// runs beside the COPY stream. Bounded queue: a slow disk pushes back.
+/// Must call [`FileSink::finish`]; dropping aborts and removes the temp file.
+pub struct FileSink {
+    tx: Option<SyncSender<Message>>,
+    handle: Option<JoinHandle<Result<FileSummary>>>,
+    path: PathBuf,
+}
+
+impl FileSink {
+    /// Creates `path.tmp` and starts the writer thread.
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub fn create(path: &Path, compression: Compression) -> Result<Self> {
+        let file = AtomicFile::create(path)?;
+        let (tx, rx) = sync_channel(QUEUE_BLOCKS);
+        let handle = std::thread::Builder::new()
+            .name("pgbarge-writer".into())
+            .spawn(move || write_blocks(file, compression, rx))
+            .map_err(|e| Error::runtime(format!("cannot start a writer thread: {e}")))?;
+        Ok(FileSink { tx: Some(tx), handle: Some(handle), path: path.to_path_buf() })
+    }
+
+    /// Queues a block; blocks while the queue is full.
+    ///
+    /// # Errors
+    /// The writer failed (disk full, I/O error); its error is returned.
+    pub fn feed(&mut self, block: Bytes) -> Result<()> {
+        let tx = self.tx.as_ref().expect("sink open");
+        if tx.send(Message::Block(block)).is_err() {
+            return Err(self.join_error());
+        }
+        Ok(())
+    }
+
+    fn join_error(&mut self) -> Error {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Ok(Ok(_))) => Error::runtime(format!(
+                "writer of {} stopped before the end of the data",
+                self.path.display()
+            )),
+            Some(Err(_)) => Error::runtime(format!("writer of {} panicked", self.path.display())),
+            None => Error::runtime(format!("writer of {} already stopped", self.path.display())),
+        }
+    }
+
+    /// Ends the compressed stream, fsyncs, renames into place.
+    ///
+    /// # Errors
+    /// Any write, sync or rename error of the writer.
+    pub fn finish(mut self) -> Result<FileSummary> {
+        let tx = self.tx.take().expect("sink open");
+        if tx.send(Message::Finish).is_err() {
+            return Err(self.join_error());
+        }
+        drop(tx);
+        match self.handle.take().expect("writer running").join() {
+            Ok(r) => r,
+            Err(_) => Err(Error::runtime(format!("writer of {} panicked", self.path.display()))),
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // Closing the channel without Finish makes the writer drop its temp file.
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_blocks(
+    file: AtomicFile,
+    compression: Compression,
+    rx: Receiver<Message>,
+) -> Result<FileSummary> {
+    let path = file.path().to_path_buf();
+    let writer = HashingWriter { file, sha: Sha256Stage::new() };
+    let werr = |e: std::io::Error| Error::io("cannot write", &path, e);
+    let finished = match compression {
+        Compression::None => {
+            let mut w = writer;
+            if !pump(&rx, |b| w.write_all(b)).map_err(werr)? {
+                return Err(aborted(&path));
+            }
+            w
+        }
+        Compression::Zstd { level } => {
+            let mut enc = zstd::stream::write::Encoder::new(writer, level).map_err(werr)?;
+            if !pump(&rx, |b| enc.write_all(b)).map_err(werr)? {
+                return Err(aborted(&path));
+            }
+            enc.finish().map_err(werr)?
+        }
+    };
+    let HashingWriter { file, sha } = finished;
+    let (file_sha256, file_bytes) = sha.finish();
+    let path = file.commit()?;
+    Ok(FileSummary { path, file_bytes, file_sha256 })
+}
+
+fn aborted(path: &Path) -> Error {
+    Error::runtime(format!("writing {} was aborted", path.display()))
+}
+
+/// Feeds received blocks to `write` until Finish (true) or the sender is gone (false).
+fn pump(
+    rx: &Receiver<Message>,
+    mut write: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
+    for msg in rx {
+        match msg {
+            Message::Block(b) => write(&b)?,
+            Message::Finish => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_file_round_trips_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.zst");
+        let mut sink = FileSink::create(&path, Compression::Zstd { level: 3 }).unwrap();
+        sink.feed(Bytes::from_static(b"id\n1\n")).unwrap();
+        sink.feed(Bytes::from_static(b"2\n")).unwrap();
+        let s = sink.finish().unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        assert_eq!(s.file_bytes, raw.len() as u64);
+        assert_eq!(zstd::decode_all(&raw[..]).unwrap(), b"id\n1\n2\n");
+        let mut sha = Sha256Stage::new();
+        sha.feed(&raw);
+        assert_eq!(sha.finish().0, s.file_sha256);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!dir.path().join("t.csv.zst.tmp").exists());
+    }
+
+    #[test]
+    fn dropped_sink_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut sink = FileSink::create(&path, Compression::None).unwrap();
+        sink.feed(Bytes::from_static(b"id\n1\n")).unwrap();
+        drop(sink);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn compression_values() {
+        assert_eq!(Compression::parse("zstd").unwrap(), Compression::Zstd { level: 3 });
+        assert_eq!(Compression::parse("zstd:9").unwrap(), Compression::Zstd { level: 9 });
+        assert_eq!(Compression::parse("none").unwrap(), Compression::None);
+        assert!(Compression::parse("gzip").is_err());
+        assert!(Compression::parse("zstd:99").is_err());
+    }
+}

@@ -1,0 +1,395 @@
+//! `pgbarge backup` against a real server: layout, interop with the zstd and
+//! sha256sum tools and psql's COPY output, counts and fingerprints of awkward
+//! tables, and failures that leave nothing that looks like a backup.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::common::{cluster, db_with, pgbarge};
+use pgbarge::digest::Fingerprinter;
+use pgbarge::manifest::Manifest;
+
+fn out_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join(name);
+    (t, p)
+}
+
+fn unzstd(path: &Path) -> Vec<u8> {
+    let out = Command::new("zstd").arg("-dc").arg(path).output().unwrap();
+    assert!(out.status.success(), "zstd -dc {}", path.display());
+    out.stdout
+}
+
+/// What psql prints for COPY (...) TO STDOUT (FORMAT csv, HEADER).
+fn psql_copy(db: &str, select: &str) -> Vec<u8> {
+    let c = cluster();
+    let out = c
+        .psql_cmd(db)
+        .arg("-c")
+        .arg(format!("COPY ({select}) TO STDOUT (FORMAT csv, HEADER)"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn fingerprint_of(csv: &[u8]) -> String {
+    let mut s = pgbarge::csvfmt::RecordScanner::new();
+    let mut f = Fingerprinter::new();
+    s.feed_with(csv, |p, e| f.piece(p, e));
+    f.finish().sum
+}
+
+fn sha256sum_check(dir: &Path) {
+    let out =
+        Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "sha256sum -c: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return vec![];
+    }
+    walk(dir)
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            v.extend(walk(&p));
+        } else {
+            v.push(p.display().to_string());
+        }
+    }
+    v
+}
+
+#[test]
+fn erp_backup_is_interoperable_and_counted() {
+    let c = cluster();
+    let db = db_with("bk_erp", "erp/source.sql");
+    let (_t, dir) = out_dir("erp");
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()], &[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("backup complete"), "{}", r.stdout);
+    sha256sum_check(&dir);
+    let m = Manifest::read(&dir).unwrap();
+    assert_eq!(m.tables.len(), 13);
+    assert_eq!(m.source.database, db);
+    assert!(m.source.system_identifier.is_some());
+    let json = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    assert!(!json.contains("password"), "{json}");
+    for (i, t) in m.tables.iter().enumerate() {
+        assert!(t.file.starts_with(&format!("data/{:04}.public.", i + 1)), "{}", t.file);
+        let bytes = unzstd(&dir.join(&t.file));
+        let cols: Vec<String> = t.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+        let q = format!("SELECT {} FROM public.\"{}\"", cols.join(", "), t.name);
+        let expected = psql_copy(&db, &q);
+        assert_eq!(bytes, expected, "table {}", t.name);
+        let count = c.psql(&db, &format!("SELECT count(*) FROM public.\"{}\"", t.name));
+        assert_eq!(t.rows.to_string(), count, "table {}", t.name);
+        assert_eq!(
+            t.fingerprint.sum,
+            fingerprint_of(&psql_copy(&db, &format!("{q} ORDER BY random()")))
+        );
+        assert_eq!(t.fingerprint.records, t.rows);
+        let mode = std::fs::metadata(dir.join(&t.file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", t.file);
+    }
+    for d in [dir.clone(), dir.join("data")] {
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+    for f in ["manifest.json", "SHA256SUMS"] {
+        assert_eq!(std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Sequences are recorded: the identity of TimeEntry and the shared job number sequence.
+    let te = m.tables.iter().find(|t| t.name == "TimeEntry").unwrap();
+    assert!(te.sequences.iter().any(|s| s.owned && s.last_value == 30), "{:?}", te.sequences);
+    let job = m.tables.iter().find(|t| t.name == "Job").unwrap();
+    assert!(
+        job.sequences.iter().any(|s| !s.owned && s.sequence.contains("job_number_seq")),
+        "{:?}",
+        job.sequences
+    );
+}
+
+const AWKWARD: &str = r#"
+CREATE TABLE texts (id int PRIMARY KEY, t text);
+INSERT INTO texts VALUES (1, E'line1\nline2'), (2, E'cr\rhere'), (3, E'crlf\r\nthere'),
+  (4, 'say "hi", ok'), (5, E'first\n\\.\nlast'), (6, ''), (7, NULL), (8, E'back\\slash'), (9, '\.');
+CREATE TABLE always_null (x int);
+INSERT INTO always_null SELECT NULL FROM generate_series(1, 5);
+CREATE TABLE nocols ();
+INSERT INTO nocols DEFAULT VALUES; INSERT INTO nocols DEFAULT VALUES; INSERT INTO nocols DEFAULT VALUES;
+CREATE TABLE parts (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO parts SELECT g, DATE '2024-06-01' + g * 2 FROM generate_series(1, 200) g;
+CREATE TABLE "Case" (v int); CREATE TABLE "case" (v int);
+INSERT INTO "Case" VALUES (1), (2); INSERT INTO "case" VALUES (3);
+CREATE TABLE blob (id int, b bytea);
+INSERT INTO blob SELECT 1, decode(repeat('ab', 1000000), 'hex');
+CREATE TABLE "../../x" (v int); INSERT INTO "../../x" VALUES (1);
+CREATE TABLE "a/b" (v int); INSERT INTO "a/b" VALUES (2);
+CREATE TABLE "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" (v int);
+CREATE TABLE gen (a int, b int GENERATED ALWAYS AS (a * 2) STORED); INSERT INTO gen (a) VALUES (1), (2);
+CREATE TABLE animal (id int); CREATE TABLE dog (bark text) INHERITS (animal);
+INSERT INTO animal VALUES (1); INSERT INTO dog VALUES (2, 'woof');
+"#;
+
+#[test]
+fn awkward_tables_get_exact_bytes_counts_and_fingerprints() {
+    let c = cluster();
+    let db = c.create_db("bk_awkward");
+    c.psql(&db, AWKWARD);
+    let (_t, dir) = out_dir("awk");
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "-j", "3"], &[]);
+    r.expect_code(0);
+    sha256sum_check(&dir);
+    let m = Manifest::read(&dir).unwrap();
+    let get = |n: &str| m.tables.iter().find(|t| t.name == n).unwrap_or_else(|| panic!("{n}"));
+    let expect = [
+        ("texts", 9),
+        ("always_null", 5),
+        ("nocols", 3),
+        ("parts", 200),
+        ("Case", 2),
+        ("case", 1),
+        ("blob", 1),
+        ("../../x", 1),
+        ("a/b", 1),
+        ("gen", 2),
+        ("animal", 1),
+        ("dog", 1),
+    ];
+    for (name, rows) in expect {
+        let t = get(name);
+        assert_eq!(t.rows, rows, "{name}");
+        let bytes = unzstd(&dir.join(&t.file));
+        let canon = Path::new(&t.file).canonicalize().ok();
+        assert!(canon.is_none() || canon.unwrap().starts_with(dir.join("data")));
+        assert!(dir.join(&t.file).starts_with(dir.join("data")));
+        let cols: Vec<String> =
+            t.columns.iter().map(|c| pgbarge::catalog::quote_ident(&c.name)).collect();
+        let from = if name == "animal" {
+            "ONLY public.animal".to_string()
+        } else {
+            pgbarge::catalog::TableName::new("public", name).quoted()
+        };
+        let q = format!("SELECT {} FROM {from}", cols.join(", "));
+        assert_eq!(bytes, psql_copy(&db, &q), "{name}");
+        assert_eq!(t.fingerprint.sum, fingerprint_of(&bytes), "{name}");
+    }
+    assert_eq!(get("gen").columns.len(), 1, "generated column left out");
+    assert_eq!(get("parts").kind, pgbarge::catalog::TableKind::Partitioned);
+    assert!(!m.tables.iter().any(|t| t.name.starts_with("parts_")));
+    let names: Vec<&str> = m.tables.iter().map(|t| t.file.as_str()).collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len());
+    // The \. value survives in the file, quoted, where psql's \copy would stop.
+    let texts = unzstd(&dir.join(&get("texts").file));
+    assert!(String::from_utf8_lossy(&texts).contains("\"first\n\\.\nlast\""));
+}
+
+#[test]
+fn non_empty_output_folder_is_refused_untouched() {
+    let c = cluster();
+    let db = c.create_db("bk_nonempty");
+    c.psql(&db, "CREATE TABLE t (x int)");
+    let (_t, dir) = out_dir("full");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "keep me").unwrap();
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()], &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("is not empty"), "{}", r.stderr);
+    assert_eq!(leftovers(&dir), vec![dir.join("notes.txt").display().to_string()]);
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "--force"], &[]);
+    r.expect_code(2);
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "keep me");
+}
+
+#[test]
+fn force_replaces_a_previous_backup() {
+    let c = cluster();
+    let db = c.create_db("bk_force");
+    c.psql(&db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+    let (_t, dir) = out_dir("again");
+    let d = dir.to_str().unwrap();
+    pgbarge(&["backup", "-d", &c.conn(&db), "-o", d, "-q"], &[]).expect_code(0);
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", d], &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    c.psql(&db, "INSERT INTO t VALUES (2)");
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", d, "--force", "-q"], &[]);
+    r.expect_code(0);
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "quiet: {}{}", r.stdout, r.stderr);
+    assert_eq!(Manifest::read(&dir).unwrap().tables[0].rows, 2);
+}
+
+#[test]
+fn schema_flag_writes_pg_dump_of_the_snapshot() {
+    let c = cluster();
+    let db = db_with("bk_schema", "erp/target.sql");
+    let (_t, dir) = out_dir("schema");
+    let r = pgbarge(
+        &["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "--schema", "-t", "Role"],
+        &[],
+    );
+    r.expect_code(0);
+    let schema = std::fs::read_to_string(dir.join("schema.sql")).unwrap();
+    assert!(schema.contains("CREATE TABLE public.\"Role\""), "{schema}");
+    assert!(Manifest::read(&dir).unwrap().has_schema);
+    assert_eq!(
+        std::fs::metadata(dir.join("schema.sql")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+fn big_table_db(test: &str, rows: u32) -> String {
+    let c = cluster();
+    let db = c.create_db(test);
+    c.psql(
+        &db,
+        &format!(
+            "CREATE TABLE small (x int); INSERT INTO small VALUES (1);
+             CREATE TABLE big (id int, payload text);
+             INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, {rows}) g;"
+        ),
+    );
+    db
+}
+
+#[test]
+fn file_size_limit_fails_cleanly() {
+    let c = cluster();
+    let db = big_table_db("bk_fsize", 100_000);
+    let (_t, dir) = out_dir("limited");
+    // ulimit -f counts 1024-byte blocks: 200 kB, far less than the big table.
+    let script = format!(
+        "ulimit -f 200; exec '{}' backup -d '{}' -o '{}' --compress none",
+        env!("CARGO_BIN_EXE_pgbarge"),
+        c.conn(&db),
+        dir.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("public.big"), "{stderr}");
+    assert!(stderr.contains("File too large") || stderr.contains("file size limit"), "{stderr}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    assert!(!dir.exists());
+}
+
+/// Waits until pgbarge's COPY of `table` is running and returns its backend pid.
+fn wait_for_copy(db: &str) -> String {
+    let c = cluster();
+    for _ in 0..400 {
+        let pid = c.psql(
+            db,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbarge' AND query LIKE 'COPY%big%' LIMIT 1",
+        );
+        if !pid.is_empty() {
+            return pid;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("pgbarge's COPY never started");
+}
+
+#[test]
+fn killed_backend_mid_copy_leaves_no_backup() {
+    let c = cluster();
+    let db = big_table_db("bk_kill", 600_000);
+    let (_t, dir) = out_dir("killed");
+    let child = crate::common::pgbarge_cmd()
+        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "-j", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_copy(&db);
+    c.psql(&db, &format!("SELECT pg_terminate_backend({pid})"));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("backup of table public.big failed"), "{stderr}");
+    assert!(stderr.contains("terminat"), "{stderr}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn sigint_mid_run_leaves_no_backup() {
+    let c = cluster();
+    let db = big_table_db("bk_sigint", 600_000);
+    let (_t, dir) = out_dir("interrupted");
+    let child = crate::common::pgbarge_cmd()
+        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copy(&db);
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn locked_table_times_out_with_its_name() {
+    let c = cluster();
+    let db = c.create_db("bk_locked");
+    c.psql(&db, "CREATE TABLE busy (x int); CREATE TABLE calm (x int)");
+    let mut holder = c
+        .psql_cmd(&db)
+        .arg("-c")
+        .arg("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT;")
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        let n = c.psql(&db, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'busy' AND l.mode = 'AccessExclusiveLock' AND l.granted");
+        if n == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let (_t, dir) = out_dir("locked");
+    let r = pgbarge(
+        &["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "--lock-wait-timeout", "0.5"],
+        &[],
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    r.expect_code(3);
+    assert!(r.stderr.contains("table public.busy is locked by another session"), "{}", r.stderr);
+    assert!(leftovers(&dir).is_empty());
+}
+
+#[test]
+fn table_dropped_while_waiting_is_named() {
+    let c = cluster();
+    let db = c.create_db("bk_dropped");
+    c.psql(&db, "CREATE TABLE doomed (x int); CREATE TABLE calm (x int)");
+    let mut holder = c
+        .psql_cmd(&db)
+        .arg("-c")
+        .arg("BEGIN; LOCK TABLE doomed IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); DROP TABLE doomed; COMMIT;")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_t, dir) = out_dir("dropped");
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()], &[]);
+    let _ = holder.wait();
+    r.expect_code(3);
+    assert!(r.stderr.contains("doomed"), "{}", r.stderr);
+    assert!(leftovers(&dir).is_empty());
+}
