@@ -38,3 +38,12 @@ set +e
 "$BIN" list -d "$TGT_CONN" -t role
 echo "exit code: $?"
 set -e
+
+BACKUP="$DEMO/backup-full" CRITICAL="$DEMO/backup-critical"
+step "Full backup of the target before the migration (one snapshot, zstd, manifest last)" \
+    "$BIN" backup -d "$TGT_CONN" -o "$BACKUP" --schema
+step "Per-table backup of the critical tables" \
+    "$BIN" backup -d "$TGT_CONN" -o "$CRITICAL" -t User -t TimeEntry -t Customer --compress zstd:9
+step "Plain tools can check it: sha256sum -c" sh -c "cd '$BACKUP' && sha256sum -c SHA256SUMS"
+step "The backup folder" ls -l "$BACKUP" "$BACKUP/data"
+step "And read it: zstd -dc" sh -c "zstd -dc '$BACKUP'/data/*.public.User.csv.zst | head -n 4"

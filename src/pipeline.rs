@@ -132,14 +132,20 @@ pub async fn copy_out(
     let cancelled = crate::cancel::cancelled();
     let mut cancelled = std::pin::pin!(cancelled);
     loop {
+        // The stream first: while rows are ready, cancellation costs nothing per
+        // row (it is checked once per block below); when the stream waits on the
+        // server, both are awaited, so a stalled COPY still stops on a signal.
         let item = tokio::select! {
             biased;
-            signal = &mut cancelled => return Err(Error::Interrupted { signal }),
             item = stream.next() => item,
+            signal = &mut cancelled => return Err(Error::Interrupted { signal }),
         };
         match item {
             Some(Ok(bytes)) => {
                 if let Some(block) = gather.push(&bytes) {
+                    if let Some(signal) = crate::cancel::reason() {
+                        return Err(Error::Interrupted { signal });
+                    }
                     stages.feed(&block);
                     on_block(block, stages)?;
                 }

@@ -1,0 +1,92 @@
+//! Throughput of each pipeline stage over COPY-like CSV, in MB/s: the record
+//! counter, the fingerprint (counter + per-record XXH3-128), sha256, zstd-3,
+//! and all of them together as backup runs them.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pgbarge::csvfmt::RecordScanner;
+use pgbarge::digest::{Fingerprinter, Sha256Stage};
+use pgbarge::pipeline::{BLOCK_SIZE, CsvStages};
+
+/// About `size` bytes of CSV shaped like the bench table: ids, timestamps,
+/// quoted text with commas, quotes and newlines, numbers, jsonb, booleans.
+fn sample_csv(size: usize) -> Vec<u8> {
+    let mut out = b"id,created_at,message,amount,payload,is_active,ref_id\n".to_vec();
+    let mut i: u64 = 0;
+    while out.len() < size {
+        i += 1;
+        let line = format!(
+            "{i},2024-03-{:02} 10:{:02}:00+00,\"message {i}, with \"\"quotes\"\"\nand a second line\",{}.{:02},\"{{\"\"k\"\": {i}, \"\"tags\"\": [\"\"a\"\", \"\"b\"\"]}}\",{},{}\n",
+            i % 28 + 1,
+            i % 60,
+            i * 7 % 100_000,
+            i % 100,
+            if i.is_multiple_of(2) { "t" } else { "f" },
+            i % 1000
+        );
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+fn blocks(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.chunks(BLOCK_SIZE)
+}
+
+fn stages(c: &mut Criterion) {
+    let data = sample_csv(32 << 20);
+    let mut g = c.benchmark_group("stages");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.bench_function("record_counter", |b| {
+        b.iter(|| {
+            let mut s = RecordScanner::new();
+            for blk in blocks(&data) {
+                s.feed(blk);
+            }
+            s.finish().unwrap()
+        })
+    });
+    g.bench_function("fingerprint", |b| {
+        b.iter(|| {
+            let mut s = RecordScanner::new();
+            let mut f = Fingerprinter::new();
+            for blk in blocks(&data) {
+                s.feed_with(blk, |p, e| f.piece(p, e));
+            }
+            f.finish()
+        })
+    });
+    g.bench_function("sha256", |b| {
+        b.iter(|| {
+            let mut s = Sha256Stage::new();
+            for blk in blocks(&data) {
+                s.feed(blk);
+            }
+            s.finish()
+        })
+    });
+    for level in [1, 3] {
+        g.bench_with_input(BenchmarkId::new("zstd", level), &level, |b, &level| {
+            b.iter(|| {
+                let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level).unwrap();
+                for blk in blocks(&data) {
+                    std::io::Write::write_all(&mut enc, blk).unwrap();
+                }
+                enc.finish().unwrap().len()
+            })
+        });
+    }
+    g.bench_function("count_sha256_fingerprint", |b| {
+        b.iter(|| {
+            let mut s = CsvStages::new(true);
+            for blk in blocks(&data) {
+                s.feed(blk);
+            }
+            s.finish().unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
