@@ -323,10 +323,9 @@ fn killed_backend_mid_copy_leaves_no_backup() {
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }
 
-#[test]
-fn sigint_mid_run_leaves_no_backup() {
+fn signal_mid_run_leaves_no_backup(signal: i32, name: &str) {
     let c = cluster();
-    let db = big_table_db("bk_sigint", 600_000);
+    let db = big_table_db(&format!("bk_{name}"), 600_000);
     let (_t, dir) = out_dir("interrupted");
     let child = crate::common::pgbarge_cmd()
         .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()])
@@ -336,12 +335,22 @@ fn sigint_mid_run_leaves_no_backup() {
         .unwrap();
     wait_for_copy(&db);
     // SAFETY: sending a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(stderr.contains(&format!("interrupted by {name}")), "{stderr}");
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn sigint_mid_run_leaves_no_backup() {
+    signal_mid_run_leaves_no_backup(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sigterm_mid_run_leaves_no_backup() {
+    signal_mid_run_leaves_no_backup(libc::SIGTERM, "SIGTERM");
 }
 
 #[test]
