@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::connect::Session;
 use crate::error::{Error, Result};
 use crate::order::{LoadOrder, order_tables};
+use crate::select::Selection;
 
 /// A table's real (unquoted) schema and name, and its server-quoted form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -294,6 +295,28 @@ impl Table {
         self.columns.iter().filter(|c| !c.generated)
     }
 
+    /// The COPY statement that reads this table as backup and copy read it:
+    /// explicit columns (generated ones left out); a partitioned table through
+    /// its parent, so rows of every partition come out; plain `COPY table TO`
+    /// otherwise, which reads only the table itself — the `ONLY` a
+    /// legacy-inheritance parent needs.
+    pub fn copy_to_stdout_sql(&self) -> String {
+        let cols: Vec<String> = self.data_columns().map(|c| quote_ident(&c.name)).collect();
+        let cols = cols.join(", ");
+        match self.kind {
+            TableKind::Partitioned => format!(
+                "COPY (SELECT {cols} FROM {}) TO STDOUT (FORMAT csv, HEADER)",
+                self.name.quoted()
+            ),
+            TableKind::Plain | TableKind::InheritanceParent if cols.is_empty() => {
+                format!("COPY {} TO STDOUT (FORMAT csv, HEADER)", self.name.quoted())
+            }
+            TableKind::Plain | TableKind::InheritanceParent => {
+                format!("COPY {} ({cols}) TO STDOUT (FORMAT csv, HEADER)", self.name.quoted())
+            }
+        }
+    }
+
     /// The primary key, or else the first unique key.
     pub fn best_key(&self) -> Option<&Key> {
         self.keys.iter().find(|k| k.is_primary).or_else(|| self.keys.first())
@@ -547,16 +570,41 @@ pub async fn refresh_sizes(session: &Session, tables: &mut [Table]) -> Result<()
         )
         .await
         .map_err(|e| Error::db("cannot read table sizes", e))?;
-    for r in rows {
-        let oid: u32 = r.get(0);
-        if let Some(t) = tables.iter_mut().find(|t| t.oid == oid) {
-            t.estimated_bytes = r.get(1);
+    let sizes: HashMap<u32, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for t in tables {
+        if let Some(&bytes) = sizes.get(&t.oid) {
+            t.estimated_bytes = bytes;
         }
     }
     Ok(())
 }
 
+/// The tables a selection picks, in load order (parents first), with the
+/// foreign-key cycles among them.
+#[derive(Debug)]
+pub struct Chosen<'a> {
+    pub tables: Vec<&'a Table>,
+    pub cycles: Vec<Vec<TableName>>,
+}
+
 impl Catalog {
+    /// The tables `selection` picks, ordered parents first.
+    ///
+    /// # Errors
+    /// A usage error when a pattern matches nothing.
+    pub fn choose(&self, selection: &Selection) -> Result<Chosen<'_>> {
+        let names: Vec<TableName> = self.tables.iter().map(|t| t.name.clone()).collect();
+        let picked = selection.choose(&names, &self.partitions, "in the database")?;
+        let by_name: HashMap<&TableName, &Table> =
+            self.tables.iter().map(|t| (&t.name, t)).collect();
+        let picked: Vec<&Table> = picked.iter().filter_map(|n| by_name.get(*n).copied()).collect();
+        let order = self.load_order(&picked);
+        Ok(Chosen {
+            tables: order.order.iter().filter_map(|n| by_name.get(n).copied()).collect(),
+            cycles: order.cycles,
+        })
+    }
+
     /// The table with this exact name.
     pub fn find(&self, name: &TableName) -> Option<&Table> {
         self.tables.iter().find(|t| &t.name == name)

@@ -162,11 +162,7 @@ impl Error {
         match self {
             Error::Connect { .. } => true,
             Error::Db { source, .. } => {
-                source.is_closed()
-                    || source.code().is_some_and(|c| c.code().starts_with("08"))
-                    || (source.as_db_error().is_none()
-                        && std::error::Error::source(source)
-                            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some()))
+                is_session_lost(source) || source.code().is_some_and(|c| c.code().starts_with("08"))
             }
             Error::Context { source, .. } => source.is_connection_failure(),
             _ => false,
@@ -187,12 +183,18 @@ impl Error {
     }
 }
 
+/// Whether the session itself is gone (closed, or the socket failed) rather
+/// than a statement having failed on a live session.
+fn is_session_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || (e.as_db_error().is_none()
+            && std::error::Error::source(e)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some()))
+}
+
 fn db_hint(e: &tokio_postgres::Error) -> Option<String> {
     let Some(code) = e.code().map(|c| c.code()) else {
-        let lost = e.is_closed()
-            || std::error::Error::source(e)
-                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
-        return lost.then(|| {
+        return is_session_lost(e).then(|| {
             "the server ended the session: the backend was terminated (pg_terminate_backend), \
              the server restarted, or the network broke; retry when it is back"
                 .to_string()

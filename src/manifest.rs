@@ -190,6 +190,31 @@ impl Manifest {
     }
 }
 
+/// Removes a backup's files from `dir`: the manifest first, so a backup never
+/// looks whole while it is being removed, then `SHA256SUMS`, `schema.sql` and
+/// `data/`. Files that are not there are fine; nothing else in `dir` is touched.
+///
+/// # Errors
+/// The first removal that fails, naming the file.
+pub fn remove_backup_files(dir: &Path) -> Result<()> {
+    for f in [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE] {
+        let p = dir.join(f);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", &p, e));
+            }
+            _ => {}
+        }
+    }
+    let data = dir.join(DATA_DIR);
+    match std::fs::remove_dir_all(&data) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("cannot remove", &data, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Now as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()

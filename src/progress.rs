@@ -1,4 +1,12 @@
-//! Human-readable numbers for progress lines and summaries.
+//! Progress on stderr (indicatif bars on a terminal, plain lines otherwise,
+//! nothing with `-q`) and the human-readable numbers used in summaries.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `1.5 GB`-style sizes, decimal units as `pg_size_pretty` does not (it uses
 /// 1024 but says kB); decimal is what rates in MB/s use, so sizes match them.
@@ -26,26 +34,6 @@ pub fn human_count(n: u64) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_500_000), "1.5 MB");
-        assert_eq!(human_count(1_234_567), "1,234,567");
-        assert_eq!(human_count(12), "12");
-    }
-}
-
-use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 /// Totals shared by every table of a run, for the overall bar and plain lines.
 #[derive(Default)]
 struct Totals {
@@ -57,14 +45,11 @@ struct Totals {
 /// Progress on stderr: indicatif bars on a terminal, a plain line every few
 /// seconds otherwise, nothing with `-q`. Updated per block, never per row.
 pub struct Progress {
-    label: &'static str,
-    tables: u64,
     multi: Option<MultiProgress>,
     overall: Option<ProgressBar>,
     totals: Arc<Totals>,
     stop: Arc<AtomicBool>,
     ticker: Option<std::thread::JoinHandle<()>>,
-    started: Instant,
 }
 
 /// One table's progress; cheap to update.
@@ -101,16 +86,7 @@ impl Progress {
             let handle = std::thread::spawn(move || plain_lines(label, n, t, s));
             (None, None, Some(handle))
         };
-        Progress {
-            label,
-            tables: tables as u64,
-            multi,
-            overall,
-            totals,
-            stop,
-            ticker,
-            started: Instant::now(),
-        }
+        Progress { multi, overall, totals, stop, ticker }
     }
 
     /// A bar for one table, sized by the catalog's row estimate.
@@ -133,18 +109,11 @@ impl Progress {
         });
         TableProgress { bar, totals: self.totals.clone(), rows: 0, bytes: 0 }
     }
+}
 
-    /// Seconds since the start.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
+impl Drop for Progress {
     /// Clears the bars and stops the plain ticker.
-    pub fn finish(mut self) {
-        self.stop_all();
-    }
-
-    fn stop_all(&mut self) {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
@@ -155,13 +124,6 @@ impl Progress {
         if let Some(m) = self.multi.take() {
             let _ = m.clear();
         }
-        let _ = (self.label, self.tables);
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.stop_all();
     }
 }
 
@@ -210,5 +172,18 @@ fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<
                 secs
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+        assert_eq!(human_count(1_234_567), "1,234,567");
+        assert_eq!(human_count(12), "12");
     }
 }

@@ -10,22 +10,22 @@
 use std::collections::VecDeque;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::catalog::{Table, TableKind, read_catalog};
+use crate::catalog::{Table, read_catalog};
 use crate::cli::BackupArgs;
-use crate::cmd::list::choose_tables;
 use crate::cmd::{Outcome, resolve_conn};
 use crate::connect::{Purpose, ServerInfo, Session, connect, server_info};
 use crate::conninfo::ConnInfo;
-use crate::error::{Error, Result};
+use crate::error::{Class, Error, Result};
 use crate::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
     ManifestSequence, ManifestTable, SCHEMA_FILE, SUMS_FILE, SourceInfo, data_file_name,
-    now_rfc3339,
+    now_rfc3339, remove_backup_files,
 };
 use crate::pipeline::{CsvStages, CsvSummary, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
@@ -83,9 +83,9 @@ pub async fn run(plan: BackupPlan) -> Result<Outcome> {
     let output = OutputDir::prepare(&plan.dir, plan.force)?;
     let result = take_backup(&plan, &output).await;
     match result {
-        Ok(summary) => {
+        Ok((manifest, seconds)) => {
             if !plan.quiet {
-                summary.print(&plan.dir);
+                print_summary(&manifest, seconds, &plan.dir);
             }
             Ok(Outcome::Ok)
         }
@@ -129,18 +129,7 @@ impl OutputDir {
                         },
                     ));
                 }
-                // Replace the old backup: its manifest goes first, so it never looks whole.
-                for f in [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE] {
-                    let p = dir.join(f);
-                    if p.exists() {
-                        std::fs::remove_file(&p).map_err(|e| Error::io("cannot remove", &p, e))?;
-                    }
-                }
-                let data = dir.join(DATA_DIR);
-                if data.exists() {
-                    std::fs::remove_dir_all(&data)
-                        .map_err(|e| Error::io("cannot remove", &data, e))?;
-                }
+                remove_backup_files(dir)?;
             }
         }
         std::fs::DirBuilder::new()
@@ -157,88 +146,77 @@ impl OutputDir {
 
     /// Removes everything this run wrote (temp files are already gone).
     fn remove_written(&self) {
-        for f in [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE] {
-            let _ = std::fs::remove_file(self.dir.join(f));
-        }
-        let _ = std::fs::remove_dir_all(self.dir.join(DATA_DIR));
+        let _ = remove_backup_files(&self.dir);
         if self.created {
             let _ = std::fs::remove_dir(&self.dir);
         }
     }
 }
 
-/// One table to back up.
-#[derive(Debug, Clone)]
+/// One table to back up, at its place in load order (which numbers its file).
+#[derive(Debug)]
 struct Job {
-    /// Position in load order; also the file number (1-based).
-    number: usize,
     table: Table,
+    /// Relative to the backup folder.
     file: String,
 }
 
-/// What a worker produced for one table.
+/// What a worker produced for the job at `index`.
 struct TableResult {
-    number: usize,
+    index: usize,
     csv: CsvSummary,
     file: FileSummary,
 }
 
-struct BackupSummary {
-    tables: usize,
-    rows: u64,
-    csv_bytes: u64,
-    file_bytes: u64,
-    seconds: f64,
-    snapshot: String,
-    schema: bool,
+fn print_summary(manifest: &Manifest, seconds: f64, dir: &Path) {
+    let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
+    let csv_bytes: u64 = manifest.tables.iter().map(|t| t.csv_bytes).sum();
+    let file_bytes: u64 = manifest.tables.iter().map(|t| t.file_bytes).sum();
+    let ratio = csv_bytes as f64 / file_bytes.max(1) as f64;
+    println!("backup complete: {}", dir.display());
+    println!(
+        "  {} tables, {} rows, CSV {}, files {} ({ratio:.1}x), {seconds:.1} s, {}/s",
+        manifest.tables.len(),
+        human_count(rows),
+        human_bytes(csv_bytes),
+        human_bytes(file_bytes),
+        human_bytes((csv_bytes as f64 / seconds.max(0.001)) as u64),
+    );
+    println!(
+        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
+        if manifest.has_schema { ", schema.sql" } else { "" },
+        manifest.snapshot
+    );
 }
 
-impl BackupSummary {
-    fn print(&self, dir: &Path) {
-        let ratio = self.csv_bytes as f64 / self.file_bytes.max(1) as f64;
-        println!("backup complete: {}", dir.display());
-        println!(
-            "  {} tables, {} rows, CSV {}, files {} ({ratio:.1}x), {:.1} s, {}/s",
-            self.tables,
-            human_count(self.rows),
-            human_bytes(self.csv_bytes),
-            human_bytes(self.file_bytes),
-            self.seconds,
-            human_bytes((self.csv_bytes as f64 / self.seconds.max(0.001)) as u64),
-        );
-        println!(
-            "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
-            if self.schema { ", schema.sql" } else { "" },
-            self.snapshot
-        );
-    }
-}
-
-async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<BackupSummary> {
+/// Takes the backup and returns its manifest (written) and the seconds it took.
+async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest, f64)> {
+    let started = std::time::Instant::now();
     let started_at = now_rfc3339();
     let coordinator = connect(&plan.conn, Purpose::Data).await?;
     let server = server_info(&coordinator).await?;
     let snapshot = crate::snapshot::export_snapshot(&coordinator).await?;
     let catalog = read_catalog(&coordinator).await?;
-    let tables = choose_tables(&catalog, &plan.selection)?;
-    crate::snapshot::lock_tables(&coordinator, &tables, plan.lock_wait_timeout).await?;
-    let sequences = read_sequences(&coordinator, &tables).await?;
-    let mut tables: Vec<Table> = tables.into_iter().cloned().collect();
+    let chosen = catalog.choose(&plan.selection)?;
+    crate::snapshot::lock_tables(&coordinator, &chosen.tables, plan.lock_wait_timeout).await?;
+    let sequences = read_sequences(&coordinator, &chosen.tables).await?;
+    let mut tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
     // The locks are held now, so exact sizes cannot wait on anyone.
     crate::catalog::refresh_sizes(&coordinator, &mut tables).await?;
 
-    let jobs: Vec<Job> = tables
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| Job {
-            number: i + 1,
-            file: format!(
-                "{DATA_DIR}/{}",
-                data_file_name(i + 1, &t.name.schema, &t.name.name, plan.compression)
-            ),
-            table: t,
-        })
-        .collect();
+    let jobs: Arc<Vec<Job>> = Arc::new(
+        tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, table)| Job {
+                file: format!(
+                    "{DATA_DIR}/{}",
+                    data_file_name(i + 1, &table.name.schema, &table.name.name, plan.compression)
+                ),
+                table,
+            })
+            .collect(),
+    );
     let progress = Arc::new(Progress::new("backup", jobs.len(), plan.quiet));
     let results = run_workers(plan, &output.dir, &snapshot, &jobs, &progress).await?;
 
@@ -248,31 +226,35 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<BackupSumm
     // All data is read; the snapshot is no longer needed.
     let _ = coordinator.client.batch_execute("COMMIT").await;
 
-    let mut manifest_tables = Vec::with_capacity(jobs.len());
-    for (job, res) in jobs.iter().zip(&results) {
-        let t = &job.table;
-        manifest_tables.push(ManifestTable {
-            schema: t.name.schema.clone(),
-            name: t.name.name.clone(),
-            kind: t.kind,
-            columns: t
-                .data_columns()
-                .map(|c| ManifestColumn {
-                    name: c.name.clone(),
-                    type_name: c.type_name.clone(),
-                    not_null: c.not_null,
-                })
-                .collect(),
-            rows: res.csv.rows,
-            csv_bytes: res.csv.csv_bytes,
-            csv_sha256: res.csv.csv_sha256.clone(),
-            file: job.file.clone(),
-            file_bytes: res.file.file_bytes,
-            file_sha256: res.file.file_sha256.clone(),
-            fingerprint: res.csv.fingerprint.clone().expect("backup computes fingerprints"),
-            sequences: sequences[job.number - 1].clone(),
-        });
-    }
+    let manifest_tables = jobs
+        .iter()
+        .zip(results)
+        .zip(sequences)
+        .map(|((job, res), sequences)| {
+            let t = &job.table;
+            ManifestTable {
+                schema: t.name.schema.clone(),
+                name: t.name.name.clone(),
+                kind: t.kind,
+                columns: t
+                    .data_columns()
+                    .map(|c| ManifestColumn {
+                        name: c.name.clone(),
+                        type_name: c.type_name.clone(),
+                        not_null: c.not_null,
+                    })
+                    .collect(),
+                rows: res.csv.rows,
+                csv_bytes: res.csv.csv_bytes,
+                csv_sha256: res.csv.csv_sha256,
+                file: job.file.clone(),
+                file_bytes: res.file.file_bytes,
+                file_sha256: res.file.file_sha256,
+                fingerprint: res.csv.fingerprint.expect("backup computes fingerprints"),
+                sequences,
+            }
+        })
+        .collect();
     let manifest = Manifest {
         format: FORMAT_NAME.into(),
         format_version: FORMAT_VERSION,
@@ -282,13 +264,13 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<BackupSumm
         source: SourceInfo {
             host: plan.conn.host.clone(),
             port: plan.conn.port,
-            database: server.database.clone(),
+            database: server.database,
             user: plan.conn.user.clone(),
-            server_version: server.server_version.clone(),
+            server_version: server.server_version,
             server_version_num: server.server_version_num,
-            system_identifier: server.system_identifier.clone(),
+            system_identifier: server.system_identifier,
         },
-        snapshot: snapshot.clone(),
+        snapshot,
         compression: plan.compression,
         fingerprint_algorithm: crate::digest::FINGERPRINT_ALGORITHM.into(),
         has_schema: plan.schema,
@@ -298,19 +280,9 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<BackupSumm
         return Err(Error::Interrupted { signal });
     }
     manifest.write(&output.dir)?;
-    let seconds = progress.elapsed().as_secs_f64();
-    if let Ok(p) = Arc::try_unwrap(progress) {
-        p.finish();
-    }
-    Ok(BackupSummary {
-        tables: jobs.len(),
-        rows: manifest.tables.iter().map(|t| t.rows).sum(),
-        csv_bytes: manifest.tables.iter().map(|t| t.csv_bytes).sum(),
-        file_bytes: manifest.tables.iter().map(|t| t.file_bytes).sum(),
-        seconds,
-        snapshot,
-        schema: plan.schema,
-    })
+    // Clears the bars before the summary is printed.
+    drop(progress);
+    Ok((manifest, started.elapsed().as_secs_f64()))
 }
 
 /// The current values of the sequences feeding each table's columns.
@@ -349,20 +321,18 @@ async fn run_workers(
     plan: &BackupPlan,
     dir: &Path,
     snapshot: &str,
-    jobs: &[Job],
+    jobs: &Arc<Vec<Job>>,
     progress: &Arc<Progress>,
 ) -> Result<Vec<TableResult>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let workers = plan.jobs.unwrap_or(4).min(jobs.len()).max(1);
-    let mut queue: Vec<Job> = jobs.to_vec();
     // Largest first, so the longest table starts early and the run ends evenly.
-    queue.sort_by(|a, b| {
-        b.table.estimated_bytes.cmp(&a.table.estimated_bytes).then(a.number.cmp(&b.number))
-    });
-    let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].table.estimated_bytes));
+    let queue = Arc::new(Mutex::new(VecDeque::from(order)));
+    let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<TableResult>>();
     let mut handles = Vec::new();
     for w in 0..workers {
@@ -371,6 +341,7 @@ async fn run_workers(
             snapshot: snapshot.to_string(),
             dir: dir.to_path_buf(),
             compression: plan.compression,
+            jobs: jobs.clone(),
             queue: queue.clone(),
             stop: stop.clone(),
             progress: progress.clone(),
@@ -389,13 +360,14 @@ async fn run_workers(
     while let Some(r) = rx.recv().await {
         match r {
             Ok(res) => {
-                let i = res.number - 1;
+                let i = res.index;
                 results[i] = Some(res);
             }
             Err(e) => {
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
                 // Keep the root cause, not the "stopped because another failed" echoes.
-                if first_error.is_none() || matches!(first_error, Some(Error::Interrupted { .. })) {
+                let keep_new = first_error.as_ref().is_none_or(|f| f.class() == Class::Interrupted);
+                if keep_new {
                     first_error = Some(e);
                 }
             }
@@ -412,11 +384,9 @@ async fn run_workers(
     }
     results
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.ok_or_else(|| {
-                Error::runtime(format!("table {} was not backed up", jobs[i].table.name))
-            })
+        .zip(jobs.iter())
+        .map(|(r, job)| {
+            r.ok_or_else(|| Error::runtime(format!("table {} was not backed up", job.table.name)))
         })
         .collect()
 }
@@ -426,8 +396,10 @@ struct WorkerContext {
     snapshot: String,
     dir: PathBuf,
     compression: Compression,
-    queue: Arc<Mutex<VecDeque<Job>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    jobs: Arc<Vec<Job>>,
+    /// Indexes into `jobs`, largest table first.
+    queue: Arc<Mutex<VecDeque<usize>>>,
+    stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
     results: mpsc::UnboundedSender<Result<TableResult>>,
 }
@@ -456,15 +428,14 @@ impl WorkerContext {
                 return;
             }
         };
-        loop {
-            if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            let Some(job) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+        while !self.stop.load(Ordering::SeqCst) {
+            let Some(index) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+            else {
                 return;
             };
+            let job = &self.jobs[index];
             let r = self
-                .backup_table(&session, &job)
+                .backup_table(&session, index, job)
                 .await
                 .map_err(|e| e.context(format!("backup of table {} failed", job.table.name)));
             let failed = r.is_err();
@@ -475,12 +446,16 @@ impl WorkerContext {
         }
     }
 
-    async fn backup_table(&self, session: &Session, job: &Job) -> Result<TableResult> {
-        let sql = copy_out_sql(&job.table);
+    async fn backup_table(
+        &self,
+        session: &Session,
+        index: usize,
+        job: &Job,
+    ) -> Result<TableResult> {
         let mut sink = FileSink::create(&self.dir.join(&job.file), self.compression)?;
         let mut stages = CsvStages::new(true);
         let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
-        copy_out(session, &sql, &mut stages, |block, stages| {
+        copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
             bar.update(stages.records().saturating_sub(1), stages.bytes());
             sink.feed(block)
         })
@@ -491,30 +466,7 @@ impl WorkerContext {
         let file = sink.finish()?;
         bar.update(csv.rows, csv.csv_bytes);
         bar.finish(&self.progress);
-        Ok(TableResult { number: job.number, csv, file })
-    }
-}
-
-/// The COPY statement that reads a table as backup and copy read it: explicit
-/// columns (generated ones left out); partitioned tables through the parent;
-/// plain `COPY table TO` reads only the table itself, which is what a
-/// legacy-inheritance parent needs (`ONLY`).
-pub fn copy_out_sql(table: &Table) -> String {
-    let cols: Vec<String> =
-        table.data_columns().map(|c| crate::catalog::quote_ident(&c.name)).collect();
-    let cols = cols.join(", ");
-    match table.kind {
-        TableKind::Partitioned => format!(
-            "COPY (SELECT {cols} FROM {}) TO STDOUT (FORMAT csv, HEADER)",
-            table.name.quoted()
-        ),
-        TableKind::Plain | TableKind::InheritanceParent => {
-            if cols.is_empty() {
-                format!("COPY {} TO STDOUT (FORMAT csv, HEADER)", table.name.quoted())
-            } else {
-                format!("COPY {} ({cols}) TO STDOUT (FORMAT csv, HEADER)", table.name.quoted())
-            }
-        }
+        Ok(TableResult { index, csv, file })
     }
 }
 
@@ -551,13 +503,10 @@ async fn dump_schema(
             format!("install pg_dump {server_major} or newer (postgresql-client-{server_major})"),
         ));
     }
-    let tmp = dir.join(format!("{SCHEMA_FILE}.tmp"));
     let mut cmd = tokio::process::Command::new(&pg_dump);
     cmd.arg("--schema-only")
         .arg(format!("--snapshot={snapshot}"))
         .arg("--no-password")
-        .arg("--file")
-        .arg(&tmp)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PGHOST", &conn.host)
@@ -578,19 +527,13 @@ async fn dump_schema(
         signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
     };
     if !out.status.success() {
-        let _ = std::fs::remove_file(&tmp);
         return Err(Error::runtime(format!(
             "pg_dump --schema-only failed: {}",
             crate::redact::redact(String::from_utf8_lossy(&out.stderr).trim())
         )));
     }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("cannot set permissions of", &tmp, e))?;
-    let f = std::fs::File::open(&tmp).map_err(|e| Error::io("cannot open", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
-    std::fs::rename(&tmp, dir.join(SCHEMA_FILE))
-        .map_err(|e| Error::io("cannot rename", &tmp, e))?;
-    crate::sink::sync_dir(dir)
+    // A schema is small next to the data; written like every other file.
+    crate::sink::write_file_atomic(&dir.join(SCHEMA_FILE), &out.stdout)
 }
 
 /// pg_dump of the server's major version when installed side by side

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Table, TableKind, TableName, read_catalog};
+use crate::catalog::{Table, TableKind, read_catalog};
 use crate::cli::ListArgs;
 use crate::cmd::{Outcome, resolve_conn};
 use crate::connect::{Purpose, connect};
@@ -32,18 +32,6 @@ pub fn plan(args: ListArgs) -> Result<ListPlan> {
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
         json: args.json,
     })
-}
-
-/// The chosen tables of a catalog, in load order (parents first).
-///
-/// # Errors
-/// A usage error when a pattern matches nothing.
-pub fn choose_tables<'a>(catalog: &'a Catalog, selection: &Selection) -> Result<Vec<&'a Table>> {
-    let names: Vec<TableName> = catalog.tables.iter().map(|t| t.name.clone()).collect();
-    let chosen = selection.choose(&names, &catalog.partitions, "in the database")?;
-    let tables: Vec<&Table> = chosen.iter().filter_map(|n| catalog.find(n)).collect();
-    let order = catalog.load_order(&tables);
-    Ok(order.order.iter().filter_map(|n| catalog.find(n)).collect())
 }
 
 #[derive(Serialize)]
@@ -75,9 +63,8 @@ struct Listing<'a> {
 pub async fn run(plan: ListPlan) -> Result<Outcome> {
     let session = connect(&plan.conn, Purpose::Data).await?;
     let catalog = read_catalog(&session).await?;
-    let tables = choose_tables(&catalog, &plan.selection)?;
-    let order = catalog.load_order(&tables);
-    let mut tables: Vec<Table> = tables.into_iter().cloned().collect();
+    let chosen = catalog.choose(&plan.selection)?;
+    let mut tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
     // Exact sizes need a brief lock per table; a table another session holds
     // exclusively keeps its page-count estimate rather than making list wait.
     let _ = session.client.batch_execute("SET lock_timeout = '500ms'").await;
@@ -100,7 +87,7 @@ pub async fn run(plan: ListPlan) -> Result<Outcome> {
                 triggers: &t.triggers,
             })
             .collect(),
-        cycles: order.cycles.iter().map(|c| c.iter().map(|n| n.to_string()).collect()).collect(),
+        cycles: chosen.cycles.iter().map(|c| c.iter().map(|n| n.to_string()).collect()).collect(),
     };
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&listing).expect("listing serializes"));
