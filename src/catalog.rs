@@ -296,12 +296,18 @@ impl Table {
     }
 
     /// The COPY statement that reads this table as backup and copy read it:
-    /// explicit columns (generated ones left out); a partitioned table through
-    /// its parent, so rows of every partition come out; plain `COPY table TO`
-    /// otherwise, which reads only the table itself — the `ONLY` a
-    /// legacy-inheritance parent needs.
+    /// explicit columns (generated ones left out).
     pub fn copy_to_stdout_sql(&self) -> String {
-        let cols: Vec<String> = self.data_columns().map(|c| quote_ident(&c.name)).collect();
+        let cols: Vec<&str> = self.data_columns().map(|c| c.name.as_str()).collect();
+        self.copy_columns_to_stdout_sql(&cols)
+    }
+
+    /// The COPY statement that reads `columns` of this table: a partitioned
+    /// table through its parent, so rows of every partition come out; plain
+    /// `COPY table TO` otherwise, which reads only the table itself — the
+    /// `ONLY` a legacy-inheritance parent needs.
+    pub fn copy_columns_to_stdout_sql(&self, columns: &[&str]) -> String {
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let cols = cols.join(", ");
         match self.kind {
             TableKind::Partitioned => format!(
@@ -315,6 +321,13 @@ impl Table {
                 format!("COPY {} ({cols}) TO STDOUT (FORMAT csv, HEADER)", self.name.quoted())
             }
         }
+    }
+
+    /// `count(*)` over the same rows COPY reads: all partitions of a
+    /// partitioned table, only the parent's own rows of an inheritance parent.
+    pub fn count_sql(&self) -> String {
+        let only = if self.kind == TableKind::InheritanceParent { "ONLY " } else { "" };
+        format!("SELECT count(*) FROM {only}{}", self.name.quoted())
     }
 
     /// The primary key, or else the first unique key.

@@ -18,6 +18,9 @@ pub enum Command {
     List(ListArgs),
     /// Back up tables to checksummed CSV files (one snapshot, zstd, manifest last).
     Backup(BackupArgs),
+    /// Prove a backup is whole (checksums, record counts, headers) and, with -d,
+    /// compare it with a live database.
+    Verify(VerifyArgs),
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -80,6 +83,33 @@ pub struct BackupArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub lock_wait_timeout: f64,
     /// No progress and no summary; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup folder.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+    /// Also compare with this database: row counts, or fingerprints with --deep.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// Files checked in parallel (default: the smaller of 4 and the number of tables).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also recompute every table's content fingerprint (and, with -d, the live one).
+    #[arg(long)]
+    pub deep: bool,
+    /// Expected row counts: a CSV file with the header `table,count`.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress and no summary; results and errors only.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -168,6 +168,50 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+/// The first record of a stream — the header — as written, without its `\n`.
+/// Feed it the stream's blocks; it stops looking once the record is complete.
+pub struct FirstRecord {
+    scanner: RecordScanner,
+    bytes: Vec<u8>,
+    done: bool,
+}
+
+impl Default for FirstRecord {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A header longer than this is not a COPY header (1600 quoted 63-byte names fit).
+const MAX_HEADER: usize = 256 * 1024;
+
+impl FirstRecord {
+    pub fn new() -> Self {
+        FirstRecord { scanner: RecordScanner::new(), bytes: Vec::new(), done: false }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.done {
+            return;
+        }
+        let (bytes, done) = (&mut self.bytes, &mut self.done);
+        self.scanner.feed_with(chunk, |piece, ends| {
+            if !*done {
+                bytes.extend_from_slice(piece);
+                *done = ends;
+            }
+        });
+        if self.bytes.len() > MAX_HEADER {
+            self.done = true;
+        }
+    }
+
+    /// The record, once complete.
+    pub fn get(&self) -> Option<&[u8]> {
+        self.done.then_some(&self.bytes[..])
+    }
+}
+
 /// One CSV field as PostgreSQL's `COPY ... CSV` writes it: quoted when it holds
 /// the delimiter, the quote, a CR or LF, or is empty (so it is not read as
 /// NULL); quotes doubled inside.
@@ -190,6 +234,20 @@ pub fn csv_header<'a>(columns: impl IntoIterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_record_at_every_split() {
+        let data = b"id,\"a\nb\",\"x\"\"y\"\n1,2,3\n";
+        for cut in 0..data.len() {
+            let mut f = FirstRecord::new();
+            f.feed(&data[..cut]);
+            f.feed(&data[cut..]);
+            assert_eq!(f.get(), Some(&b"id,\"a\nb\",\"x\"\"y\""[..]), "cut {cut}");
+        }
+        let mut f = FirstRecord::new();
+        f.feed(b"no newline");
+        assert_eq!(f.get(), None);
+    }
 
     /// Scans `data` cut at the given sizes; returns records and the joined pieces.
     fn scan_split(data: &[u8], cuts: &[usize]) -> (Result<u64, CsvShapeError>, Vec<Vec<u8>>) {

@@ -22,3 +22,4 @@ pub mod redact;
 pub mod select;
 pub mod sink;
 pub mod snapshot;
+pub mod source;

@@ -72,6 +72,13 @@ pub struct ManifestTable {
     pub sequences: Vec<ManifestSequence>,
 }
 
+/// Table patterns as the user gave them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedSelection {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
 /// The whole manifest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Manifest {
@@ -86,6 +93,13 @@ pub struct Manifest {
     pub fingerprint_algorithm: String,
     /// Whether `schema.sql` is part of the backup.
     pub has_schema: bool,
+    /// sha256 of `schema.sql`, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_sha256: Option<String>,
+    /// The `-t`/`-T` patterns the backup was taken with, so that verify can
+    /// tell a table the backup should hold from one it never meant to.
+    #[serde(default)]
+    pub selection: RecordedSelection,
     /// In foreign-key load order (parents first).
     pub tables: Vec<ManifestTable>,
 }

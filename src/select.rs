@@ -211,11 +211,14 @@ impl Selection {
                 "patterns are schema.table or table, matched case-sensitively against the real names; `pgbarge list` shows them",
             ));
         }
-        Ok(names
-            .iter()
-            .filter(|n| self.include.is_empty() || self.include.iter().any(|p| p.matches(n)))
-            .filter(|n| !self.exclude.iter().any(|p| p.matches(n)))
-            .collect())
+        Ok(names.iter().filter(|n| self.picks(n)).collect())
+    }
+
+    /// Whether the selection picks this name: matched by an include pattern
+    /// (or there is none) and by no exclude pattern.
+    pub fn picks(&self, name: &TableName) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| p.matches(name)))
+            && !self.exclude.iter().any(|p| p.matches(name))
     }
 }
 

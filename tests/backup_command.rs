@@ -117,7 +117,7 @@ fn erp_backup_is_interoperable_and_counted() {
     );
 }
 
-const AWKWARD: &str = r#"
+pub(crate) const AWKWARD: &str = r#"
 CREATE TABLE texts (id int PRIMARY KEY, t text);
 INSERT INTO texts VALUES (1, E'line1\nline2'), (2, E'cr\rhere'), (3, E'crlf\r\nthere'),
   (4, 'say "hi", ok'), (5, E'first\n\\.\nlast'), (6, ''), (7, NULL), (8, E'back\\slash'), (9, '\.');

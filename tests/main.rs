@@ -9,3 +9,4 @@ mod catalog_read;
 mod connections;
 mod erp_fixture;
 mod list_command;
+mod verify_command;

@@ -24,8 +24,8 @@ use crate::conninfo::ConnInfo;
 use crate::error::{Class, Error, Result};
 use crate::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
-    ManifestSequence, ManifestTable, SCHEMA_FILE, SUMS_FILE, SourceInfo, data_file_name,
-    now_rfc3339, remove_backup_files,
+    ManifestSequence, ManifestTable, RecordedSelection, SCHEMA_FILE, SUMS_FILE, SourceInfo,
+    data_file_name, now_rfc3339, remove_backup_files,
 };
 use crate::pipeline::{CsvStages, CsvSummary, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
@@ -220,9 +220,11 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
     let progress = Arc::new(Progress::new("backup", jobs.len(), plan.quiet));
     let results = run_workers(plan, &output.dir, &snapshot, &jobs, &progress).await?;
 
-    if plan.schema {
-        dump_schema(&plan.conn, &server, &snapshot, &output.dir).await?;
-    }
+    let schema_sha256 = if plan.schema {
+        Some(dump_schema(&plan.conn, &server, &snapshot, &output.dir).await?)
+    } else {
+        None
+    };
     // All data is read; the snapshot is no longer needed.
     let _ = coordinator.client.batch_execute("COMMIT").await;
 
@@ -274,6 +276,11 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
         compression: plan.compression,
         fingerprint_algorithm: crate::digest::FINGERPRINT_ALGORITHM.into(),
         has_schema: plan.schema,
+        schema_sha256,
+        selection: RecordedSelection {
+            include: plan.selection.include.iter().map(|p| p.text.clone()).collect(),
+            exclude: plan.selection.exclude.iter().map(|p| p.text.clone()).collect(),
+        },
         tables: manifest_tables,
     };
     if let Some(signal) = crate::cancel::reason() {
@@ -470,13 +477,14 @@ impl WorkerContext {
     }
 }
 
-/// Writes `schema.sql` with `pg_dump --schema-only` of the same snapshot.
+/// Writes `schema.sql` with `pg_dump --schema-only` of the same snapshot;
+/// returns its sha256.
 async fn dump_schema(
     conn: &ConnInfo,
     server: &ServerInfo,
     snapshot: &str,
     dir: &Path,
-) -> Result<()> {
+) -> Result<String> {
     let server_major = server.server_version_num / 10000;
     let pg_dump = find_pg_dump(server_major);
     let version =
@@ -533,7 +541,10 @@ async fn dump_schema(
         )));
     }
     // A schema is small next to the data; written like every other file.
-    crate::sink::write_file_atomic(&dir.join(SCHEMA_FILE), &out.stdout)
+    crate::sink::write_file_atomic(&dir.join(SCHEMA_FILE), &out.stdout)?;
+    let mut sha = crate::digest::Sha256Stage::new();
+    sha.feed(&out.stdout);
+    Ok(sha.finish().0)
 }
 
 /// pg_dump of the server's major version when installed side by side

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod list;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub async fn run(command: Command) -> Result<Outcome> {
     match command {
         Command::List(args) => list::run(list::plan(args)?).await,
         Command::Backup(args) => backup::run(backup::plan(args)?).await,
+        Command::Verify(args) => verify::run(verify::plan(args)?).await,
     }
 }
 

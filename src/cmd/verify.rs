@@ -1,0 +1,892 @@
+//! `pgbarge verify`: prove a backup is whole, and compare it with a live database.
+//!
+//! Offline, each selected data file is read once, through [`FileSource`]
+//! (file size and sha256, decompression) and the stages backup used (record
+//! count, CSV sha256, fingerprint), and every result is compared with the
+//! manifest; the folder is checked for files the manifest does not list, and
+//! `SHA256SUMS` against the manifest. With `-d`, each table's backup row count
+//! is compared with the live table's, or with `--deep` its fingerprint with one
+//! computed from the live table's COPY stream — the code path backup uses.
+//! Every difference is collected and reported; none hides another.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::catalog::{TableName, read_catalog};
+use crate::cli::VerifyArgs;
+use crate::cmd::{Outcome, resolve_conn};
+use crate::connect::{Purpose, Session, connect};
+use crate::conninfo::ConnInfo;
+use crate::csvfmt::{FirstRecord, csv_header};
+use crate::error::{Class, Error, Result};
+use crate::manifest::{DATA_DIR, MANIFEST_FILE, Manifest, ManifestTable, SCHEMA_FILE, SUMS_FILE};
+use crate::pipeline::{CsvStages, copy_out};
+use crate::progress::{Progress, human_bytes, human_count};
+use crate::select::{Pattern, Selection};
+use crate::source::FileSource;
+
+/// What `verify` needs, resolved.
+#[derive(Debug)]
+pub struct VerifyPlan {
+    pub dir: PathBuf,
+    /// Compare with this database too.
+    pub conn: Option<Arc<ConnInfo>>,
+    pub selection: Selection,
+    pub jobs: Option<usize>,
+    pub deep: bool,
+    pub expect: Option<Expectations>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// Expected row counts from `--expect FILE`.
+#[derive(Debug)]
+pub struct Expectations {
+    pub file: PathBuf,
+    pub lines: Vec<Expectation>,
+}
+
+/// One line of the expectations file.
+#[derive(Debug)]
+pub struct Expectation {
+    pub pattern: Pattern,
+    pub count: u64,
+    /// Line number in the file, for messages.
+    pub line: u64,
+}
+
+/// Resolves the arguments and reads the expectations file.
+///
+/// # Errors
+/// Usage errors: connection string, patterns, jobs, an unreadable or
+/// malformed expectations file (naming its line).
+pub fn plan(args: VerifyArgs) -> Result<VerifyPlan> {
+    if args.dir.starts_with("s3://") {
+        return Err(Error::usage("s3:// backup folders are not supported by this build"));
+    }
+    if args.jobs == Some(0) {
+        return Err(Error::usage("-j/--jobs must be at least 1"));
+    }
+    let conn = match &args.conn.conn {
+        Some(_) => Some(resolve_conn(&args.conn)?),
+        None => None,
+    };
+    Ok(VerifyPlan {
+        dir: PathBuf::from(&args.dir),
+        conn,
+        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
+        jobs: args.jobs,
+        deep: args.deep,
+        expect: args.expect.as_deref().map(|f| read_expectations(Path::new(f))).transpose()?,
+        json: args.json,
+        quiet: args.quiet,
+    })
+}
+
+/// Reads `table,count` lines (a header line first; `#` starts a comment).
+fn read_expectations(file: &Path) -> Result<Expectations> {
+    let bad = |line: u64, what: String| {
+        Error::usage_hint(
+            format!("{} line {line}: {what}", file.display()),
+            "the file is CSV with the header `table,count`, then one `table,count` line per table, for example `User,9` or `public.\"Role\",4`",
+        )
+    };
+    let text = std::fs::read(file).map_err(|e| Error::io("cannot read", file, e))?;
+    // Comments are skipped here rather than by the csv crate, whose record
+    // positions would then point at the comment instead of the record.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(&text[..]);
+    let header = reader.headers().map_err(|e| bad(1, e.to_string()))?.clone();
+    let names: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
+    if names != ["table", "count"] {
+        return Err(bad(1, format!("the header is `{}`, not `table,count`", names.join(","))));
+    }
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            bad(e.position().map_or(0, |p| p.line()), format!("not a `table,count` line: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.get(0).is_some_and(|f| f.starts_with('#')) {
+            continue;
+        }
+        if record.len() != 2 {
+            return Err(bad(line, format!("{} fields, not `table,count`", record.len())));
+        }
+        let pattern = Pattern::parse(&record[0]).map_err(|e| bad(line, e.to_string()))?;
+        let count = record[1]
+            .parse::<u64>()
+            .map_err(|_| bad(line, format!("count \"{}\" is not a whole number", &record[1])))?;
+        lines.push(Expectation { pattern, count, line });
+    }
+    Ok(Expectations { file: file.to_path_buf(), lines })
+}
+
+/// What verify found wrong with a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum Status {
+    FileMissing,
+    Damaged,
+    NotAsExpected,
+    RowsDiffer,
+    ContentDiffers,
+    MissingInDatabase,
+    NotInBackup,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::FileMissing => "FILE MISSING",
+            Status::Damaged => "DAMAGED",
+            Status::NotAsExpected => "NOT AS EXPECTED",
+            Status::RowsDiffer => "ROWS DIFFER",
+            Status::ContentDiffers => "CONTENT DIFFERS",
+            Status::MissingInDatabase => "MISSING IN DATABASE",
+            Status::NotInBackup => "NOT IN BACKUP",
+        }
+    }
+}
+
+/// One table's line of the report.
+#[derive(Debug, Serialize)]
+struct TableReport {
+    table: String,
+    schema: String,
+    name: String,
+    /// `None` for a live table the backup does not hold.
+    file: Option<String>,
+    backup_rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_rows: Option<u64>,
+    /// Empty when everything checked is as it should be.
+    status: Vec<Status>,
+    problems: Vec<String>,
+}
+
+impl TableReport {
+    fn new(t: &ManifestTable) -> Self {
+        TableReport {
+            table: TableName::new(&t.schema, &t.name).to_string(),
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            file: Some(t.file.clone()),
+            backup_rows: Some(t.rows),
+            expected_rows: None,
+            live_rows: None,
+            status: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn flag(&mut self, status: Status, problem: String) {
+        if !self.status.contains(&status) {
+            self.status.push(status);
+        }
+        self.problems.push(problem);
+    }
+
+    fn status_text(&self) -> String {
+        if self.status.is_empty() {
+            "OK".into()
+        } else {
+            self.status.iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
+        }
+    }
+}
+
+/// The whole result, as printed and as `--json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    backup: String,
+    ok: bool,
+    /// What was checked, in words.
+    checked: Vec<&'static str>,
+    tables: Vec<TableReport>,
+    /// Problems of the backup as a whole: unlisted files, SHA256SUMS, schema.sql, --expect.
+    problems: Vec<String>,
+    rows: u64,
+    csv_bytes_read: u64,
+    seconds: f64,
+}
+
+/// Runs `verify`.
+///
+/// # Errors
+/// A missing manifest (the backup is incomplete: exit 1), a newer or foreign
+/// manifest (exit 2), patterns matching nothing, a file that cannot be read
+/// or a database that cannot be reached (exit 3), a signal.
+pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
+    let started = Instant::now();
+    let manifest = Arc::new(Manifest::read(&plan.dir)?);
+    let names: Vec<TableName> =
+        manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
+    let picked: HashSet<&TableName> =
+        plan.selection.choose(&names, &[], "in the backup")?.into_iter().collect();
+    let chosen: Vec<usize> = (0..names.len()).filter(|&i| picked.contains(&names[i])).collect();
+    // Fail fast on a database that cannot be reached, before reading gigabytes.
+    let live = match &plan.conn {
+        Some(conn) => Some(connect(conn, Purpose::Data).await?),
+        None => None,
+    };
+
+    let mut tables: Vec<TableReport> =
+        chosen.iter().map(|&i| TableReport::new(&manifest.tables[i])).collect();
+    let mut problems = Vec::new();
+    let mut checked = vec![
+        "file sizes and sha256",
+        "decompression",
+        "CSV sha256",
+        "record counts",
+        "headers",
+        "SHA256SUMS",
+        "unlisted files",
+    ];
+    if plan.deep {
+        checked.push("fingerprints");
+    }
+
+    let progress = Arc::new(Progress::new("verify", chosen.len(), plan.quiet));
+    let files = {
+        let (dir, manifest, chosen, progress) =
+            (plan.dir.clone(), manifest.clone(), chosen.clone(), progress.clone());
+        let (deep, jobs) = (plan.deep, plan.jobs);
+        tokio::task::spawn_blocking(move || {
+            check_files(&dir, &manifest, &chosen, deep, jobs, &progress)
+        })
+        .await
+        .map_err(|e| Error::runtime(format!("a verify worker failed: {e}")))??
+    };
+    let mut failures = Vec::new();
+    let mut csv_bytes_read = 0;
+    for (report, check) in tables.iter_mut().zip(files) {
+        csv_bytes_read += check.csv_bytes;
+        for (status, problem) in check.problems {
+            report.flag(status, problem);
+        }
+        failures.extend(check.failure);
+    }
+    problems.extend(check_folder(&plan.dir, &manifest)?);
+    if let Some(exp) = &plan.expect {
+        checked.push("expected counts");
+        problems.extend(apply_expectations(exp, &manifest, &chosen, &mut tables)?);
+    }
+    if let Some(session) = &live {
+        checked.push(if plan.deep { "live fingerprints" } else { "live row counts" });
+        compare_live(session, &manifest, &chosen, &plan, &progress, &mut tables).await?;
+    }
+    drop(progress);
+
+    let differs = !problems.is_empty() || tables.iter().any(|t| !t.status.is_empty());
+    let report = Report {
+        backup: plan.dir.display().to_string(),
+        ok: !differs && failures.is_empty(),
+        checked,
+        rows: tables.iter().filter_map(|t| t.file.as_ref().and(t.backup_rows)).sum(),
+        tables,
+        problems,
+        csv_bytes_read,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if plan.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        print_report(&report, plan.expect.is_some(), live.is_some(), plan.quiet);
+    }
+    if let Some(first) = failures.into_iter().next() {
+        // A file that could not be read at all is not a difference: exit 3.
+        return Err(first.context("verify could not read every file"));
+    }
+    Ok(if differs { Outcome::Differs } else { Outcome::Ok })
+}
+
+/// What checking one data file found.
+#[derive(Default)]
+struct FileCheck {
+    problems: Vec<(Status, String)>,
+    csv_bytes: u64,
+    /// The file exists but could not be read (not a difference: exit 3).
+    failure: Option<Error>,
+}
+
+/// Checks the chosen tables' files on `jobs` threads, largest first. Results
+/// come back in `chosen` order.
+fn check_files(
+    dir: &Path,
+    manifest: &Manifest,
+    chosen: &[usize],
+    deep: bool,
+    jobs: Option<usize>,
+    progress: &Progress,
+) -> Result<Vec<FileCheck>> {
+    let mut order: Vec<usize> = (0..chosen.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(manifest.tables[chosen[k]].file_bytes));
+    let results: Mutex<Vec<Option<Result<FileCheck>>>> =
+        Mutex::new((0..chosen.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = jobs.unwrap_or(4).min(chosen.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while crate::cancel::reason().is_none() {
+                    let Some(&k) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        return;
+                    };
+                    let table = &manifest.tables[chosen[k]];
+                    let r = check_file(dir, table, manifest, deep, progress);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
+                }
+            });
+        }
+    });
+    if let Some(signal) = crate::cancel::reason() {
+        return Err(Error::Interrupted { signal });
+    }
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::runtime("a data file was not checked"))))
+        .collect()
+}
+
+/// Reads one data file once and compares everything about it with the manifest.
+///
+/// # Errors
+/// Only `Interrupted`; everything else is part of the result.
+fn check_file(
+    dir: &Path,
+    t: &ManifestTable,
+    manifest: &Manifest,
+    deep: bool,
+    progress: &Progress,
+) -> Result<FileCheck> {
+    let mut check = FileCheck::default();
+    let file = &t.file;
+    let path = dir.join(file);
+    let damaged = |check: &mut FileCheck, what: String| {
+        check.problems.push((Status::Damaged, format!("{file}: {what}")));
+    };
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            check.problems.push((Status::FileMissing, format!("{file}: missing")));
+            return Ok(check);
+        }
+        Err(e) => {
+            check.failure = Some(Error::io("cannot read", &path, e));
+            return Ok(check);
+        }
+        Ok(m) if m.len() != t.file_bytes => damaged(
+            &mut check,
+            format!("is {} bytes, the manifest records {}", m.len(), t.file_bytes),
+        ),
+        Ok(_) => {}
+    }
+    let mut source = match FileSource::open(&path, manifest.compression) {
+        Ok(s) => s,
+        Err(e) => {
+            check.failure = Some(e);
+            return Ok(check);
+        }
+    };
+    let mut stages = CsvStages::new(deep);
+    let mut header = FirstRecord::new();
+    let mut bar = progress.table(&format!("{}.{}", t.schema, t.name), Some(t.rows as i64));
+    while let Some(block) = source.next_block() {
+        if let Some(signal) = crate::cancel::reason() {
+            return Err(Error::Interrupted { signal });
+        }
+        match block {
+            Ok(b) => {
+                header.feed(&b);
+                stages.feed(&b);
+                bar.update(stages.records().saturating_sub(1), stages.bytes());
+            }
+            Err(e) if e.class() == Class::Difference => {
+                damaged(&mut check, e.to_string());
+                // The reader stopped at the damage; hash the whole file to say
+                // whether it is the file the manifest describes.
+                if let Ok(sha) = sha256_of_file(&path)
+                    && sha != t.file_sha256
+                {
+                    damaged(
+                        &mut check,
+                        format!("file sha256 is {sha}, the manifest records {}", t.file_sha256),
+                    );
+                }
+                check.csv_bytes = stages.bytes();
+                bar.finish(progress);
+                return Ok(check);
+            }
+            Err(e) => {
+                check.failure = Some(e);
+                return Ok(check);
+            }
+        }
+    }
+    bar.finish(progress);
+    check.csv_bytes = stages.bytes();
+    match source.finish() {
+        Ok(f) if f.file_sha256 != t.file_sha256 => damaged(
+            &mut check,
+            format!("file sha256 is {}, the manifest records {}", f.file_sha256, t.file_sha256),
+        ),
+        Ok(_) => {}
+        Err(e) => check.failure = Some(e),
+    }
+    let expected_header = csv_header(t.columns.iter().map(|c| c.name.as_str()));
+    match header.get() {
+        None if stages.bytes() == 0 => {
+            damaged(&mut check, "holds no CSV, not even a header".into())
+        }
+        None => damaged(&mut check, "its first line (the header) never ends".into()),
+        Some(h) if h != expected_header.as_bytes() => damaged(
+            &mut check,
+            format!(
+                "header is `{}`, the manifest's columns give `{expected_header}`",
+                String::from_utf8_lossy(h)
+            ),
+        ),
+        Some(_) => {}
+    }
+    match stages.finish() {
+        Err(shape) => damaged(&mut check, format!("CSV is cut short: {shape}")),
+        Ok(csv) => {
+            if csv.rows != t.rows {
+                damaged(
+                    &mut check,
+                    format!("holds {} records, the manifest records {}", csv.rows, t.rows),
+                );
+            }
+            if csv.csv_bytes != t.csv_bytes {
+                damaged(
+                    &mut check,
+                    format!(
+                        "holds {} bytes of CSV, the manifest records {}",
+                        csv.csv_bytes, t.csv_bytes
+                    ),
+                );
+            }
+            if csv.csv_sha256 != t.csv_sha256 {
+                damaged(
+                    &mut check,
+                    format!(
+                        "CSV sha256 is {}, the manifest records {}",
+                        csv.csv_sha256, t.csv_sha256
+                    ),
+                );
+            }
+            if let Some(fp) = csv.fingerprint
+                && fp != t.fingerprint
+            {
+                damaged(
+                    &mut check,
+                    format!(
+                        "fingerprint is {} over {} records, the manifest records {} over {}",
+                        fp.sum, fp.records, t.fingerprint.sum, t.fingerprint.records
+                    ),
+                );
+            }
+        }
+    }
+    Ok(check)
+}
+
+fn sha256_of_file(path: &Path) -> std::io::Result<String> {
+    let mut sha = crate::digest::Sha256Stage::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; crate::pipeline::BLOCK_SIZE];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf)? {
+            0 => return Ok(sha.finish().0),
+            n => sha.feed(&buf[..n]),
+        }
+    }
+}
+
+/// Problems of the folder as a whole: files the manifest does not list,
+/// `SHA256SUMS` disagreeing with the manifest, a missing or changed `schema.sql`.
+///
+/// # Errors
+/// The folder cannot be listed.
+fn check_folder(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let listed: HashSet<&str> = manifest.tables.iter().map(|t| t.file.as_str()).collect();
+    let entries = |d: &Path| -> Result<Vec<(String, bool)>> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(d).map_err(|e| Error::io("cannot list", d, e))? {
+            let e = e.map_err(|e| Error::io("cannot list", d, e))?;
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            v.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+        }
+        v.sort();
+        Ok(v)
+    };
+    let unlisted = |name: &str| {
+        if name.ends_with(".tmp") {
+            format!(
+                "{name}: a left-over temporary file (from an interrupted write), not part of the backup"
+            )
+        } else {
+            format!("{name}: not listed in the manifest")
+        }
+    };
+    for (name, is_dir) in entries(dir)? {
+        match (name.as_str(), is_dir) {
+            (MANIFEST_FILE | SUMS_FILE, false) => {}
+            (SCHEMA_FILE, false) if manifest.has_schema => {}
+            (DATA_DIR, true) => {
+                for (f, _) in entries(&dir.join(DATA_DIR))? {
+                    let rel = format!("{DATA_DIR}/{f}");
+                    if !listed.contains(rel.as_str()) {
+                        problems.push(unlisted(&rel));
+                    }
+                }
+            }
+            _ => problems.push(unlisted(&name)),
+        }
+    }
+    if manifest.has_schema {
+        let path = dir.join(SCHEMA_FILE);
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                problems
+                    .push(format!("{SCHEMA_FILE}: missing (the manifest says the backup has one)"));
+            }
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+            Ok(_) => {
+                let got = sha256_of_file(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+                if let Some(want) = &manifest.schema_sha256
+                    && &got != want
+                {
+                    problems.push(format!(
+                        "{SCHEMA_FILE}: sha256 is {got}, the manifest records {want}"
+                    ));
+                }
+            }
+        }
+    }
+    problems.extend(check_sums(dir, manifest)?);
+    Ok(problems)
+}
+
+/// Compares `SHA256SUMS` line by line with the manifest.
+fn check_sums(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let path = dir.join(SUMS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(vec![format!("{SUMS_FILE}: missing")]);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Ok(vec![format!("{SUMS_FILE}: not text")]);
+        }
+        Err(e) => return Err(Error::io("cannot read", &path, e)),
+    };
+    let mut problems = Vec::new();
+    // path → (line number, sha256)
+    let mut lines: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l)) {
+        // `sha256sum` writes "HASH  PATH" (text mode) or "HASH *PATH" (binary mode).
+        let parsed = line.split_once(' ').and_then(|(hash, rest)| {
+            let file = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*'))?;
+            let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            hex.then_some((hash, file))
+        });
+        match parsed {
+            None => problems.push(format!("{SUMS_FILE} line {n}: not `sha256  file`: {line:?}")),
+            Some((hash, file)) => {
+                if lines.insert(file, (n, hash)).is_some() {
+                    problems.push(format!("{SUMS_FILE} line {n}: {file} is listed twice"));
+                }
+            }
+        }
+    }
+    for t in &manifest.tables {
+        match lines.remove(t.file.as_str()) {
+            None => problems.push(format!("{SUMS_FILE}: no line for {}", t.file)),
+            Some((n, hash)) if !hash.eq_ignore_ascii_case(&t.file_sha256) => {
+                problems.push(format!(
+                    "{SUMS_FILE} line {n}: {} has sha256 {hash}, the manifest records {}",
+                    t.file, t.file_sha256
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (file, (n, _)) in lines {
+        problems.push(format!("{SUMS_FILE} line {n}: lists {file}, which the manifest does not"));
+    }
+    Ok(problems)
+}
+
+/// Checks expected row counts against the backup's (already verified) counts.
+/// Lines naming a backup table outside the selection are skipped; lines
+/// naming no table of the backup are problems.
+///
+/// # Errors
+/// A usage error for a line whose pattern names more than one table.
+fn apply_expectations(
+    exp: &Expectations,
+    manifest: &Manifest,
+    chosen: &[usize],
+    tables: &mut [TableReport],
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let file = exp.file.display();
+    for e in &exp.lines {
+        let matches: Vec<usize> = (0..manifest.tables.len())
+            .filter(|&i| {
+                let t = &manifest.tables[i];
+                e.pattern.matches(&TableName::new(&t.schema, &t.name))
+            })
+            .collect();
+        match matches[..] {
+            [] => problems.push(format!(
+                "{file} line {}: expects {} rows in '{}', and the backup has no such table",
+                e.line, e.count, e.pattern.text
+            )),
+            [i] => {
+                let Some(k) = chosen.iter().position(|&c| c == i) else { continue };
+                let report = &mut tables[k];
+                report.expected_rows = Some(e.count);
+                let rows = manifest.tables[i].rows;
+                if rows != e.count {
+                    report.flag(
+                        Status::NotAsExpected,
+                        format!(
+                            "{}: the backup holds {rows} rows, {file} line {} expects {}",
+                            report.table, e.line, e.count
+                        ),
+                    );
+                }
+            }
+            _ => {
+                return Err(Error::usage_hint(
+                    format!(
+                        "{file} line {}: '{}' matches {} tables of the backup",
+                        e.line,
+                        e.pattern.text,
+                        matches.len()
+                    ),
+                    "name one table per line, with its schema when the name is in several",
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Compares the chosen tables with the live database, all read in one
+/// `REPEATABLE READ` transaction; adds the live tables the backup should
+/// hold (by its recorded patterns and the `-t`/`-T` given) but does not.
+async fn compare_live(
+    session: &Session,
+    manifest: &Manifest,
+    chosen: &[usize],
+    plan: &VerifyPlan,
+    progress: &Progress,
+    tables: &mut Vec<TableReport>,
+) -> Result<()> {
+    session
+        .client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(|e| Error::db("cannot start a read-only transaction", e))?;
+    let catalog = read_catalog(session).await?;
+    for (report, &i) in tables.iter_mut().zip(chosen) {
+        let t = &manifest.tables[i];
+        let name = TableName::new(&t.schema, &t.name);
+        let Some(live) = catalog.find(&name) else {
+            report.flag(Status::MissingInDatabase, format!("{name}: not in the database"));
+            continue;
+        };
+        let live_columns: HashSet<&str> = live.data_columns().map(|c| c.name.as_str()).collect();
+        let missing: Vec<&str> = t
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| !live_columns.contains(c))
+            .collect();
+        if !plan.deep || !missing.is_empty() {
+            let live_rows = count_rows(session, &live.count_sql(), &name).await?;
+            report.live_rows = Some(live_rows);
+            if live_rows != t.rows {
+                report.flag(
+                    Status::RowsDiffer,
+                    format!("{name}: the backup holds {} rows, the database {live_rows}", t.rows),
+                );
+            }
+            if plan.deep {
+                report.flag(
+                    Status::ContentDiffers,
+                    format!(
+                        "{name}: the database table lacks the backup's column{} {}",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            continue;
+        }
+        // The backup's columns, in its order, so extra live columns do not count.
+        let columns: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut stages = CsvStages::new(true);
+        let mut bar = progress.table(&format!("{name} (live)"), Some(t.rows as i64));
+        copy_out(session, &live.copy_columns_to_stdout_sql(&columns), &mut stages, |_, st| {
+            bar.update(st.records().saturating_sub(1), st.bytes());
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.context(format!("reading table {name} failed")))?;
+        bar.finish(progress);
+        let csv = stages
+            .finish()
+            .map_err(|e| Error::runtime(format!("the COPY output of {name} is malformed: {e}")))?;
+        report.live_rows = Some(csv.rows);
+        let fp = csv.fingerprint.expect("stages compute the fingerprint");
+        if csv.rows != t.rows {
+            report.flag(
+                Status::RowsDiffer,
+                format!("{name}: the backup holds {} rows, the database {}", t.rows, csv.rows),
+            );
+        } else if fp.sum != t.fingerprint.sum {
+            report.flag(
+                Status::ContentDiffers,
+                format!(
+                    "{name}: same row count, different content (fingerprint {} in the backup, {} in the database)",
+                    t.fingerprint.sum, fp.sum
+                ),
+            );
+        }
+    }
+
+    let recorded = Selection::parse(&manifest.selection.include, &manifest.selection.exclude)?;
+    let in_backup: HashSet<TableName> =
+        manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
+    for live in &catalog.tables {
+        if in_backup.contains(&live.name)
+            || !recorded.picks(&live.name)
+            || !plan.selection.picks(&live.name)
+        {
+            continue;
+        }
+        let rows = count_rows(session, &live.count_sql(), &live.name).await?;
+        tables.push(TableReport {
+            table: live.name.to_string(),
+            schema: live.name.schema.clone(),
+            name: live.name.name.clone(),
+            file: None,
+            backup_rows: None,
+            expected_rows: None,
+            live_rows: Some(rows),
+            status: vec![Status::NotInBackup],
+            problems: vec![format!(
+                "{}: in the database ({rows} rows) but not in the backup",
+                live.name
+            )],
+        });
+    }
+    let _ = session.client.batch_execute("COMMIT").await;
+    Ok(())
+}
+
+async fn count_rows(session: &Session, sql: &str, name: &TableName) -> Result<u64> {
+    let row = tokio::select! {
+        r = session.client.query_one(sql, &[]) => r,
+        signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+    };
+    match row {
+        Ok(row) => Ok(row.get::<_, i64>(0) as u64),
+        Err(e) => Err(session.db_error(format!("cannot count the rows of {name}"), e).await),
+    }
+}
+
+fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bool) {
+    let num = |v: Option<u64>| v.map_or_else(|| "-".to_string(), human_count);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut head = vec!["TABLE", "BACKUP ROWS"];
+    if with_expected {
+        head.push("EXPECTED");
+    }
+    if with_live {
+        head.push("LIVE ROWS");
+    }
+    head.push("STATUS");
+    rows.push(head.iter().map(|s| s.to_string()).collect());
+    for t in &report.tables {
+        let mut r = vec![t.table.clone(), num(t.backup_rows)];
+        if with_expected {
+            r.push(num(t.expected_rows));
+        }
+        if with_live {
+            r.push(num(t.live_rows));
+        }
+        r.push(t.status_text());
+        rows.push(r);
+    }
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            if c == 0 || c == columns - 1 {
+                // Names and statuses read left-aligned, numbers right-aligned.
+                line.push_str(cell);
+                if c < columns - 1 {
+                    line.push_str(&" ".repeat(pad));
+                }
+            } else {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            }
+            if c < columns - 1 {
+                line.push_str("  ");
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+    let all: Vec<&String> =
+        report.tables.iter().flat_map(|t| &t.problems).chain(&report.problems).collect();
+    if !all.is_empty() {
+        println!();
+        println!("problems:");
+        for p in &all {
+            println!("  {p}");
+        }
+    }
+    if !quiet {
+        println!();
+        println!(
+            "checked {} tables ({} rows, {} of CSV read) in {:.1} s: {}",
+            report.tables.iter().filter(|t| t.file.is_some()).count(),
+            human_count(report.rows),
+            human_bytes(report.csv_bytes_read),
+            report.seconds,
+            report.checked.join(", ")
+        );
+    }
+    if report.ok {
+        println!(
+            "OK: {} is whole{}",
+            report.backup,
+            if with_live { " and matches the database" } else { "" }
+        );
+    } else if !all.is_empty() {
+        println!("DIFFERENT: {} problem{} found", all.len(), if all.len() == 1 { "" } else { "s" });
+    }
+}
