@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
+#   ONLY=verify scripts/bench.sh     # one part: backup or verify
 #
 # Stage throughput (MB/s per stage) is measured separately: cargo bench --bench stages
 set -euo pipefail
@@ -12,6 +13,8 @@ cd "$(dirname "$0")/.."
 
 ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
+ONLY="${ONLY:-all}"
+want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 bash scripts/install-deps.sh hyperfine time
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"
@@ -51,26 +54,48 @@ SQL
 CSV_BYTES=$(psql -X -q -c "\\copy t to stdout csv header" | wc -c)
 echo "table t: $ROWS rows, $CSV_BYTES bytes of CSV" >&2
 
-hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/backup.csv" \
-    --prepare "rm -rf '$OUT'/*" \
-    -n "pgbarge backup" "'$BIN' backup -t t -o '$OUT/pgb' -q" \
-    -n "psql copy to null" "psql -X -q -c '\\copy t to stdout csv header' > /dev/null" \
-    -n "psql copy | zstd -3" "psql -X -q -c '\\copy t to stdout csv header' | zstd -3 -q -T1 > '$OUT/t.csv.zst'" \
-    -n "pg_dump -Fc" "pg_dump -Fc -t t -f '$OUT/t.dump'"
+if want backup; then
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/backup.csv" \
+        --prepare "rm -rf '$OUT'/*" \
+        -n "pgbarge backup" "'$BIN' backup -t t -o '$OUT/pgb' -q" \
+        -n "psql copy to null" "psql -X -q -c '\\copy t to stdout csv header' > /dev/null" \
+        -n "psql copy | zstd -3" "psql -X -q -c '\\copy t to stdout csv header' | zstd -3 -q -T1 > '$OUT/t.csv.zst'" \
+        -n "pg_dump -Fc" "pg_dump -Fc -t t -f '$OUT/t.dump'"
 
-rm -rf "$OUT"/*
-/usr/bin/time -v "$BIN" backup -t t -o "$OUT/rss" -q 2> "$WORK/time.txt"
-RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    rm -rf "$OUT"/*
+    /usr/bin/time -v "$BIN" backup -t t -o "$OUT/rss" -q 2> "$WORK/time.txt"
+    RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+fi
 
-echo
-echo "== backup of $ROWS rows ($CSV_BYTES bytes of CSV), mean seconds over $RUNS runs"
-awk -F, 'NR > 1 { gsub(/"/, "", $1); mean[$1] = $2; order[NR] = $1 }
-    END {
-        p = mean["pgbarge backup"]
-        for (i = 2; i <= NR; i++) {
-            n = order[i]
-            if (n == "pgbarge backup") printf "  %-22s %8.2f s\n", n, mean[n]
-            else printf "  %-22s %8.2f s   pgbarge / this = %.2fx\n", n, mean[n], p / mean[n]
-        }
-    }' "$WORK/backup.csv"
-echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
+# Prints each command's mean, then each pgbarge command's time over each
+# other command's (below 1.00x: pgbarge is faster). $1: hyperfine's CSV, $2: title.
+ratios() {
+    echo
+    echo "== $2, mean seconds over $RUNS runs"
+    awk -F, 'NR > 1 { gsub(/"/, "", $1); n++; name[n] = $1; mean[n] = $2 }
+        END {
+            for (i = 1; i <= n; i++) printf "  %-28s %8.2f s\n", name[i], mean[i]
+            for (i = 1; i <= n; i++) if (name[i] ~ /^pgbarge/)
+                for (j = 1; j <= n; j++) if (name[j] !~ /^pgbarge/)
+                    printf "  %-28s / %-24s = %.2fx\n", name[i], name[j], mean[i] / mean[j]
+        }' "$1"
+}
+
+if want verify; then
+    # verify reads the backup just taken; the reference pipe reads the same file.
+    rm -rf "$OUT"/*
+    "$BIN" backup -t t -o "$OUT/vb" -q
+    ZST=$(ls "$OUT"/vb/data/*.csv.zst)
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/verify.csv" \
+        -n "pgbarge verify" "'$BIN' verify '$OUT/vb' -q" \
+        -n "pgbarge verify --deep" "'$BIN' verify '$OUT/vb' --deep -q" \
+        -n "zstd -dc | sha256sum" "zstd -dc -q '$ZST' | sha256sum > /dev/null"
+fi
+
+if want backup; then
+    ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
+    echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
+fi
+if want verify; then
+    ratios "$WORK/verify.csv" "offline verify of a backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
+fi

@@ -141,9 +141,16 @@ impl Manifest {
     /// Reads and checks a manifest.
     ///
     /// # Errors
-    /// A runtime error when the folder has no manifest (an incomplete backup),
-    /// a usage error when it does not parse, is another format, or is newer.
+    /// A difference when the folder has no manifest (an incomplete backup) or
+    /// it does not parse; a usage error when the folder does not exist or the
+    /// manifest is another format or newer.
     pub fn read(dir: &Path) -> Result<Manifest> {
+        if !dir.is_dir() {
+            return Err(Error::usage(format!(
+                "{} is not a backup folder: no such folder",
+                dir.display()
+            )));
+        }
         let path = dir.join(MANIFEST_FILE);
         let text = match std::fs::read(&path) {
             Ok(t) => t,

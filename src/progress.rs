@@ -116,6 +116,7 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         if let Some(o) = self.overall.take() {
@@ -158,7 +159,8 @@ fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<
     let start = Instant::now();
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
+        // Parked rather than asleep, so Drop can wake it and nobody waits.
+        std::thread::park_timeout(Duration::from_millis(200));
         if last.elapsed() >= Duration::from_secs(10) {
             last = Instant::now();
             let bytes = totals.bytes.load(Ordering::Relaxed);

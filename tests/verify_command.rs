@@ -229,8 +229,8 @@ fn an_interrupted_backup_is_reported_incomplete() {
     assert!(r.stderr.contains("no manifest.json: the backup is incomplete"), "{}", r.stderr);
 
     let r = verify(Path::new("/nonexistent/backup"), &[]);
-    r.expect_code(1);
-    assert!(r.stderr.contains("/nonexistent/backup"), "{}", r.stderr);
+    r.expect_code(2);
+    assert!(r.stderr.contains("/nonexistent/backup is not a backup folder"), "{}", r.stderr);
 
     // A manifest from a newer pgbarge is bad input, not damage.
     let (_b, d) = copy_of(&good);
