@@ -229,6 +229,10 @@ pub struct Column {
     pub generated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// The type is PostgreSQL's own (in `pg_catalog`): its binary COPY form
+    /// is the same in every database, unlike user types whose OIDs differ.
+    #[serde(default)]
+    pub builtin_type: bool,
 }
 
 /// A primary key or a unique index usable by `ON CONFLICT`.
@@ -299,26 +303,26 @@ impl Table {
     /// explicit columns (generated ones left out).
     pub fn copy_to_stdout_sql(&self) -> String {
         let cols: Vec<&str> = self.data_columns().map(|c| c.name.as_str()).collect();
-        self.copy_columns_to_stdout_sql(&cols)
+        self.copy_columns_to_stdout_sql(&cols, "FORMAT csv, HEADER")
     }
 
     /// The COPY statement that reads `columns` of this table: a partitioned
     /// table through its parent, so rows of every partition come out; plain
     /// `COPY table TO` otherwise, which reads only the table itself — the
     /// `ONLY` a legacy-inheritance parent needs.
-    pub fn copy_columns_to_stdout_sql(&self, columns: &[&str]) -> String {
+    /// `options` are COPY's, such as `FORMAT csv, HEADER`.
+    pub fn copy_columns_to_stdout_sql(&self, columns: &[&str], options: &str) -> String {
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let cols = cols.join(", ");
         match self.kind {
-            TableKind::Partitioned => format!(
-                "COPY (SELECT {cols} FROM {}) TO STDOUT (FORMAT csv, HEADER)",
-                self.name.quoted()
-            ),
+            TableKind::Partitioned => {
+                format!("COPY (SELECT {cols} FROM {}) TO STDOUT ({options})", self.name.quoted())
+            }
             TableKind::Plain | TableKind::InheritanceParent if cols.is_empty() => {
-                format!("COPY {} TO STDOUT (FORMAT csv, HEADER)", self.name.quoted())
+                format!("COPY {} TO STDOUT ({options})", self.name.quoted())
             }
             TableKind::Plain | TableKind::InheritanceParent => {
-                format!("COPY {} ({cols}) TO STDOUT (FORMAT csv, HEADER)", self.name.quoted())
+                format!("COPY {} ({cols}) TO STDOUT ({options})", self.name.quoted())
             }
         }
     }
@@ -422,7 +426,9 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
 
     for r in q(format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text
+                pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text,
+                (SELECT t.typnamespace = 'pg_catalog'::regnamespace FROM pg_type t
+                 WHERE t.oid = a.atttypid) AS builtin_type
          FROM pg_attribute a
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attrelid IN ({USER_TABLES}) AND a.attnum > 0 AND NOT a.attisdropped
@@ -445,6 +451,7 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
                 "d" => Some(Identity::ByDefault),
                 _ => None,
             },
+            builtin_type: r.get(7),
         });
     }
 

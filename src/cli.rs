@@ -21,6 +21,8 @@ pub enum Command {
     /// Prove a backup is whole (checksums, record counts, headers) and, with -d,
     /// compare it with a live database.
     Verify(VerifyArgs),
+    /// Stream tables from one database into another, in one target transaction.
+    Copy(CopyArgs),
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -110,6 +112,43 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     /// No progress and no summary; results and errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The database to read (one snapshot).
+    #[arg(long, value_name = "CONN")]
+    pub source: String,
+    /// The database to load.
+    #[arg(long, value_name = "CONN")]
+    pub target: String,
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// What happens to rows already in a target table: fail, truncate, append, skip, upsert.
+    #[arg(long, value_name = "MODE", default_value = "fail")]
+    pub mode: String,
+    /// Tables loaded in parallel; needs --per-table-commit (one transaction is one stream).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Load with the target's user triggers off (superuser: session_replication_role = replica;
+    /// otherwise ALTER TABLE ... DISABLE TRIGGER USER on tables the user owns).
+    #[arg(long)]
+    pub disable_triggers: bool,
+    /// Let --mode truncate empty tables that reference the chosen ones too.
+    #[arg(long)]
+    pub cascade: bool,
+    /// Commit table by table instead of once for the whole copy.
+    #[arg(long)]
+    pub per_table_commit: bool,
+    /// Check everything and print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
+    pub verify: Option<String>,
+    /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
 }

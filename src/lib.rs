@@ -5,6 +5,7 @@
 //! `catalog`, `connect` → `sink`, `digest`, `csvfmt`, `select`, `order`,
 //! `conninfo`. The lower modules know nothing of tokio-postgres or commands.
 
+pub mod binfmt;
 pub mod cancel;
 pub mod catalog;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod conninfo;
 pub mod csvfmt;
 pub mod digest;
 pub mod error;
+pub mod load;
 pub mod manifest;
 pub mod order;
 pub mod pipeline;

@@ -7,9 +7,14 @@
 //! COPY connection and this consumer run on one current-thread runtime; the
 //! sink (compression, disk) runs on its own thread behind a bounded queue.
 
+use std::pin::Pin;
+
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use tokio_postgres::CopyOutStream;
 
+use crate::binfmt::BinaryTupleCounter;
+use crate::connect::Session;
 use crate::csvfmt::RecordScanner;
 use crate::digest::{Fingerprint, Fingerprinter, Sha256Stage};
 use crate::error::{Error, Result};
@@ -108,57 +113,208 @@ impl BlockGatherer {
     }
 }
 
+/// The blocks of one `COPY ... TO STDOUT`: items gathered into blocks of
+/// about [`BLOCK_SIZE`], each wait raced against cancellation.
+pub struct CopyOutBlocks<'a> {
+    session: &'a Session,
+    stream: Pin<Box<CopyOutStream>>,
+    gather: BlockGatherer,
+    ended: bool,
+}
+
+impl<'a> CopyOutBlocks<'a> {
+    /// Starts the COPY.
+    ///
+    /// # Errors
+    /// The server refused the statement, or a signal arrived.
+    pub async fn start(session: &'a Session, copy_sql: &str) -> Result<CopyOutBlocks<'a>> {
+        let stream = tokio::select! {
+            s = session.client.copy_out(copy_sql) => match s {
+                Ok(s) => s,
+                Err(e) => return Err(session.db_error("COPY TO STDOUT failed", e).await),
+            },
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        Ok(CopyOutBlocks {
+            session,
+            stream: Box::pin(stream),
+            gather: BlockGatherer::new(),
+            ended: false,
+        })
+    }
+
+    /// The next block; `None` once the COPY ended.
+    ///
+    /// # Errors
+    /// The stream broke (the server's reason when it sent one), or a signal arrived.
+    pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        if self.ended {
+            return Ok(None);
+        }
+        if let Some(signal) = crate::cancel::reason() {
+            return Err(Error::Interrupted { signal });
+        }
+        let cancelled = crate::cancel::cancelled();
+        let mut cancelled = std::pin::pin!(cancelled);
+        loop {
+            // The stream first: while rows are ready, cancellation costs nothing
+            // per row (it is checked once per block above); when the stream
+            // waits on the server, both are awaited, so a stalled COPY still
+            // stops on a signal.
+            let item = tokio::select! {
+                biased;
+                item = self.stream.next() => item,
+                signal = &mut cancelled => return Err(Error::Interrupted { signal }),
+            };
+            match item {
+                Some(Ok(bytes)) => {
+                    if let Some(block) = self.gather.push(&bytes) {
+                        return Ok(Some(block));
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(self.session.db_error("the COPY stream broke", e).await);
+                }
+                None => {
+                    self.ended = true;
+                    return Ok(self.gather.flush());
+                }
+            }
+        }
+    }
+}
+
 /// Runs `COPY ... TO STDOUT` and passes each block through `stages` and then
-/// to `on_block` (the sink). Races the stream against cancellation.
+/// to `on_block` (the sink).
 ///
 /// # Errors
-/// The server's error (with `what` as context), the sink's error, or
-/// `Interrupted` when a signal arrived.
+/// The server's error, the sink's error, or `Interrupted` when a signal arrived.
 pub async fn copy_out(
-    session: &crate::connect::Session,
+    session: &Session,
     copy_sql: &str,
     stages: &mut CsvStages,
     mut on_block: impl FnMut(Bytes, &CsvStages) -> Result<()>,
 ) -> Result<()> {
-    let stream = tokio::select! {
-        s = session.client.copy_out(copy_sql) => match s {
-            Ok(s) => s,
-            Err(e) => return Err(session.db_error("COPY TO STDOUT failed", e).await),
-        },
-        signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-    };
-    let mut stream = std::pin::pin!(stream);
-    let mut gather = BlockGatherer::new();
-    let cancelled = crate::cancel::cancelled();
-    let mut cancelled = std::pin::pin!(cancelled);
-    loop {
-        // The stream first: while rows are ready, cancellation costs nothing per
-        // row (it is checked once per block below); when the stream waits on the
-        // server, both are awaited, so a stalled COPY still stops on a signal.
-        let item = tokio::select! {
-            biased;
-            item = stream.next() => item,
-            signal = &mut cancelled => return Err(Error::Interrupted { signal }),
-        };
-        match item {
-            Some(Ok(bytes)) => {
-                if let Some(block) = gather.push(&bytes) {
-                    if let Some(signal) = crate::cancel::reason() {
-                        return Err(Error::Interrupted { signal });
-                    }
-                    stages.feed(&block);
-                    on_block(block, stages)?;
-                }
-            }
-            Some(Err(e)) => return Err(session.db_error("the COPY stream broke", e).await),
-            None => break,
-        }
-    }
-    if let Some(block) = gather.flush() {
+    let mut blocks = CopyOutBlocks::start(session, copy_sql).await?;
+    while let Some(block) = blocks.next().await? {
         stages.feed(&block);
         on_block(block, stages)?;
     }
     Ok(())
+}
+
+/// The format rows travel in between two servers (COPY's `FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireFormat {
+    /// What backups hold; the only format the fingerprint is defined on.
+    Csv,
+    /// COPY's text format: loads faster than CSV, and has no type dependence.
+    Text,
+    /// Fastest to load, but only between identical built-in column types.
+    Binary,
+}
+
+impl WireFormat {
+    /// The COPY options for this format (with a header for CSV, as backups have).
+    pub fn copy_options(self) -> &'static str {
+        match self {
+            WireFormat::Csv => "FORMAT csv, HEADER",
+            WireFormat::Text => "FORMAT text",
+            WireFormat::Binary => "FORMAT binary",
+        }
+    }
+}
+
+/// What a copy counts (and, in CSV, fingerprints) on its stream. Lighter
+/// than [`CsvStages`]: no sha256, because a copy writes no file.
+pub struct StreamStages {
+    counter: RowCounter,
+    fingerprint: Option<Fingerprinter>,
+    bytes: u64,
+}
+
+enum RowCounter {
+    Csv(RecordScanner),
+    /// Text format escapes newlines in values, so every row ends with the
+    /// only unescaped `\n`; the count is of newlines, and the last byte.
+    Text {
+        rows: u64,
+        last: Option<u8>,
+    },
+    Binary(BinaryTupleCounter),
+}
+
+/// What went through a copy's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub rows: u64,
+    pub bytes: u64,
+    /// Only for CSV with the fingerprint asked for.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl StreamStages {
+    /// Stages for `format`; a fingerprint only exists for CSV.
+    pub fn new(format: WireFormat, with_fingerprint: bool) -> Self {
+        let counter = match format {
+            WireFormat::Csv => RowCounter::Csv(RecordScanner::new()),
+            WireFormat::Text => RowCounter::Text { rows: 0, last: None },
+            WireFormat::Binary => RowCounter::Binary(BinaryTupleCounter::new()),
+        };
+        let fingerprint = (with_fingerprint && format == WireFormat::Csv).then(Fingerprinter::new);
+        StreamStages { counter, fingerprint, bytes: 0 }
+    }
+
+    pub fn feed(&mut self, block: &[u8]) {
+        self.bytes += block.len() as u64;
+        match (&mut self.counter, &mut self.fingerprint) {
+            (RowCounter::Csv(s), Some(f)) => s.feed_with(block, |p, e| f.piece(p, e)),
+            (RowCounter::Csv(s), None) => s.feed(block),
+            (RowCounter::Text { rows, last }, _) => {
+                *rows += memchr::memchr_iter(b'\n', block).count() as u64;
+                if let Some(&b) = block.last() {
+                    *last = Some(b);
+                }
+            }
+            (RowCounter::Binary(c), _) => c.feed(block),
+        }
+    }
+
+    /// Rows so far (for progress).
+    pub fn rows(&self) -> u64 {
+        match &self.counter {
+            RowCounter::Csv(s) => s.records().saturating_sub(1),
+            RowCounter::Text { rows, .. } => *rows,
+            RowCounter::Binary(c) => c.tuples(),
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Checks the stream's shape and returns what went through.
+    ///
+    /// # Errors
+    /// The stream ended mid-row, inside quotes, or (binary) before its trailer.
+    pub fn finish(self) -> std::result::Result<StreamSummary, String> {
+        let rows = match &self.counter {
+            RowCounter::Csv(s) => s.finish().map_err(|e| e.to_string())?,
+            RowCounter::Text { rows, last } => {
+                if last.is_some_and(|b| b != b'\n') {
+                    return Err("the text COPY stream ends mid-row".into());
+                }
+                *rows
+            }
+            RowCounter::Binary(c) => c.finish().map_err(|e| e.to_string())?,
+        };
+        Ok(StreamSummary {
+            rows,
+            bytes: self.bytes,
+            fingerprint: self.fingerprint.map(Fingerprinter::finish),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -190,5 +346,21 @@ mod tests {
         assert_eq!(sum.rows, 2);
         assert_eq!(sum.csv_bytes, 7);
         assert_eq!(sum.fingerprint.unwrap().records, 2);
+    }
+
+    #[test]
+    fn stream_stages_count_each_format() {
+        let mut s = StreamStages::new(WireFormat::Text, true);
+        s.feed(b"1\ta\\nb\n2\t");
+        s.feed(b"\\N\n");
+        let sum = s.finish().unwrap();
+        assert_eq!((sum.rows, sum.bytes, sum.fingerprint), (2, 12, None));
+        let mut s = StreamStages::new(WireFormat::Text, false);
+        s.feed(b"1\n2");
+        assert!(s.finish().is_err());
+        let mut s = StreamStages::new(WireFormat::Csv, true);
+        s.feed(b"id\n1\n");
+        let sum = s.finish().unwrap();
+        assert_eq!((sum.rows, sum.fingerprint.unwrap().records), (1, 1));
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod backup_command;
 mod catalog_read;
 mod connections;
+mod copy_command;
 mod erp_fixture;
 mod list_command;
 mod verify_command;

@@ -2,6 +2,7 @@
 //! runs it; `run` dispatches.
 
 pub mod backup;
+pub mod copy;
 pub mod list;
 pub mod verify;
 
@@ -39,10 +40,16 @@ pub async fn run(command: Command) -> Result<Outcome> {
         Command::List(args) => list::run(list::plan(args)?).await,
         Command::Backup(args) => backup::run(backup::plan(args)?).await,
         Command::Verify(args) => verify::run(verify::plan(args)?).await,
+        Command::Copy(args) => copy::run(copy::plan(args)?).await,
     }
 }
 
 /// Resolves `-d` (or the PG* environment alone) into connection parameters.
 pub(crate) fn resolve_conn(args: &ConnArgs) -> Result<Arc<ConnInfo>> {
-    Ok(Arc::new(resolve(args.conn.as_deref().unwrap_or(""), &process_env)?))
+    resolve_conn_str(args.conn.as_deref().unwrap_or(""))
+}
+
+/// Resolves a connection string, falling back to the PG* environment.
+pub(crate) fn resolve_conn_str(conn: &str) -> Result<Arc<ConnInfo>> {
+    Ok(Arc::new(resolve(conn, &process_env)?))
 }

@@ -744,10 +744,15 @@ async fn compare_live(
         let columns: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
         let mut stages = CsvStages::new(true);
         let mut bar = progress.table(&format!("{name} (live)"), Some(t.rows as i64));
-        copy_out(session, &live.copy_columns_to_stdout_sql(&columns), &mut stages, |_, st| {
-            bar.update(st.records().saturating_sub(1), st.bytes());
-            Ok(())
-        })
+        copy_out(
+            session,
+            &live.copy_columns_to_stdout_sql(&columns, "FORMAT csv, HEADER"),
+            &mut stages,
+            |_, st| {
+                bar.update(st.records().saturating_sub(1), st.bytes());
+                Ok(())
+            },
+        )
         .await
         .map_err(|e| e.context(format!("reading table {name} failed")))?;
         bar.finish(progress);

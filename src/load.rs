@@ -1,0 +1,687 @@
+//! What copy and restore share: the load side.
+//!
+//! Planning, before anything is written: tables matched by name in the
+//! target, columns by name, keys for `skip`/`upsert`, parent-first order from
+//! the target's foreign keys, cycles, and what `truncate` would reach. Then
+//! the load itself inside the target's transaction: trigger handling, the
+//! mode (emptiness check, `TRUNCATE`, staging table and `INSERT ... ON
+//! CONFLICT`), `COPY ... FROM STDIN` fed block by block, sequences advanced,
+//! and the checks made before commit. Nothing here knows where the blocks come
+//! from (a source database or a backup file).
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use futures::SinkExt;
+
+use crate::catalog::{Catalog, Key, Table, TableName, quote_ident};
+use crate::connect::Session;
+use crate::digest::Fingerprint;
+use crate::error::{Error, Result};
+use crate::pipeline::{CsvStages, WireFormat, copy_out};
+
+/// What to do with rows already in a target table (DESIGN.md's mode table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Refuse a non-empty target table, before anything is written.
+    Fail,
+    /// Empty the table in the same transaction, then load.
+    Truncate,
+    /// Keep the rows; a key clash is an error and rolls back.
+    Append,
+    /// Keep the rows; incoming rows whose key exists are skipped.
+    Skip,
+    /// Keep the rows; incoming rows whose key exists replace them.
+    Upsert,
+}
+
+impl Mode {
+    /// Parses `--mode`.
+    ///
+    /// # Errors
+    /// A usage error naming the valid modes.
+    pub fn parse(s: &str) -> Result<Mode> {
+        Ok(match s {
+            "fail" => Mode::Fail,
+            "truncate" => Mode::Truncate,
+            "append" => Mode::Append,
+            "skip" => Mode::Skip,
+            "upsert" => Mode::Upsert,
+            _ => {
+                return Err(Error::usage_hint(
+                    format!("invalid --mode \"{s}\""),
+                    "use fail, truncate, append, skip or upsert",
+                ));
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fail => "fail",
+            Mode::Truncate => "truncate",
+            Mode::Append => "append",
+            Mode::Skip => "skip",
+            Mode::Upsert => "upsert",
+        }
+    }
+
+    /// Whether rows go through a staging table and `INSERT ... ON CONFLICT`.
+    pub fn stages(self) -> bool {
+        matches!(self, Mode::Skip | Mode::Upsert)
+    }
+}
+
+/// How the load is done.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub mode: Mode,
+    pub disable_triggers: bool,
+    pub cascade: bool,
+}
+
+/// A table as its data arrives: its name and columns in stream order.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub name: TableName,
+    /// (name, type) of each column in the stream.
+    pub columns: Vec<(String, String)>,
+}
+
+/// One table's load, decided before anything is written.
+#[derive(Debug, Clone)]
+pub struct TableLoad {
+    /// Index into the `Incoming` list the plan was made from.
+    pub index: usize,
+    pub target: Table,
+    /// The stream's columns, all present in the target.
+    pub columns: Vec<String>,
+    /// Target columns the stream lacks: they get their default or NULL.
+    pub defaulted: Vec<String>,
+    /// The key `skip` and `upsert` conflict on.
+    pub key: Option<Key>,
+    /// A `GENERATED ALWAYS` identity column is loaded: needs `OVERRIDING SYSTEM VALUE`.
+    pub overriding: bool,
+    /// Every column has the same built-in type on both sides, so the binary
+    /// format can carry it.
+    pub binary_ok: bool,
+}
+
+impl TableLoad {
+    fn column_list(&self) -> String {
+        self.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Every table's load, parents first.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub tables: Vec<TableLoad>,
+    /// Deferrable foreign keys form a cycle among the tables: defer them.
+    pub defer_constraints: bool,
+    pub cycles: Vec<Vec<TableName>>,
+}
+
+/// Plans the load of `incoming` into `target`. Every problem is collected and
+/// reported at once, before anything is written.
+///
+/// # Errors
+/// A usage error listing every table the target lacks, every column that
+/// cannot be matched, every missing key, non-deferrable cycle, and table
+/// `truncate` cannot empty without `--cascade`.
+pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) -> Result<LoadPlan> {
+    let mut problems = Vec::new();
+    let mut loads: HashMap<TableName, TableLoad> = HashMap::new();
+    for (index, inc) in incoming.iter().enumerate() {
+        let Some(t) = target.find(&inc.name) else {
+            problems.push(format!("the target has no table {}", inc.name));
+            continue;
+        };
+        let by_name: HashMap<&str, &crate::catalog::Column> =
+            t.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut binary_ok = true;
+        let mut overriding = false;
+        for (col, type_name) in &inc.columns {
+            match by_name.get(col.as_str()) {
+                None => problems.push(format!(
+                    "table {}: column \"{col}\" is not in the target table",
+                    inc.name
+                )),
+                Some(c) if c.generated => problems.push(format!(
+                    "table {}: column \"{col}\" is generated in the target and cannot be loaded",
+                    inc.name
+                )),
+                Some(c) => {
+                    binary_ok &= c.builtin_type && &c.type_name == type_name;
+                    overriding |= c.identity == Some(crate::catalog::Identity::Always);
+                }
+            }
+        }
+        let incoming_names: HashSet<&str> = inc.columns.iter().map(|(n, _)| n.as_str()).collect();
+        let mut defaulted = Vec::new();
+        for c in t.data_columns() {
+            if incoming_names.contains(c.name.as_str()) {
+                continue;
+            }
+            if c.not_null && c.default.is_none() && c.identity.is_none() {
+                problems.push(format!(
+                    "table {}: target column \"{}\" is NOT NULL without a default, and the data has no such column",
+                    inc.name, c.name
+                ));
+            }
+            defaulted.push(c.name.clone());
+        }
+        let key = if opts.mode.stages() {
+            match t.best_key() {
+                None => {
+                    problems.push(format!(
+                        "table {}: --mode {} needs a primary key or unique index, and the target table has none",
+                        inc.name,
+                        opts.mode.as_str()
+                    ));
+                    None
+                }
+                Some(k) if !k.columns.iter().all(|c| incoming_names.contains(c.as_str())) => {
+                    problems.push(format!(
+                        "table {}: the data lacks a column of key {}",
+                        inc.name, k.name
+                    ));
+                    None
+                }
+                Some(k) => Some(k.clone()),
+            }
+        } else {
+            None
+        };
+        loads.insert(
+            t.name.clone(),
+            TableLoad {
+                index,
+                target: t.clone(),
+                columns: inc.columns.iter().map(|(n, _)| n.clone()).collect(),
+                defaulted,
+                key,
+                overriding,
+                binary_ok,
+            },
+        );
+    }
+
+    let chosen: Vec<&Table> = incoming.iter().filter_map(|i| target.find(&i.name)).collect();
+    let order = target.load_order(&chosen);
+    let selected: HashSet<&TableName> = chosen.iter().map(|t| &t.name).collect();
+    let mut defer = false;
+    for cycle in &order.cycles {
+        let members: HashSet<&TableName> = cycle.iter().collect();
+        let fks: Vec<_> = target
+            .foreign_keys
+            .iter()
+            .filter(|fk| members.contains(&fk.child) && members.contains(&fk.parent))
+            .collect();
+        if fks.iter().all(|fk| fk.deferrable) {
+            defer = true;
+        } else if !opts.disable_triggers {
+            let stiff: Vec<String> = fks
+                .iter()
+                .filter(|fk| !fk.deferrable)
+                .map(|fk| format!("{} on {}", fk.name, fk.child))
+                .collect();
+            problems.push(format!(
+                "tables {} reference each other in a cycle through foreign keys that are not deferrable ({}); no load order satisfies them",
+                cycle.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+                stiff.join(", ")
+            ));
+        }
+    }
+    if opts.mode == Mode::Truncate && !opts.cascade {
+        for fk in &target.foreign_keys {
+            if selected.contains(&fk.parent) && !selected.contains(&fk.child) {
+                problems.push(format!(
+                    "table {} is referenced by {} (foreign key {}), which is not being loaded: truncating it needs --cascade, which empties {} too",
+                    fk.parent, fk.child, fk.name, fk.child
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        problems.dedup();
+        return Err(Error::usage_hint(
+            format!("cannot load:\n  {}", problems.join("\n  ")),
+            hint_for(&problems),
+        ));
+    }
+    let tables = order.order.iter().filter_map(|n| loads.remove(n)).collect();
+    Ok(LoadPlan { tables, defer_constraints: defer, cycles: order.cycles })
+}
+
+fn hint_for(problems: &[String]) -> String {
+    let mut hints = Vec::new();
+    if problems.iter().any(|p| p.contains("is not in the target") || p.contains("has no table")) {
+        hints.push("bring the target's schema up to date first (a DDL file run with psql or `pgbarge sql`), or leave the table out with -T");
+    }
+    if problems.iter().any(|p| p.contains("cycle")) {
+        hints.push("make those foreign keys DEFERRABLE, or pass --disable-triggers (superuser: session_replication_role = replica)");
+    }
+    if problems.iter().any(|p| p.contains("--cascade")) {
+        hints.push("select the referencing tables too, or pass --cascade");
+    }
+    if hints.is_empty() {
+        hints.push("nothing was written");
+    }
+    hints.join("; ")
+}
+
+/// What loading one table did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Loaded {
+    /// Rows the server accepted from the stream (COPY's own count).
+    pub copied: u64,
+    /// Rows that ended up inserted (all of them unless skip/upsert).
+    pub inserted: u64,
+    /// Rows that replaced existing ones (upsert).
+    pub updated: u64,
+    /// Incoming rows left out because their key existed (skip).
+    pub skipped: u64,
+}
+
+/// A sequence moved after the load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SequenceMove {
+    pub sequence: String,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Something that hands out blocks of one table's data.
+pub trait BlockSource {
+    /// The next block; `None` at the end.
+    fn next_block(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>>>;
+}
+
+impl BlockSource for crate::pipeline::CopyOutBlocks<'_> {
+    async fn next_block(&mut self) -> Result<Option<Bytes>> {
+        self.next().await
+    }
+}
+
+impl BlockSource for crate::source::FileSource {
+    async fn next_block(&mut self) -> Result<Option<Bytes>> {
+        self.next_block_async().await.transpose()
+    }
+}
+
+/// The target side of a load: one open transaction on `session`.
+pub struct Loader<'a> {
+    pub session: &'a Session,
+    opts: LoadOptions,
+    /// Tables whose user triggers were disabled with ALTER TABLE; enabled again before commit.
+    altered: Vec<TableName>,
+}
+
+impl<'a> Loader<'a> {
+    /// Opens the transaction and prepares it for `tables`: triggers, deferred
+    /// constraints, the emptiness check of `fail`, the `TRUNCATE` of `truncate`.
+    ///
+    /// # Errors
+    /// Non-empty tables under `fail` (a usage error naming them), trigger
+    /// handling that is not allowed, server errors.
+    pub async fn begin(
+        session: &'a Session,
+        tables: &[&TableLoad],
+        defer_constraints: bool,
+        opts: &LoadOptions,
+    ) -> Result<Loader<'a>> {
+        let mut loader = Loader { session, opts: opts.clone(), altered: Vec::new() };
+        loader.exec("BEGIN", "cannot start the target transaction").await?;
+        if opts.disable_triggers {
+            loader.disable_triggers(tables).await?;
+        }
+        if defer_constraints {
+            loader.exec("SET CONSTRAINTS ALL DEFERRED", "cannot defer constraints").await?;
+        }
+        match opts.mode {
+            Mode::Fail => {
+                let full = non_empty(session, tables).await?;
+                if !full.is_empty() {
+                    return Err(Error::usage_hint(
+                        format!(
+                            "--mode fail: target table{} not empty: {}",
+                            if full.len() == 1 { " is" } else { "s are" },
+                            full.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                        "nothing was written; choose --mode truncate, append, skip or upsert to say what happens to the rows there",
+                    ));
+                }
+            }
+            Mode::Truncate if !tables.is_empty() => {
+                let names: Vec<String> = tables.iter().map(|t| t.target.name.quoted()).collect();
+                let cascade = if opts.cascade { " CASCADE" } else { "" };
+                loader
+                    .exec(
+                        &format!("TRUNCATE {}{cascade}", names.join(", ")),
+                        "cannot truncate the target tables",
+                    )
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(loader)
+    }
+
+    async fn exec(&self, sql: &str, what: &str) -> Result<()> {
+        let r = tokio::select! {
+            r = self.session.client.batch_execute(sql) => r,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.session.db_error(what, e).await),
+        }
+    }
+
+    /// As superuser, `session_replication_role = replica` (every trigger,
+    /// foreign-key checks included, is off for this transaction). Otherwise
+    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
+    async fn disable_triggers(&mut self, tables: &[&TableLoad]) -> Result<()> {
+        let row = self
+            .session
+            .client
+            .query_one("SELECT current_setting('is_superuser') = 'on'", &[])
+            .await
+            .map_err(|e| Error::db("cannot read whether the target user is superuser", e))?;
+        if row.get::<_, bool>(0) {
+            return self
+                .exec(
+                    "SET LOCAL session_replication_role = replica",
+                    "cannot set session_replication_role",
+                )
+                .await;
+        }
+        for t in tables {
+            if t.target.triggers.is_empty() {
+                continue;
+            }
+            let name = &t.target.name;
+            let owner = self
+                .session
+                .client
+                .query_one(
+                    "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
+                    &[&t.target.oid],
+                )
+                .await
+                .map_err(|e| Error::db(format!("cannot read the owner of {name}"), e))?;
+            if !owner.get::<_, bool>(0) {
+                return Err(Error::usage_hint(
+                    format!(
+                        "--disable-triggers: the target user is neither superuser nor owner of {name}, which has triggers ({})",
+                        t.target.triggers.join(", ")
+                    ),
+                    "connect as the table's owner (on RDS, the master user owns what it created), or load with the triggers firing",
+                ));
+            }
+            self.exec(
+                &format!("ALTER TABLE {} DISABLE TRIGGER USER", name.quoted()),
+                &format!("cannot disable the triggers of {name}"),
+            )
+            .await?;
+            self.altered.push(name.clone());
+        }
+        Ok(())
+    }
+
+    /// Loads one table from `blocks` in `format`, calling `on_block` on each
+    /// block before it is sent (counting, checking; an error there aborts the
+    /// COPY). For skip and upsert, rows go through a staging table first.
+    ///
+    /// # Errors
+    /// The server's error (a key clash, a bad value), the source's or
+    /// `on_block`'s error, or a signal. The transaction is then unusable:
+    /// the caller drops it, and nothing is committed.
+    pub async fn load_table(
+        &self,
+        t: &TableLoad,
+        format: WireFormat,
+        blocks: &mut impl BlockSource,
+        mut on_block: impl FnMut(&Bytes) -> Result<()>,
+    ) -> Result<Loaded> {
+        let name = &t.target.name;
+        let stage = "pg_temp.pgbarge_stage";
+        let dest = if self.opts.mode.stages() {
+            self.exec(
+                &format!(
+                    "DROP TABLE IF EXISTS {stage}; CREATE TEMP TABLE pgbarge_stage AS SELECT {} FROM {} WITH NO DATA",
+                    if t.columns.is_empty() { String::new() } else { t.column_list() },
+                    name.quoted()
+                ),
+                &format!("cannot create a staging table for {name}"),
+            )
+            .await?;
+            stage.to_string()
+        } else {
+            name.quoted()
+        };
+        let cols =
+            if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
+        let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
+        let sink = tokio::select! {
+            s = self.session.client.copy_in::<_, Bytes>(sql.as_str()) => s,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        let sink = match sink {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+            }
+        };
+        let mut sink = std::pin::pin!(sink);
+        while let Some(block) = blocks.next_block().await? {
+            on_block(&block)?;
+            let sent = tokio::select! {
+                r = sink.feed(block) => r,
+                signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+            };
+            if let Err(e) = sent {
+                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+            }
+        }
+        let finished = tokio::select! {
+            r = sink.as_mut().finish() => r,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        let copied = match finished {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+            }
+        };
+        if !self.opts.mode.stages() {
+            return Ok(Loaded { copied, inserted: copied, ..Loaded::default() });
+        }
+        let key = t.key.as_ref().expect("planned with a key");
+        let key_cols: Vec<String> = key.columns.iter().map(|c| quote_ident(c)).collect();
+        let conflict = match self.opts.mode {
+            Mode::Upsert => {
+                let set: Vec<String> =
+                    t.columns
+                        .iter()
+                        .filter(|c| !key.columns.contains(c))
+                        .filter(|c| {
+                            // An always-identity column can only be set to DEFAULT.
+                            t.target.columns.iter().find(|tc| &tc.name == *c).is_none_or(|tc| {
+                                tc.identity != Some(crate::catalog::Identity::Always)
+                            })
+                        })
+                        .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+                        .collect();
+                if set.is_empty() {
+                    "DO NOTHING".to_string()
+                } else {
+                    format!("DO UPDATE SET {}", set.join(", "))
+                }
+            }
+            _ => "DO NOTHING".to_string(),
+        };
+        let overriding = if t.overriding { " OVERRIDING SYSTEM VALUE" } else { "" };
+        // xmax = 0 marks a freshly inserted row; an updated one has the
+        // updating transaction's id there.
+        let sql = format!(
+            "WITH merged AS (INSERT INTO {}{cols}{overriding} SELECT {} FROM {stage} ON CONFLICT ({}) {conflict} RETURNING (xmax = 0) AS inserted)
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
+            name.quoted(),
+            t.column_list(),
+            key_cols.join(", ")
+        );
+        let row = tokio::select! {
+            r = self.session.client.query_one(sql.as_str(), &[]) => r,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(self.session.db_error(format!("merging into {name} failed"), e).await);
+            }
+        };
+        let inserted = row.get::<_, i64>(0) as u64;
+        let updated = row.get::<_, i64>(1) as u64;
+        self.exec(&format!("DROP TABLE {stage}"), "cannot drop the staging table").await?;
+        Ok(Loaded { copied, inserted, updated, skipped: copied - inserted - updated })
+    }
+
+    /// Advances the sequences feeding the loaded columns of `t` past the
+    /// loaded values, and to at least `at_least[sequence]` when given (restore's
+    /// recorded values); never backwards.
+    ///
+    /// # Errors
+    /// Server errors (no UPDATE privilege on a sequence).
+    pub async fn advance_sequences(
+        &self,
+        t: &TableLoad,
+        at_least: &HashMap<String, i64>,
+    ) -> Result<Vec<SequenceMove>> {
+        let mut moves = Vec::new();
+        for s in &t.target.sequences {
+            if !t.columns.contains(&s.column) {
+                continue;
+            }
+            let col = t.target.columns.iter().find(|c| c.name == s.column);
+            let integral = col
+                .is_some_and(|c| matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint"));
+            let loaded_max: Option<i64> = if integral {
+                let sql = format!(
+                    "SELECT max({})::bigint FROM {}",
+                    quote_ident(&s.column),
+                    t.target.name.quoted()
+                );
+                self.query_i64(
+                    &sql,
+                    &format!("cannot read the largest {} of {}", s.column, t.target.name),
+                )
+                .await?
+            } else {
+                None
+            };
+            let wanted = loaded_max.into_iter().chain(at_least.get(&s.sequence).copied()).max();
+            let Some(wanted) = wanted else { continue };
+            let row = self
+                .session
+                .client
+                .query_one(&format!("SELECT last_value, is_called FROM {}", s.sequence), &[])
+                .await
+                .map_err(|e| Error::db(format!("cannot read sequence {}", s.sequence), e))?;
+            let (last, called): (i64, bool) = (row.get(0), row.get(1));
+            if wanted > last || (wanted == last && !called) {
+                self.session
+                    .client
+                    .execute("SELECT setval($1::text::regclass, $2, true)", &[&s.sequence, &wanted])
+                    .await
+                    .map_err(|e| Error::db(format!("cannot advance sequence {}", s.sequence), e))?;
+                moves.push(SequenceMove { sequence: s.sequence.clone(), from: last, to: wanted });
+            }
+        }
+        Ok(moves)
+    }
+
+    async fn query_i64(&self, sql: &str, what: &str) -> Result<Option<i64>> {
+        let row = tokio::select! {
+            r = self.session.client.query_one(sql, &[]) => r,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        match row {
+            Ok(r) => Ok(r.get(0)),
+            Err(e) => Err(self.session.db_error(what, e).await),
+        }
+    }
+
+    /// The target table's row count, inside the transaction.
+    ///
+    /// # Errors
+    /// Server errors.
+    pub async fn count(&self, t: &TableLoad) -> Result<u64> {
+        let n = self
+            .query_i64(
+                &t.target.count_sql(),
+                &format!("cannot count the rows of {}", t.target.name),
+            )
+            .await?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// The fingerprint of the loaded columns as the target now holds them,
+    /// inside the transaction (the same COPY CSV code path backup uses).
+    ///
+    /// # Errors
+    /// Server errors.
+    pub async fn fingerprint(&self, t: &TableLoad) -> Result<Fingerprint> {
+        let cols: Vec<&str> = t.columns.iter().map(String::as_str).collect();
+        let sql = t.target.copy_columns_to_stdout_sql(&cols, WireFormat::Csv.copy_options());
+        let mut stages = CsvStages::new(true);
+        copy_out(self.session, &sql, &mut stages, |_, _| Ok(())).await?;
+        let csv = stages.finish().map_err(|e| {
+            Error::runtime(format!("the COPY output of {} is malformed: {e}", t.target.name))
+        })?;
+        Ok(csv.fingerprint.expect("stages compute the fingerprint"))
+    }
+
+    /// Enables what was disabled and commits.
+    ///
+    /// # Errors
+    /// Server errors (a deferred constraint failing at commit, for one).
+    pub async fn commit(self) -> Result<()> {
+        for name in &self.altered {
+            self.exec(
+                &format!("ALTER TABLE {} ENABLE TRIGGER USER", name.quoted()),
+                &format!("cannot enable the triggers of {name} again"),
+            )
+            .await?;
+        }
+        self.exec("COMMIT", "COMMIT failed; nothing was loaded").await
+    }
+
+    /// Ends the transaction without keeping anything.
+    pub async fn rollback(self) {
+        let _ = self.session.client.batch_execute("ROLLBACK").await;
+    }
+}
+
+/// The tables among `tables` that hold at least one row.
+///
+/// # Errors
+/// Server errors.
+pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<TableName>> {
+    let mut full = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {} LIMIT 1)", t.target.name.quoted());
+        let row = session
+            .client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| Error::db(format!("cannot read {}", t.target.name), e))?;
+        if row.get::<_, bool>(0) {
+            full.push(t.target.name.clone());
+        }
+    }
+    Ok(full)
+}

@@ -1,0 +1,418 @@
+//! `pgbarge copy` between real databases: the ERP runbook's copy (failing on
+//! the missing column, then succeeding after the DDL file), every mode,
+//! columns by name, triggers, sequences, cycles, the checks before commit,
+//! and failures that leave the target exactly as it was.
+
+use std::process::Stdio;
+
+use crate::common::{PW_PASSWORD, PW_USER, cluster, db_with, fixtures, pgbarge};
+
+const ROLE_TABLES: [&str; 12] = [
+    "-t",
+    "Role",
+    "-t",
+    "Permission",
+    "-t",
+    "RolePermission",
+    "-t",
+    "RoleAssignment",
+    "-t",
+    "UserPermission",
+    "-t",
+    "TimeEntryRejectionNote",
+];
+
+fn copy(source: &str, target: &str, extra: &[&str]) -> crate::common::Run {
+    let (s, t) = (cluster().conn(source), cluster().conn(target));
+    let mut a = vec!["copy", "--source", &s, "--target", &t];
+    a.extend(extra);
+    pgbarge(&a, &[])
+}
+
+fn count(db: &str, table: &str) -> i64 {
+    cluster().psql(db, &format!("SELECT count(*) FROM {table}")).parse().unwrap()
+}
+
+/// Every table's count and content digest, to prove a database unchanged.
+fn snapshot_of(db: &str) -> String {
+    cluster().psql(
+        db,
+        "SELECT string_agg(format('%s:%s', c.relname,
+                (xpath('/row/c/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) AS c FROM %I.%I t', n.nspname, c.relname), false, true, '')))[1]::text), ',' ORDER BY c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND n.nspname = 'public'",
+    )
+}
+
+fn migrate(db: &str, upto: u32) {
+    let c = cluster();
+    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files.iter().take(upto as usize) {
+        c.psql_file(db, f);
+    }
+}
+
+#[test]
+fn erp_copy_fails_on_the_missing_column_then_succeeds_after_the_ddl() {
+    let c = cluster();
+    let src = db_with("cp_erp_src", "erp/source.sql");
+    let tgt = db_with("cp_erp_tgt", "erp/target.sql");
+    let before = snapshot_of(&tgt);
+    let r = copy(&src, &tgt, &ROLE_TABLES);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("table public.\"TimeEntryRejectionNote\": column \"resolvedAt\" is not in the target table"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot_of(&tgt), before, "the target changed");
+
+    migrate(&tgt, 6);
+    let audit_before = count(&tgt, "\"AuditLog\"");
+    let mut args = ROLE_TABLES.to_vec();
+    args.push("--verify=deep");
+    let r = copy(&src, &tgt, &args);
+    r.expect_code(0);
+    assert!(r.stdout.contains("copy complete: 6 tables, 52 rows"), "{}", r.stdout);
+    assert!(r.stdout.contains("triggers fired: Role_audit"), "{}", r.stdout);
+    for (t, n) in [
+        ("Role", 4),
+        ("Permission", 10),
+        ("RolePermission", 15),
+        ("RoleAssignment", 11),
+        ("UserPermission", 6),
+        ("TimeEntryRejectionNote", 6),
+    ] {
+        assert_eq!(count(&tgt, &format!("\"{t}\"")), n, "{t}");
+    }
+    // The target's extra nullable column loads as NULL; the audit trigger wrote its rows.
+    assert_eq!(count(&tgt, "\"Role\" WHERE \"legacyCode\" IS NULL"), 4);
+    assert_eq!(count(&tgt, "\"AuditLog\""), audit_before + 10);
+    // The same content as the source, by a query independent of pgbarge.
+    let digest = |db: &str| {
+        c.psql(
+            db,
+            "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM \"UserPermission\" t",
+        )
+    };
+    assert_eq!(digest(&src), digest(&tgt));
+}
+
+#[test]
+fn modes_fail_truncate_append_skip_upsert() {
+    let c = cluster();
+    let src = c.create_db("cp_modes_src");
+    let tgt = c.create_db("cp_modes_tgt");
+    let schema = "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL, note text);";
+    c.psql(&src, schema);
+    c.psql(&tgt, schema);
+    c.psql(&src, "INSERT INTO item SELECT g, 'src ' || g, NULL FROM generate_series(1, 5) g");
+    c.psql(&tgt, "INSERT INTO item VALUES (4, 'tgt 4', 'kept'), (9, 'tgt 9', 'kept')");
+
+    let r = copy(&src, &tgt, &["-t", "item"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("--mode fail: target table is not empty: public.item"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&tgt, "item"), 2);
+
+    let r = copy(&src, &tgt, &["-t", "item", "--mode", "append"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("duplicate key value violates unique constraint"), "{}", r.stderr);
+    assert!(r.stderr.contains("TARGET"), "{}", r.stderr);
+    assert_eq!(c.psql(&tgt, "SELECT string_agg(id::text, ',' ORDER BY id) FROM item"), "4,9");
+
+    let r = copy(&src, &tgt, &["-t", "item", "--mode", "skip", "--verify"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("4 inserted, 1 skipped"), "{}", r.stdout);
+    assert_eq!(c.psql(&tgt, "SELECT name FROM item WHERE id = 4"), "tgt 4");
+    assert_eq!(count(&tgt, "item"), 6);
+
+    let r = copy(&src, &tgt, &["-t", "item", "--mode", "upsert", "--verify"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("0 inserted, 5 updated"), "{}", r.stdout);
+    assert_eq!(
+        c.psql(&tgt, "SELECT name || '/' || coalesce(note, 'null') FROM item WHERE id = 4"),
+        "src 4/null"
+    );
+    assert_eq!(c.psql(&tgt, "SELECT note FROM item WHERE id = 9"), "kept");
+
+    let r = copy(&src, &tgt, &["-t", "item", "--mode", "truncate", "--verify=deep"]);
+    r.expect_code(0);
+    assert_eq!(c.psql(&tgt, "SELECT string_agg(id::text, ',' ORDER BY id) FROM item"), "1,2,3,4,5");
+
+    // skip and upsert need a key; deep verification needs fail or truncate.
+    c.psql(&src, "CREATE TABLE nokey (v int); INSERT INTO nokey VALUES (1)");
+    c.psql(&tgt, "CREATE TABLE nokey (v int)");
+    let r = copy(&src, &tgt, &["-t", "nokey", "--mode", "skip"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--mode skip needs a primary key or unique index"), "{}", r.stderr);
+    let r = copy(&src, &tgt, &["-t", "nokey", "--mode", "append", "--verify=deep"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--verify=deep needs --mode fail or truncate"), "{}", r.stderr);
+}
+
+#[test]
+fn truncate_of_a_referenced_table_needs_cascade() {
+    let c = cluster();
+    let src = c.create_db("cp_casc_src");
+    let tgt = c.create_db("cp_casc_tgt");
+    let schema = "CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent);";
+    c.psql(&src, schema);
+    c.psql(&tgt, schema);
+    c.psql(&src, "INSERT INTO parent VALUES (1), (2)");
+    c.psql(&tgt, "INSERT INTO parent VALUES (7); INSERT INTO child VALUES (1, 7)");
+    let r = copy(&src, &tgt, &["-t", "parent", "--mode", "truncate"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("referenced by public.child"), "{}", r.stderr);
+    assert!(r.stderr.contains("--cascade"), "{}", r.stderr);
+    assert_eq!(count(&tgt, "child"), 1);
+    copy(&src, &tgt, &["-t", "parent", "--mode", "truncate", "--cascade"]).expect_code(0);
+    assert_eq!(count(&tgt, "child"), 0);
+    assert_eq!(count(&tgt, "parent"), 2);
+}
+
+#[test]
+fn cycles_are_deferred_or_refused_and_self_references_load() {
+    let c = cluster();
+    let src = c.create_db("cp_cyc_src");
+    let tgt = c.create_db("cp_cyc_tgt");
+    let schema = |deferrable: &str| {
+        format!(
+            "CREATE TABLE a (id int PRIMARY KEY, b_id int);
+             CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a {deferrable});
+             ALTER TABLE a ADD CONSTRAINT a_b FOREIGN KEY (b_id) REFERENCES b {deferrable};
+             CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree);"
+        )
+    };
+    c.psql(&src, &schema(""));
+    c.psql(&src, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; INSERT INTO a VALUES (1, NULL); INSERT INTO b VALUES (1, 1); UPDATE a SET b_id = 1; COMMIT;");
+    c.psql(&src, "INSERT INTO tree VALUES (1, NULL), (2, 1), (3, 2); UPDATE tree SET parent = 3 WHERE id = 1");
+    c.psql(&tgt, &schema(""));
+    let r = copy(&src, &tgt, &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("reference each other in a cycle"), "{}", r.stderr);
+    assert!(r.stderr.contains("--disable-triggers"), "{}", r.stderr);
+    // As superuser, --disable-triggers loads them (FK checks are triggers too).
+    copy(&src, &tgt, &["--disable-triggers"]).expect_code(0);
+    assert_eq!(count(&tgt, "a"), 1);
+
+    let tgt2 = c.create_db("cp_cyc_tgt2");
+    c.psql(&tgt2, &schema("DEFERRABLE"));
+    copy(&src, &tgt2, &["--verify=deep"]).expect_code(0);
+    assert_eq!(count(&tgt2, "b"), 1);
+    assert_eq!(count(&tgt2, "tree"), 3);
+}
+
+#[test]
+fn triggers_fire_or_are_disabled_by_owner_or_refused() {
+    let c = cluster();
+    let src = db_with("cp_trig_src", "erp/source.sql");
+    let tgt = db_with("cp_trig_tgt", "erp/target.sql");
+    migrate(&tgt, 6);
+    let audit = count(&tgt, "\"AuditLog\"");
+    copy(&src, &tgt, &["-t", "Role", "-t", "Permission", "--disable-triggers"]).expect_code(0);
+    assert_eq!(count(&tgt, "\"AuditLog\""), audit, "triggers fired");
+
+    // A non-superuser who owns the tables: ALTER TABLE ... DISABLE TRIGGER USER.
+    let own = c.create_db("cp_trig_own");
+    c.psql(&own, &format!("GRANT CREATE ON SCHEMA public TO {PW_USER}"));
+    let sql = format!(
+        "SET ROLE {PW_USER}; CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE log (n int);
+         CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO log VALUES (NEW.id); RETURN NEW; END$$;
+         CREATE TRIGGER t_log AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();"
+    );
+    c.psql(&own, &sql);
+    let s2 = c.create_db("cp_trig_s2");
+    c.psql(&s2, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 3)");
+    let target =
+        format!("postgresql://{PW_USER}:{PW_PASSWORD}@127.0.0.1:{}/{own}?sslmode=disable", c.port);
+    let r = pgbarge(
+        &["copy", "--source", &c.conn(&s2), "--target", &target, "-t", "t", "--disable-triggers"],
+        &[],
+    );
+    r.expect_code(0).expect_no_password();
+    assert_eq!(count(&own, "t"), 3);
+    assert_eq!(count(&own, "log"), 0);
+    assert_eq!(c.psql(&own, "SELECT tgenabled FROM pg_trigger WHERE tgname = 't_log'"), "O");
+
+    // Not the owner and not superuser: refused before anything is written.
+    c.psql(&own, "CREATE TABLE u (id int); CREATE TRIGGER u_log AFTER INSERT ON u FOR EACH ROW EXECUTE FUNCTION f();");
+    c.psql(&own, &format!("GRANT INSERT, SELECT ON u TO {PW_USER}"));
+    c.psql(&s2, "CREATE TABLE u (id int); INSERT INTO u VALUES (1)");
+    let r = pgbarge(
+        &["copy", "--source", &c.conn(&s2), "--target", &target, "-t", "u", "--disable-triggers"],
+        &[],
+    );
+    r.expect_code(2).expect_no_password();
+    assert!(r.stderr.contains("neither superuser nor owner of public.u"), "{}", r.stderr);
+    assert_eq!(count(&own, "u"), 0);
+}
+
+#[test]
+fn sequences_advance_and_formats_follow_the_types() {
+    let c = cluster();
+    let src = c.create_db("cp_seq_src");
+    let tgt = c.create_db("cp_seq_tgt");
+    c.psql(&src, "CREATE TYPE mood AS ENUM ('ok', 'sad');
+        CREATE TABLE s (id serial PRIMARY KEY, n int, m mood, g int GENERATED ALWAYS AS (n * 2) STORED);
+        CREATE TABLE i (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+        INSERT INTO s (n, m) SELECT g, 'ok' FROM generate_series(1, 50) g;
+        INSERT INTO i (v) SELECT 'v' || g FROM generate_series(1, 20) g;");
+    c.psql(&tgt, "CREATE TYPE mood AS ENUM ('ok', 'sad');
+        CREATE TABLE s (id serial PRIMARY KEY, n bigint, m mood, g int GENERATED ALWAYS AS (n * 2) STORED);
+        CREATE TABLE i (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);");
+    let r = copy(&src, &tgt, &["--verify"]);
+    r.expect_code(0);
+    // A user type and a changed column type travel as text; identical built-in types as binary.
+    let line =
+        |t: &str| r.stdout.lines().find(|l| l.trim_start().starts_with(t)).unwrap().to_string();
+    assert!(line("public.s").contains("text"), "{}", r.stdout);
+    assert!(line("public.i").contains("binary"), "{}", r.stdout);
+    assert!(r.stdout.contains("sequence public.s_id_seq"), "{}", r.stdout);
+    c.psql(&tgt, "INSERT INTO s (n) VALUES (1); INSERT INTO i (v) VALUES ('new')");
+    assert_eq!(c.psql(&tgt, "SELECT max(id) FROM s"), "51");
+    assert_eq!(c.psql(&tgt, "SELECT max(id) FROM i"), "21");
+    assert_eq!(c.psql(&tgt, "SELECT sum(g) FROM s WHERE id <= 50"), "2550");
+    // upsert of an always-identity table uses OVERRIDING SYSTEM VALUE.
+    c.psql(&src, "UPDATE i SET v = 'changed' WHERE id = 3");
+    copy(&src, &tgt, &["-t", "i", "--mode", "upsert"]).expect_code(0);
+    assert_eq!(c.psql(&tgt, "SELECT v FROM i WHERE id = 3"), "changed");
+}
+
+#[test]
+fn deep_verify_rolls_back_on_changed_content() {
+    let c = cluster();
+    let src = c.create_db("cp_deep_src");
+    let tgt = c.create_db("cp_deep_tgt");
+    c.psql(&src, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g");
+    c.psql(&tgt, "CREATE TABLE t (id int PRIMARY KEY, v text);
+        CREATE FUNCTION up() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.v := upper(NEW.v); RETURN NEW; END$$;
+        CREATE TRIGGER t_up BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION up();");
+    copy(&src, &tgt, &["--verify"]).expect_code(0);
+    let r = copy(&src, &tgt, &["--mode", "truncate", "--verify=deep"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("content differs: fingerprint"), "{}", r.stderr);
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+    assert_eq!(count(&tgt, "t"), 100);
+}
+
+#[test]
+fn same_database_is_refused_and_dry_run_writes_nothing() {
+    let src = db_with("cp_same", "erp/source.sql");
+    let r = copy(&src, &src, &["-t", "Role"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("the source and the target are the same database"), "{}", r.stderr);
+
+    let tgt = db_with("cp_dry_tgt", "erp/target.sql");
+    migrate(&tgt, 6);
+    let before = snapshot_of(&tgt);
+    let mut args = ROLE_TABLES.to_vec();
+    args.push("--dry-run");
+    let r = copy(&src, &tgt, &args);
+    r.expect_code(0);
+    assert!(r.stdout.contains("nothing written"), "{}", r.stdout);
+    assert!(r.stdout.contains("triggers Role_audit fire"), "{}", r.stdout);
+    assert!(r.stdout.contains("default/NULL for legacyCode"), "{}", r.stdout);
+    assert_eq!(snapshot_of(&tgt), before);
+    let r = copy(&src, &tgt, &["-t", "User", "--dry-run"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--mode fail: not empty: public.\"User\""), "{}", r.stderr);
+}
+
+#[test]
+fn per_table_commit_keeps_what_committed_and_skip_finishes() {
+    let c = cluster();
+    let src = c.create_db("cp_ptc_src");
+    let tgt = c.create_db("cp_ptc_tgt");
+    c.psql(&src, "CREATE TABLE a1 (id int PRIMARY KEY); CREATE TABLE a2 (id int PRIMARY KEY);
+        INSERT INTO a1 SELECT generate_series(1, 10); INSERT INTO a2 SELECT generate_series(1, 10);");
+    c.psql(&tgt, "CREATE TABLE a1 (id int PRIMARY KEY); CREATE TABLE a2 (id int PRIMARY KEY CHECK (id < 10));");
+    let r = copy(&src, &tgt, &["--per-table-commit"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("committed before the failure: public.a1"), "{}", r.stderr);
+    assert_eq!(count(&tgt, "a1"), 10);
+    assert_eq!(count(&tgt, "a2"), 0);
+    c.psql(&tgt, "ALTER TABLE a2 DROP CONSTRAINT a2_id_check");
+    copy(&src, &tgt, &["--per-table-commit", "--mode", "skip", "-j", "2"]).expect_code(0);
+    assert_eq!(count(&tgt, "a2"), 10);
+    let r = copy(&src, &tgt, &["-j", "2"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("needs --per-table-commit"), "{}", r.stderr);
+}
+
+fn big_pair(name: &str) -> (String, String) {
+    let c = cluster();
+    let src = c.create_db(&format!("{name}_src"));
+    let tgt = c.create_db(&format!("{name}_tgt"));
+    c.psql(&src, "CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 600000) g;
+        CREATE TABLE small (id int); INSERT INTO small VALUES (1)");
+    c.psql(
+        &tgt,
+        "CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big VALUES (-1, 'old');
+        CREATE TABLE small (id int)",
+    );
+    (src, tgt)
+}
+
+/// Starts a copy in the background and waits for its COPY on `db`.
+fn start_copy(src: &str, tgt: &str, query_like: &str, on: &str) -> (std::process::Child, String) {
+    let c = cluster();
+    let mut child = crate::common::pgbarge_cmd()
+        .args(["copy", "--source", &c.conn(src), "--target", &c.conn(tgt), "--mode", "append"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        let pid = c.psql(
+            on,
+            &format!("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbarge' AND datname = current_database() AND query LIKE '{query_like}' LIMIT 1"),
+        );
+        if !pid.is_empty() {
+            return (child, pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!("the copy never started: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn killed_backends_and_signals_leave_the_target_unchanged() {
+    let c = cluster();
+    for (case, query_like, side) in [
+        ("source", "COPY%big%TO STDOUT%", "src"),
+        ("target", "COPY%big%FROM STDIN%", "tgt"),
+        ("sigint", "COPY%big%FROM STDIN%", "tgt"),
+    ] {
+        let (src, tgt) = big_pair(&format!("cp_kill_{case}"));
+        let before = c.psql(&tgt, "SELECT count(*) || ':' || sum(id) FROM big");
+        let on = if side == "src" { &src } else { &tgt };
+        let (child, pid) = start_copy(&src, &tgt, query_like, on);
+        if case == "sigint" {
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        } else {
+            c.psql(on, &format!("SELECT pg_terminate_backend({pid})"));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{case}: {stderr}");
+        match case {
+            "source" => {
+                assert!(stderr.contains("SOURCE: reading table public.big failed"), "{stderr}")
+            }
+            "target" => assert!(stderr.contains("TARGET"), "{stderr}"),
+            _ => assert!(stderr.contains("interrupted by SIGINT"), "{stderr}"),
+        }
+        assert_eq!(c.psql(&tgt, "SELECT count(*) || ':' || sum(id) FROM big"), before, "{case}");
+        assert_eq!(count(&tgt, "small"), 0, "{case}");
+    }
+}
