@@ -23,6 +23,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Stream tables from one database into another, in one target transaction.
     Copy(CopyArgs),
+    /// Load chosen tables from a backup, checked while they load, all-or-nothing.
+    Restore(RestoreArgs),
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -148,6 +150,41 @@ pub struct CopyArgs {
     /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
     pub verify: Option<String>,
+    /// No progress and no summary; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup folder.
+    #[arg(value_name = "DIR")]
+    pub dir: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// What happens to rows already in a target table: fail, truncate, append, skip, upsert.
+    #[arg(long, value_name = "MODE", default_value = "fail")]
+    pub mode: String,
+    /// Tables loaded in parallel; needs --per-table-commit (one transaction is one stream).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// First run the backup's schema.sql into the (empty) target database.
+    #[arg(long)]
+    pub schema: bool,
+    /// Load with the target's user triggers off (see `copy --help`).
+    #[arg(long)]
+    pub disable_triggers: bool,
+    /// Let --mode truncate empty tables that reference the chosen ones too.
+    #[arg(long)]
+    pub cascade: bool,
+    /// Commit table by table instead of once for the whole restore.
+    #[arg(long)]
+    pub per_table_commit: bool,
+    /// Check everything and print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,

@@ -130,6 +130,19 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     Ok(Session { client, info: info.clone(), conn_error })
 }
 
+/// Pins a data session's settings again, after SQL that may have changed
+/// them (a `schema.sql` sets its own `search_path` and more).
+///
+/// # Errors
+/// Server errors.
+pub async fn repin(session: &Session) -> Result<()> {
+    session
+        .client
+        .batch_execute(&format!("{PINNED_SETTINGS}\nSET search_path = pg_catalog;"))
+        .await
+        .map_err(|e| Error::db(format!("cannot set session settings on {}", session.info), e))
+}
+
 fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {
     let hint = connect_hint(info, &e);
     Error::Connect { conn: info.to_string(), source: e, hint: Some(hint) }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use futures::SinkExt;
 
-use crate::catalog::{Catalog, Key, Table, TableName, quote_ident};
+use crate::catalog::{Catalog, ForeignKey, Key, Table, TableName, quote_ident};
 use crate::connect::Session;
 use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
@@ -106,6 +106,11 @@ pub struct TableLoad {
     /// Every column has the same built-in type on both sides, so the binary
     /// format can carry it.
     pub binary_ok: bool,
+    /// Under `truncate` without `--cascade`: foreign keys of tables that are
+    /// not loaded and reference this one. Their rows are kept, so the table
+    /// is emptied with DELETE under `session_replication_role = replica` and
+    /// every kept reference is checked after the load.
+    pub kept_references: Vec<ForeignKey>,
 }
 
 impl TableLoad {
@@ -204,6 +209,7 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
                 key,
                 overriding,
                 binary_ok,
+                kept_references: Vec::new(),
             },
         );
     }
@@ -236,10 +242,17 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
     }
     if opts.mode == Mode::Truncate && !opts.cascade {
         for fk in &target.foreign_keys {
-            if selected.contains(&fk.parent) && !selected.contains(&fk.child) {
+            if !selected.contains(&fk.parent) || selected.contains(&fk.child) {
+                continue;
+            }
+            if opts.disable_triggers {
+                if let Some(l) = loads.get_mut(&fk.parent) {
+                    l.kept_references.push(fk.clone());
+                }
+            } else {
                 problems.push(format!(
-                    "table {} is referenced by {} (foreign key {}), which is not being loaded: truncating it needs --cascade, which empties {} too",
-                    fk.parent, fk.child, fk.name, fk.child
+                    "table {} is referenced by {} (foreign key {}), which is not being loaded: TRUNCATE cannot empty it alone",
+                    fk.parent, fk.child, fk.name
                 ));
             }
         }
@@ -264,8 +277,8 @@ fn hint_for(problems: &[String]) -> String {
     if problems.iter().any(|p| p.contains("cycle")) {
         hints.push("make those foreign keys DEFERRABLE, or pass --disable-triggers (superuser: session_replication_role = replica)");
     }
-    if problems.iter().any(|p| p.contains("--cascade")) {
-        hints.push("select the referencing tables too, or pass --cascade");
+    if problems.iter().any(|p| p.contains("TRUNCATE cannot empty it alone")) {
+        hints.push("pass --disable-triggers to keep the referencing rows (the table is emptied with DELETE as superuser, and every kept reference is checked after the load), --cascade to empty the referencing tables too, or select them as well");
     }
     if hints.is_empty() {
         hints.push("nothing was written");
@@ -318,6 +331,8 @@ pub struct Loader<'a> {
     opts: LoadOptions,
     /// Tables whose user triggers were disabled with ALTER TABLE; enabled again before commit.
     altered: Vec<TableName>,
+    /// `session_replication_role = replica` is on: no trigger fires, foreign-key ones included.
+    replica: bool,
 }
 
 impl<'a> Loader<'a> {
@@ -333,7 +348,8 @@ impl<'a> Loader<'a> {
         defer_constraints: bool,
         opts: &LoadOptions,
     ) -> Result<Loader<'a>> {
-        let mut loader = Loader { session, opts: opts.clone(), altered: Vec::new() };
+        let mut loader =
+            Loader { session, opts: opts.clone(), altered: Vec::new(), replica: false };
         loader.exec("BEGIN", "cannot start the target transaction").await?;
         if opts.disable_triggers {
             loader.disable_triggers(tables).await?;
@@ -356,14 +372,38 @@ impl<'a> Loader<'a> {
                 }
             }
             Mode::Truncate if !tables.is_empty() => {
-                let names: Vec<String> = tables.iter().map(|t| t.target.name.quoted()).collect();
-                let cascade = if opts.cascade { " CASCADE" } else { "" };
-                loader
-                    .exec(
-                        &format!("TRUNCATE {}{cascade}", names.join(", ")),
-                        "cannot truncate the target tables",
-                    )
-                    .await?;
+                // Tables others keep referencing are emptied row by row with
+                // the foreign-key triggers off (no ON DELETE action fires);
+                // TRUNCATE empties the rest at once.
+                let (kept, whole): (Vec<&&TableLoad>, Vec<&&TableLoad>) =
+                    tables.iter().partition(|t| !t.kept_references.is_empty());
+                for t in kept {
+                    if !loader.replica {
+                        return Err(Error::usage_hint(
+                            format!(
+                                "--mode truncate of {} keeps the rows of tables referencing it, which needs session_replication_role = replica, and the target user is not superuser",
+                                t.target.name
+                            ),
+                            "pass --cascade to empty the referencing tables too, or select them as well",
+                        ));
+                    }
+                    loader
+                        .exec(
+                            &format!("DELETE FROM {}", t.target.name.quoted()),
+                            &format!("cannot empty {}", t.target.name),
+                        )
+                        .await?;
+                }
+                if !whole.is_empty() {
+                    let names: Vec<String> = whole.iter().map(|t| t.target.name.quoted()).collect();
+                    let cascade = if opts.cascade { " CASCADE" } else { "" };
+                    loader
+                        .exec(
+                            &format!("TRUNCATE {}{cascade}", names.join(", ")),
+                            "cannot truncate the target tables",
+                        )
+                        .await?;
+                }
             }
             _ => {}
         }
@@ -392,12 +432,13 @@ impl<'a> Loader<'a> {
             .await
             .map_err(|e| Error::db("cannot read whether the target user is superuser", e))?;
         if row.get::<_, bool>(0) {
-            return self
-                .exec(
-                    "SET LOCAL session_replication_role = replica",
-                    "cannot set session_replication_role",
-                )
-                .await;
+            self.exec(
+                "SET LOCAL session_replication_role = replica",
+                "cannot set session_replication_role",
+            )
+            .await?;
+            self.replica = true;
+            return Ok(());
         }
         for t in tables {
             if t.target.triggers.is_empty() {
@@ -645,6 +686,46 @@ impl<'a> Loader<'a> {
         Ok(csv.fingerprint.expect("stages compute the fingerprint"))
     }
 
+    /// Checks that the rows kept in tables referencing `t` (see
+    /// [`TableLoad::kept_references`]) still find their parent rows, since
+    /// the foreign-key triggers were off while `t` was emptied and loaded.
+    ///
+    /// # Errors
+    /// A difference naming the foreign key and how many rows lost their parent.
+    pub async fn check_kept_references(&self, t: &TableLoad) -> Result<()> {
+        for fk in &t.kept_references {
+            let pairs: Vec<String> = fk
+                .columns
+                .iter()
+                .zip(&fk.parent_columns)
+                .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
+                .collect();
+            let not_null: Vec<String> =
+                fk.columns.iter().map(|c| format!("c.{} IS NOT NULL", quote_ident(c))).collect();
+            let sql = format!(
+                "SELECT count(*) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
+                fk.child.quoted(),
+                not_null.join(" AND "),
+                fk.parent.quoted(),
+                pairs.join(" AND ")
+            );
+            let orphans = self
+                .query_i64(&sql, &format!("cannot check foreign key {} of {}", fk.name, fk.child))
+                .await?
+                .unwrap_or(0);
+            if orphans > 0 {
+                return Err(Error::Difference {
+                    msg: format!(
+                        "{orphans} rows of {} would reference rows of {} that the load did not bring back (foreign key {})",
+                        fk.child, fk.parent, fk.name
+                    ),
+                    hint: Some("nothing was committed; restore the referencing table too, or pass --cascade to empty it".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Enables what was disabled and commits.
     ///
     /// # Errors
@@ -684,4 +765,188 @@ pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<T
         }
     }
     Ok(full)
+}
+
+/// Loads one table's data into a loader's transaction: what copy and
+/// restore each provide to [`run_load`].
+pub trait TableStreamer {
+    type Done;
+    /// Streams `t` into `loader` and runs the checks due before commit.
+    fn load(
+        &mut self,
+        loader: &Loader<'_>,
+        t: &TableLoad,
+    ) -> impl std::future::Future<Output = Result<Self::Done>>;
+}
+
+/// Runs the whole load: by default every table in one transaction, committed
+/// after the last table and its checks; with `per_table_commit` a transaction
+/// per table, after a first one in which `fail` checks every table and
+/// `truncate` empties them all (so the per-table loads only add rows).
+/// On any error the open transaction is rolled back.
+///
+/// # Errors
+/// The first error; with `per_table_commit` it says which tables committed.
+pub async fn run_load<S: TableStreamer>(
+    target: &Session,
+    plan: &LoadPlan,
+    opts: &LoadOptions,
+    per_table_commit: bool,
+    streamer: &mut S,
+) -> Result<Vec<S::Done>> {
+    let all: Vec<&TableLoad> = plan.tables.iter().collect();
+    let target_err = |e: Error| match e {
+        Error::Context { .. } => e,
+        e => e.context("TARGET"),
+    };
+    if !per_table_commit {
+        let loader =
+            Loader::begin(target, &all, plan.defer_constraints, opts).await.map_err(target_err)?;
+        let mut done = Vec::with_capacity(all.len());
+        for t in &plan.tables {
+            match streamer.load(&loader, t).await {
+                Ok(d) => done.push(d),
+                Err(e) => {
+                    loader.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+        for t in &plan.tables {
+            if let Err(e) = loader.check_kept_references(t).await {
+                loader.rollback().await;
+                return Err(e);
+            }
+        }
+        loader.commit().await.map_err(target_err)?;
+        return Ok(done);
+    }
+    let mut per_table = opts.clone();
+    if matches!(opts.mode, Mode::Fail | Mode::Truncate) {
+        let first = Loader::begin(target, &all, false, opts).await.map_err(target_err)?;
+        first.commit().await.map_err(target_err)?;
+        per_table.mode = Mode::Append;
+    }
+    let mut done = Vec::with_capacity(all.len());
+    let mut committed: Vec<String> = Vec::new();
+    for t in &plan.tables {
+        let loader = Loader::begin(target, &[t], plan.defer_constraints, &per_table)
+            .await
+            .map_err(target_err)?;
+        let result = match streamer.load(&loader, t).await {
+            Ok(d) => match loader.check_kept_references(t).await {
+                Ok(()) => loader.commit().await.map(|()| d).map_err(target_err),
+                Err(e) => {
+                    loader.rollback().await;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                loader.rollback().await;
+                Err(e)
+            }
+        };
+        match result {
+            Ok(d) => {
+                done.push(d);
+                committed.push(t.target.name.to_string());
+            }
+            Err(e) => {
+                return Err(e.context(if committed.is_empty() {
+                    "no table was committed".to_string()
+                } else {
+                    format!(
+                        "committed before the failure: {} (rerun with --mode skip to finish the rest)",
+                        committed.join(", ")
+                    )
+                }));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// `--dry-run`: checks what reading can check on the target (privileges,
+/// emptiness under `fail`) and prints the plan. `estimates` and `formats`
+/// are per table of the plan.
+///
+/// # Errors
+/// A usage error listing what would make the load fail.
+pub async fn dry_run(
+    target: &Session,
+    plan: &LoadPlan,
+    opts: &LoadOptions,
+    per_table_commit: bool,
+    estimates: &[Option<u64>],
+    formats: &[WireFormat],
+) -> Result<()> {
+    let all: Vec<&TableLoad> = plan.tables.iter().collect();
+    let with_rows = non_empty(target, &all).await.map_err(|e| e.context("TARGET"))?;
+    let mut problems = Vec::new();
+    for t in &all {
+        let row = target
+            .client
+            .query_one(
+                "SELECT has_table_privilege($1::text::regclass, 'INSERT'), has_table_privilege($1::text::regclass, 'TRUNCATE')",
+                &[&t.target.name.quoted()],
+            )
+            .await
+            .map_err(|e| Error::db(format!("TARGET: cannot read privileges on {}", t.target.name), e))?;
+        if !row.get::<_, bool>(0) {
+            problems.push(format!("no INSERT privilege on {}", t.target.name));
+        }
+        if opts.mode == Mode::Truncate && !row.get::<_, bool>(1) {
+            problems.push(format!("no TRUNCATE privilege on {}", t.target.name));
+        }
+    }
+    if opts.mode == Mode::Fail && !with_rows.is_empty() {
+        problems.push(format!(
+            "--mode fail: not empty: {}",
+            with_rows.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    println!(
+        "load plan (dry run, nothing written): mode {}, {}{}",
+        opts.mode.as_str(),
+        if per_table_commit { "a transaction per table" } else { "one transaction" },
+        if plan.defer_constraints { ", constraints deferred" } else { "" }
+    );
+    for ((t, format), estimate) in plan.tables.iter().zip(formats).zip(estimates) {
+        let mut notes = Vec::new();
+        if with_rows.contains(&t.target.name) {
+            notes.push(
+                match opts.mode {
+                    Mode::Truncate => "has rows: would be emptied",
+                    Mode::Skip => "has rows: existing keys skipped",
+                    Mode::Upsert => "has rows: existing keys updated",
+                    Mode::Append => "has rows: kept",
+                    Mode::Fail => "has rows: refused",
+                }
+                .to_string(),
+            );
+        }
+        if !t.defaulted.is_empty() {
+            notes.push(format!("default/NULL for {}", t.defaulted.join(", ")));
+        }
+        if !t.target.triggers.is_empty() {
+            notes.push(format!(
+                "triggers {} {}",
+                t.target.triggers.join(", "),
+                if opts.disable_triggers { "disabled" } else { "fire" }
+            ));
+        }
+        println!(
+            "  {:<40} ~{:>10} rows  {:?}  {}",
+            t.target.name.to_string(),
+            estimate.map_or("?".into(), crate::progress::human_count),
+            format,
+            notes.join("; ")
+        );
+    }
+    if problems.is_empty() {
+        println!("OK: the load can run");
+        Ok(())
+    } else {
+        Err(Error::usage(format!("the load would fail:\n  {}", problems.join("\n  "))))
+    }
 }

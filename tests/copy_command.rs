@@ -317,7 +317,7 @@ fn same_database_is_refused_and_dry_run_writes_nothing() {
     args.push("--dry-run");
     let r = copy(&src, &tgt, &args);
     r.expect_code(0);
-    assert!(r.stdout.contains("nothing written"), "{}", r.stdout);
+    assert!(r.stdout.contains("dry run, nothing written"), "{}", r.stdout);
     assert!(r.stdout.contains("triggers Role_audit fire"), "{}", r.stdout);
     assert!(r.stdout.contains("default/NULL for legacyCode"), "{}", r.stdout);
     assert_eq!(snapshot_of(&tgt), before);

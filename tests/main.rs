@@ -10,4 +10,5 @@ mod connections;
 mod copy_command;
 mod erp_fixture;
 mod list_command;
+mod restore_command;
 mod verify_command;

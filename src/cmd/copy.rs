@@ -23,8 +23,8 @@ use crate::connect::{Purpose, Session, connect, server_info};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result};
 use crate::load::{
-    BlockSource, Incoming, LoadOptions, LoadPlan, Loaded, Loader, Mode, SequenceMove, TableLoad,
-    non_empty, plan_load,
+    self, BlockSource, Incoming, LoadOptions, Loaded, Loader, Mode, SequenceMove, TableLoad,
+    TableStreamer, plan_load,
 };
 use crate::pipeline::{CopyOutBlocks, StreamStages, StreamSummary, WireFormat};
 use crate::progress::{Progress, human_bytes, human_count};
@@ -148,17 +148,33 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
         load_plan.tables.iter().map(|t| wire_format(t, plan.verify)).collect();
 
     if plan.dry_run {
-        return dry_run(&plan, &target, &load_plan, &chosen.tables, &formats).await;
+        let estimates: Vec<Option<u64>> = load_plan
+            .tables
+            .iter()
+            .map(|t| chosen.tables[t.index].estimated_rows.map(|r| r.max(0) as u64))
+            .collect();
+        load::dry_run(
+            &target,
+            &load_plan,
+            &plan.options,
+            plan.per_table_commit,
+            &estimates,
+            &formats,
+        )
+        .await?;
+        return Ok(Outcome::Ok);
     }
 
     let progress = Progress::new("copy", load_plan.tables.len(), plan.quiet);
-    let ctx =
-        CopyContext { plan: &plan, source: &source, chosen: &chosen.tables, progress: &progress };
-    let done = if plan.per_table_commit {
-        ctx.per_table(&target, &load_plan, &formats).await?
-    } else {
-        ctx.one_transaction(&target, &load_plan, &formats).await?
+    let mut ctx = CopyContext {
+        plan: &plan,
+        source: &source,
+        chosen: &chosen.tables,
+        progress: &progress,
+        formats: load_plan.tables.iter().map(|t| t.index).zip(formats).collect(),
     };
+    let done =
+        load::run_load(&target, &load_plan, &plan.options, plan.per_table_commit, &mut ctx).await?;
     drop(progress);
     let _ = source.client.batch_execute("COMMIT").await;
     if !plan.quiet {
@@ -218,85 +234,19 @@ struct CopyContext<'a> {
     source: &'a Session,
     chosen: &'a [&'a Table],
     progress: &'a Progress,
+    /// The wire format of each table, by its index among the chosen tables.
+    formats: HashMap<usize, WireFormat>,
+}
+
+impl TableStreamer for CopyContext<'_> {
+    type Done = TableDone;
+
+    async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
+        self.copy_table(loader, t, self.formats[&t.index]).await
+    }
 }
 
 impl CopyContext<'_> {
-    /// Every table in one target transaction, committed after the last check.
-    async fn one_transaction(
-        &self,
-        target: &Session,
-        load_plan: &LoadPlan,
-        formats: &[WireFormat],
-    ) -> Result<Vec<TableDone>> {
-        let all: Vec<&TableLoad> = load_plan.tables.iter().collect();
-        let loader = Loader::begin(target, &all, load_plan.defer_constraints, &self.plan.options)
-            .await
-            .map_err(|e| e.context("TARGET"))?;
-        let mut done = Vec::new();
-        for (t, &format) in load_plan.tables.iter().zip(formats) {
-            match self.copy_table(&loader, t, format).await {
-                Ok(d) => done.push(d),
-                Err(e) => {
-                    loader.rollback().await;
-                    return Err(e);
-                }
-            }
-        }
-        loader.commit().await.map_err(|e| e.context("TARGET"))?;
-        Ok(done)
-    }
-
-    /// A transaction per table. `fail` checks every table first and
-    /// `truncate` empties them all in a first transaction, so the per-table
-    /// loads only add rows.
-    async fn per_table(
-        &self,
-        target: &Session,
-        load_plan: &LoadPlan,
-        formats: &[WireFormat],
-    ) -> Result<Vec<TableDone>> {
-        let all: Vec<&TableLoad> = load_plan.tables.iter().collect();
-        let mut options = self.plan.options.clone();
-        match options.mode {
-            Mode::Fail | Mode::Truncate => {
-                let first = Loader::begin(target, &all, false, &options)
-                    .await
-                    .map_err(|e| e.context("TARGET"))?;
-                first.commit().await.map_err(|e| e.context("TARGET"))?;
-                options.mode = Mode::Append;
-            }
-            _ => {}
-        }
-        let mut done = Vec::new();
-        for (t, &format) in load_plan.tables.iter().zip(formats) {
-            let loader = Loader::begin(target, &[t], load_plan.defer_constraints, &options)
-                .await
-                .map_err(|e| e.context("TARGET"))?;
-            match self.copy_table(&loader, t, format).await {
-                Ok(d) => {
-                    loader
-                        .commit()
-                        .await
-                        .map_err(|e| e.context(format!("TARGET: table {}", t.target.name)))?;
-                    done.push(d);
-                }
-                Err(e) => {
-                    loader.rollback().await;
-                    let committed: Vec<String> = done.iter().map(|d| d.table.clone()).collect();
-                    return Err(e.context(if committed.is_empty() {
-                        "no table was committed".to_string()
-                    } else {
-                        format!(
-                            "committed before the failure: {} (rerun with --mode skip to finish the rest)",
-                            committed.join(", ")
-                        )
-                    }));
-                }
-            }
-        }
-        Ok(done)
-    }
-
     /// Streams one table from the source into the loader's transaction and
     /// runs the checks asked for, before the caller commits.
     async fn copy_table(
@@ -415,85 +365,6 @@ impl CopyContext<'_> {
                 hint: Some("the copy was rolled back; nothing was committed".into()),
             })
         }
-    }
-}
-
-/// `--dry-run`: what would happen, checked as far as reading can check it.
-async fn dry_run(
-    plan: &CopyPlan,
-    target: &Session,
-    load_plan: &LoadPlan,
-    chosen: &[&Table],
-    formats: &[WireFormat],
-) -> Result<Outcome> {
-    let all: Vec<&TableLoad> = load_plan.tables.iter().collect();
-    let with_rows = non_empty(target, &all).await.map_err(|e| e.context("TARGET"))?;
-    let mut problems = Vec::new();
-    for t in &all {
-        let row = target
-            .client
-            .query_one(
-                "SELECT has_table_privilege($1, 'INSERT'), has_table_privilege($1, 'TRUNCATE')",
-                &[&t.target.name.quoted()],
-            )
-            .await
-            .map_err(|e| {
-                Error::db(format!("TARGET: cannot read privileges on {}", t.target.name), e)
-            })?;
-        if !row.get::<_, bool>(0) {
-            problems.push(format!("no INSERT privilege on {}", t.target.name));
-        }
-        if plan.options.mode == Mode::Truncate && !row.get::<_, bool>(1) {
-            problems.push(format!("no TRUNCATE privilege on {}", t.target.name));
-        }
-    }
-    if plan.options.mode == Mode::Fail && !with_rows.is_empty() {
-        problems.push(format!(
-            "--mode fail: not empty: {}",
-            with_rows.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    println!(
-        "copy plan (dry run, nothing written): mode {}, {}{}",
-        plan.options.mode.as_str(),
-        if plan.per_table_commit { "a transaction per table" } else { "one transaction" },
-        if load_plan.defer_constraints { ", constraints deferred" } else { "" }
-    );
-    for (t, format) in load_plan.tables.iter().zip(formats) {
-        let src = chosen[t.index];
-        let mut notes = Vec::new();
-        if with_rows.contains(&t.target.name) {
-            notes.push(match plan.options.mode {
-                Mode::Truncate => "has rows: would be emptied".to_string(),
-                Mode::Skip => "has rows: existing keys skipped".to_string(),
-                Mode::Upsert => "has rows: existing keys updated".to_string(),
-                Mode::Append => "has rows: kept".to_string(),
-                Mode::Fail => "has rows: refused".to_string(),
-            });
-        }
-        if !t.defaulted.is_empty() {
-            notes.push(format!("default/NULL for {}", t.defaulted.join(", ")));
-        }
-        if !t.target.triggers.is_empty() {
-            notes.push(format!(
-                "triggers {} {}",
-                t.target.triggers.join(", "),
-                if plan.options.disable_triggers { "disabled" } else { "fire" }
-            ));
-        }
-        println!(
-            "  {:<40} ~{:>10} rows  {:?}  {}",
-            t.target.name.to_string(),
-            src.estimated_rows.map_or("?".into(), |r| human_count(r.max(0) as u64)),
-            format,
-            notes.join("; ")
-        );
-    }
-    if problems.is_empty() {
-        println!("OK: the copy can run");
-        Ok(Outcome::Ok)
-    } else {
-        Err(Error::usage(format!("the copy would fail:\n  {}", problems.join("\n  "))))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod copy;
 pub mod list;
+pub mod restore;
 pub mod verify;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub async fn run(command: Command) -> Result<Outcome> {
         Command::Backup(args) => backup::run(backup::plan(args)?).await,
         Command::Verify(args) => verify::run(verify::plan(args)?).await,
         Command::Copy(args) => copy::run(copy::plan(args)?).await,
+        Command::Restore(args) => restore::run(restore::plan(args)?).await,
     }
 }
 

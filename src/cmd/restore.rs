@@ -1,0 +1,404 @@
+//! `pgbarge restore`: load chosen tables from a backup, checked while they
+//! load, all-or-nothing.
+//!
+//! Each selected data file is read once through [`FileSource`] (file size and
+//! sha256, decompression on its own thread) and streamed into the target's
+//! `COPY ... FROM STDIN (FORMAT csv, HEADER)` while its header, CSV sha256
+//! and record count are checked on the way; every check must pass before the
+//! one target transaction commits. The load side is [`crate::load`], shared
+//! with copy.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::catalog::{TableName, read_catalog};
+use crate::cli::RestoreArgs;
+use crate::cmd::{Outcome, resolve_conn};
+use crate::connect::{Purpose, Session, connect, repin};
+use crate::conninfo::ConnInfo;
+use crate::csvfmt::{FirstRecord, csv_header};
+use crate::error::{Error, Result};
+use crate::load::{
+    self, Incoming, LoadOptions, Loaded, Loader, Mode, SequenceMove, TableLoad, TableStreamer,
+    plan_load,
+};
+use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE};
+use crate::pipeline::{CsvStages, WireFormat};
+use crate::progress::{Progress, human_bytes, human_count};
+use crate::select::Selection;
+use crate::source::FileSource;
+
+/// What `restore` needs, resolved.
+#[derive(Debug)]
+pub struct RestorePlan {
+    pub dir: PathBuf,
+    pub conn: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub options: LoadOptions,
+    pub per_table_commit: bool,
+    pub schema: bool,
+    pub dry_run: bool,
+    pub quiet: bool,
+}
+
+/// Resolves the arguments.
+///
+/// # Errors
+/// Usage errors: connection, patterns, mode, jobs.
+pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
+    if args.dir.starts_with("s3://") {
+        return Err(Error::usage("s3:// backup folders are not supported by this build"));
+    }
+    let jobs = args.jobs.unwrap_or(1);
+    if jobs == 0 {
+        return Err(Error::usage("-j/--jobs must be at least 1"));
+    }
+    if jobs > 1 && !args.per_table_commit {
+        return Err(Error::usage_hint(
+            "-j greater than 1 needs --per-table-commit",
+            "one target transaction is one stream; parallel loads commit table by table",
+        ));
+    }
+    Ok(RestorePlan {
+        dir: PathBuf::from(&args.dir),
+        conn: resolve_conn(&args.conn)?,
+        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
+        options: LoadOptions {
+            mode: Mode::parse(&args.mode)?,
+            disable_triggers: args.disable_triggers,
+            cascade: args.cascade,
+        },
+        per_table_commit: args.per_table_commit,
+        schema: args.schema,
+        dry_run: args.dry_run,
+        quiet: args.quiet,
+    })
+}
+
+/// One table's outcome, for the summary.
+struct TableDone {
+    table: String,
+    rows: u64,
+    csv_bytes: u64,
+    loaded: Loaded,
+    triggers: Vec<String>,
+    sequences: Vec<SequenceMove>,
+}
+
+/// Runs `restore`.
+///
+/// # Errors
+/// An incomplete backup or a check failing on the way (exit 1, rolled back),
+/// usage errors found before anything is written (exit 2), connection,
+/// server and file errors (exit 3, rolled back), signals.
+pub async fn run(plan: RestorePlan) -> Result<Outcome> {
+    let started = Instant::now();
+    let manifest = Manifest::read(&plan.dir)?;
+    let names: Vec<TableName> =
+        manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
+    let picked: HashSet<&TableName> =
+        plan.selection.choose(&names, &[], "in the backup")?.into_iter().collect();
+    let chosen: Vec<&ManifestTable> = manifest
+        .tables
+        .iter()
+        .zip(&names)
+        .filter(|(_, n)| picked.contains(n))
+        .map(|(t, _)| t)
+        .collect();
+
+    let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
+    if plan.schema {
+        run_schema(&plan, &manifest, &target).await?;
+    }
+    let catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
+    let incoming: Vec<Incoming> = chosen
+        .iter()
+        .map(|t| Incoming {
+            name: TableName::new(&t.schema, &t.name),
+            columns: t.columns.iter().map(|c| (c.name.clone(), c.type_name.clone())).collect(),
+        })
+        .collect();
+    let load_plan = plan_load(&catalog, &incoming, &plan.options)?;
+
+    if plan.dry_run {
+        let estimates: Vec<Option<u64>> =
+            load_plan.tables.iter().map(|t| Some(chosen[t.index].rows)).collect();
+        let formats = vec![WireFormat::Csv; load_plan.tables.len()];
+        let r = load::dry_run(
+            &target,
+            &load_plan,
+            &plan.options,
+            plan.per_table_commit,
+            &estimates,
+            &formats,
+        )
+        .await;
+        // With --schema the schema ran inside the transaction: undo it.
+        let _ = target.client.batch_execute("ROLLBACK").await;
+        r?;
+        return Ok(Outcome::Ok);
+    }
+
+    let progress = Progress::new("restore", load_plan.tables.len(), plan.quiet);
+    let mut streamer =
+        Restorer { plan: &plan, manifest: &manifest, chosen: &chosen, progress: &progress };
+    let done =
+        load::run_load(&target, &load_plan, &plan.options, plan.per_table_commit, &mut streamer)
+            .await;
+    drop(progress);
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = target.client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    };
+    if !plan.quiet {
+        print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Runs `schema.sql` into an empty target, inside the transaction the data
+/// then loads in (the load's own BEGIN only warns), so a failure undoes both.
+async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -> Result<()> {
+    let path = plan.dir.join(SCHEMA_FILE);
+    if !manifest.has_schema {
+        return Err(Error::usage_hint(
+            format!("{} was taken without --schema: it has no {SCHEMA_FILE}", plan.dir.display()),
+            "create the tables first (pg_dump --schema-only of the source, or your DDL files), then restore without --schema",
+        ));
+    }
+    let text = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    if let Some(want) = &manifest.schema_sha256 {
+        let mut sha = crate::digest::Sha256Stage::new();
+        sha.feed(&text);
+        let got = sha.finish().0;
+        if &got != want {
+            return Err(Error::difference(format!(
+                "{}: sha256 is {got}, the manifest records {want}; the schema file was changed",
+                path.display()
+            )));
+        }
+    }
+    let text = String::from_utf8(text)
+        .map_err(|_| Error::difference(format!("{} is not UTF-8 text", path.display())))?;
+    let sql = strip_restrict_lines(&text).map_err(|line| {
+        Error::usage(format!(
+            "{} line {line}: a psql meta-command; {SCHEMA_FILE} must be plain SQL",
+            path.display()
+        ))
+    })?;
+    let catalog = read_catalog(target).await.map_err(|e| e.context("TARGET"))?;
+    if !catalog.tables.is_empty() {
+        return Err(Error::usage_hint(
+            format!(
+                "--schema needs an empty target database; it has {} table{} (for example {})",
+                catalog.tables.len(),
+                if catalog.tables.len() == 1 { "" } else { "s" },
+                catalog.tables[0].name
+            ),
+            "restore into a new database (createdb), or restore without --schema into the existing tables",
+        ));
+    }
+    target
+        .client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| Error::db("TARGET: cannot start the transaction", e))?;
+    let r = tokio::select! {
+        r = target.client.batch_execute(&sql) => r,
+        signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+    };
+    if let Err(e) = r {
+        return Err(target.db_error(format!("TARGET: running {} failed", path.display()), e).await);
+    }
+    // schema.sql sets its own search_path and more; pin ours again.
+    repin(target).await
+}
+
+/// pg_dump 17.6, 16.10 and later wrap plain output in `\restrict KEY` and
+/// `\unrestrict KEY` lines, which only psql understands; they carry no SQL.
+/// Any other meta-command line is refused (its 1-based line number).
+fn strip_restrict_lines(sql: &str) -> std::result::Result<String, usize> {
+    let mut out = String::with_capacity(sql.len());
+    for (n, line) in sql.lines().enumerate() {
+        if line.starts_with("\\restrict ") || line.starts_with("\\unrestrict ") {
+            continue;
+        }
+        if line.starts_with('\\') {
+            return Err(n + 1);
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+struct Restorer<'a> {
+    plan: &'a RestorePlan,
+    manifest: &'a Manifest,
+    chosen: &'a [&'a ManifestTable],
+    progress: &'a Progress,
+}
+
+impl TableStreamer for Restorer<'_> {
+    type Done = TableDone;
+
+    /// Streams one file into the table and checks, before the caller
+    /// commits, that it was exactly the file the manifest describes.
+    async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
+        let m = self.chosen[t.index];
+        let name = &t.target.name;
+        let path = self.plan.dir.join(&m.file);
+        let file = &m.file;
+        let mut source = FileSource::open(&path, self.manifest.compression)?;
+        let mut stages = CsvStages::new(false);
+        let mut header = FirstRecord::new();
+        let expected_header = csv_header(m.columns.iter().map(|c| c.name.as_str()));
+        let mut header_checked = false;
+        let mut bar = self.progress.table(&name.to_string(), Some(m.rows as i64));
+        let loaded = loader
+            .load_table(t, WireFormat::Csv, &mut source, |block| {
+                if !header_checked {
+                    header.feed(block);
+                    if let Some(h) = header.get() {
+                        header_checked = true;
+                        if h != expected_header.as_bytes() {
+                            return Err(Error::difference(format!(
+                                "{file}: header is `{}`, the manifest's columns give `{expected_header}`",
+                                String::from_utf8_lossy(h)
+                            )));
+                        }
+                    }
+                }
+                stages.feed(block);
+                bar.update(stages.records().saturating_sub(1), stages.bytes());
+                Ok(())
+            })
+            .await
+            .map_err(|e| match e.class() {
+                crate::error::Class::Difference => e.context(format!("restore of table {name} stopped: {file} is not the file the manifest describes")),
+                _ => e.context(format!("restore of table {name} from {file} failed")),
+            })?;
+        bar.finish(self.progress);
+        let summary = source.finish()?;
+        let mut problems = Vec::new();
+        if summary.file_bytes != m.file_bytes || summary.file_sha256 != m.file_sha256 {
+            problems.push(format!(
+                "file sha256 is {} ({} bytes), the manifest records {} ({} bytes)",
+                summary.file_sha256, summary.file_bytes, m.file_sha256, m.file_bytes
+            ));
+        }
+        match stages.finish() {
+            Err(e) => problems.push(format!("CSV is cut short: {e}")),
+            Ok(csv) => {
+                if csv.rows != m.rows {
+                    problems.push(format!(
+                        "holds {} records, the manifest records {}",
+                        csv.rows, m.rows
+                    ));
+                }
+                if csv.csv_sha256 != m.csv_sha256 {
+                    problems.push(format!(
+                        "CSV sha256 is {}, the manifest records {}",
+                        csv.csv_sha256, m.csv_sha256
+                    ));
+                }
+            }
+        }
+        if !header_checked {
+            problems.push("has no complete header line".into());
+        }
+        if loaded.copied != m.rows {
+            problems.push(format!(
+                "the server loaded {} rows, the manifest records {}",
+                loaded.copied, m.rows
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(Error::Difference {
+                msg: format!("{file} (table {name}): {}", problems.join("; ")),
+                hint: Some("the restore was rolled back; nothing was committed".into()),
+            });
+        }
+        // The recorded values, as `setval(v, true)` would leave them.
+        let at_least: HashMap<String, i64> = m
+            .sequences
+            .iter()
+            .filter(|s| s.is_called)
+            .map(|s| (s.sequence.clone(), s.last_value))
+            .collect();
+        let sequences =
+            loader.advance_sequences(t, &at_least).await.map_err(|e| e.context("TARGET"))?;
+        Ok(TableDone {
+            table: name.to_string(),
+            rows: m.rows,
+            csv_bytes: m.csv_bytes,
+            loaded,
+            triggers: if self.plan.options.disable_triggers {
+                Vec::new()
+            } else {
+                t.target.triggers.clone()
+            },
+            sequences,
+        })
+    }
+}
+
+fn print_summary(done: &[TableDone], plan: &RestorePlan, manifest: &Manifest, seconds: f64) {
+    let rows: u64 = done.iter().map(|d| d.rows).sum();
+    let bytes: u64 = done.iter().map(|d| d.csv_bytes).sum();
+    println!(
+        "restore complete: {} tables, {} rows, {} of CSV, {seconds:.1} s, {}/s; {} (backup of {} taken {})",
+        done.len(),
+        human_count(rows),
+        human_bytes(bytes),
+        human_bytes((bytes as f64 / seconds.max(0.001)) as u64),
+        if plan.per_table_commit {
+            "committed table by table"
+        } else {
+            "committed in one transaction"
+        },
+        manifest.source.database,
+        manifest.started_at
+    );
+    for d in done {
+        let mut notes = vec![format!("mode {}", plan.options.mode.as_str())];
+        match plan.options.mode {
+            Mode::Skip => {
+                notes.push(format!("{} inserted, {} skipped", d.loaded.inserted, d.loaded.skipped))
+            }
+            Mode::Upsert => {
+                notes.push(format!("{} inserted, {} updated", d.loaded.inserted, d.loaded.updated))
+            }
+            _ => {}
+        }
+        if !d.triggers.is_empty() {
+            notes.push(format!("triggers fired: {}", d.triggers.join(", ")));
+        }
+        for s in &d.sequences {
+            notes.push(format!("sequence {} {} -> {}", s.sequence, s.from, s.to));
+        }
+        println!("  {:<40} {:>10} rows  {}", d.table, human_count(d.rows), notes.join("; "));
+    }
+    println!(
+        "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restrict_lines_are_dropped_and_other_meta_commands_refused() {
+        assert_eq!(
+            strip_restrict_lines("\\restrict abc\nCREATE TABLE t ();\n\\unrestrict abc\n").unwrap(),
+            "CREATE TABLE t ();\n"
+        );
+        assert_eq!(strip_restrict_lines("SELECT 1;\n\\connect other\n"), Err(2));
+    }
+}

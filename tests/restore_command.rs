@@ -1,0 +1,314 @@
+//! `pgbarge restore` against real backups and databases: the runbook's
+//! rollback of two damaged tables, a whole restore with --schema, checks on
+//! the way that abort and roll back, and bad input refused before writing.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{cluster, db_with, fixtures, pgbarge};
+
+fn backup_of(db: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("b");
+    let conn = cluster().conn(db);
+    let mut a = vec!["backup", "-q", "-d", &conn, "-o", dir.to_str().unwrap()];
+    a.extend(args);
+    pgbarge(&a, &[]).expect_code(0);
+    (t, dir)
+}
+
+fn restore(dir: &Path, db: &str, extra: &[&str]) -> crate::common::Run {
+    let conn = cluster().conn(db);
+    let mut a = vec!["restore", dir.to_str().unwrap(), "-d", &conn];
+    a.extend(extra);
+    pgbarge(&a, &[])
+}
+
+fn count(db: &str, table: &str) -> i64 {
+    cluster().psql(db, &format!("SELECT count(*) FROM {table}")).parse().unwrap()
+}
+
+/// A digest of every public table's rows, to prove a database unchanged.
+fn digest(db: &str) -> String {
+    cluster().psql(
+        db,
+        "SELECT string_agg(format('%s:%s', c.relname,
+                (xpath('/row/c/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) AS c FROM %I.%I t', n.nspname, c.relname), false, true, '')))[1]::text), ',' ORDER BY c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND n.nspname = 'public'",
+    )
+}
+
+/// The ERP target after its migration and the role copy: every table has rows.
+fn migrated_target(name: &str) -> String {
+    let c = cluster();
+    let src = db_with(&format!("{name}_src"), "erp/source.sql");
+    let tgt = db_with(name, "erp/target.sql");
+    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files.iter().take(6) {
+        c.psql_file(&tgt, f);
+    }
+    let (s, t) = (c.conn(&src), c.conn(&tgt));
+    pgbarge(
+        &[
+            "copy",
+            "-q",
+            "--source",
+            &s,
+            "--target",
+            &t,
+            "-t",
+            "Role",
+            "-t",
+            "Permission",
+            "-t",
+            "RolePermission",
+            "-t",
+            "RoleAssignment",
+            "-t",
+            "UserPermission",
+            "-t",
+            "TimeEntryRejectionNote",
+        ],
+        &[],
+    )
+    .expect_code(0);
+    tgt
+}
+
+#[test]
+fn rollback_of_two_damaged_tables_leaves_the_others_alone() {
+    let c = cluster();
+    let db = migrated_target("rs_rollback");
+    let (_t, dir) = backup_of(&db, &[]);
+    c.psql(&db, "DELETE FROM \"Role\" WHERE name = (SELECT min(name) FROM \"Role\")");
+    c.psql(&db, "TRUNCATE \"UserPermission\"");
+    c.psql(&db, "UPDATE \"Customer\" SET name = 'damaged'");
+    c.psql(&db, "DELETE FROM \"TimeEntry\" WHERE id > 40");
+    let others = |db: &str| -> String {
+        digest(db)
+            .split(',')
+            .filter(|t| !t.starts_with("Role:") && !t.starts_with("UserPermission:"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let before = others(&db);
+
+    // Role is referenced by tables that are not restored: their rows are
+    // kept (Role is emptied with DELETE, triggers off) and checked afterwards.
+    let r = restore(
+        &dir,
+        &db,
+        &["-t", "Role", "-t", "UserPermission", "--mode", "truncate", "--disable-triggers"],
+    );
+    r.expect_code(0);
+    assert!(r.stdout.contains("restore complete: 2 tables"), "{}", r.stdout);
+    let conn = c.conn(&db);
+    let v = pgbarge(
+        &[
+            "verify",
+            dir.to_str().unwrap(),
+            "-d",
+            &conn,
+            "-t",
+            "Role",
+            "-t",
+            "UserPermission",
+            "--deep",
+        ],
+        &[],
+    );
+    v.expect_code(0);
+    assert!(v.stdout.contains("matches the database"), "{}", v.stdout);
+    // The other tables are as the damage left them, audit log included.
+    assert_eq!(others(&db), before, "a table outside the restore changed");
+    assert_eq!(c.psql(&db, "SELECT DISTINCT name FROM \"Customer\""), "damaged");
+
+    // Without --disable-triggers, truncating Role alone is refused before writing.
+    let r = restore(&dir, &db, &["-t", "Role", "--mode", "truncate"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("TRUNCATE cannot empty it alone"), "{}", r.stderr);
+
+    // A kept row whose parent the backup does not hold: rolled back, exit 1.
+    c.psql(&db, "INSERT INTO \"Role\" (id, name) VALUES ('20000000-0000-4000-8000-0000000000ff', 'new role');
+        INSERT INTO \"RolePermission\" (\"roleId\", \"permissionCode\") SELECT '20000000-0000-4000-8000-0000000000ff', min(code) FROM \"Permission\"");
+    let r = restore(&dir, &db, &["-t", "Role", "--mode", "truncate", "--disable-triggers"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains(
+            "1 rows of public.\"RolePermission\" would reference rows of public.\"Role\""
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&db, "\"Role\" WHERE name = 'new role'"), 1);
+    let v = pgbarge(&["verify", dir.to_str().unwrap(), "-d", &conn, "--deep"], &[]);
+    v.expect_code(1);
+}
+
+#[test]
+fn whole_restore_with_schema_into_an_empty_database() {
+    let c = cluster();
+    let db = migrated_target("rs_schema");
+    let (_t, dir) = backup_of(&db, &["--schema"]);
+    let fresh = c.create_db("rs_schema_fresh");
+    let r = restore(&dir, &fresh, &["--schema", "--dry-run"]);
+    r.expect_code(0);
+    assert_eq!(c.psql(&fresh, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+    // Triggers off, or the audit trigger would log the restore's own inserts.
+    let r = restore(&dir, &fresh, &["--schema", "--disable-triggers"]);
+    r.expect_code(0);
+    assert_eq!(digest(&fresh), digest(&db));
+    let conn = c.conn(&fresh);
+    pgbarge(&["verify", dir.to_str().unwrap(), "-d", &conn, "--deep"], &[]).expect_code(0);
+    // Sequences are where the source had them: the next id follows the restored ones.
+    let max: i64 = c.psql(&fresh, "SELECT max(id) FROM \"TimeEntry\"").parse().unwrap();
+    let next: i64 = c.psql(&fresh, "SELECT nextval('\"TimeEntry_id_seq\"')").parse().unwrap();
+    assert!(next > max, "{next} <= {max}");
+    // --schema refuses a database that has tables.
+    let r = restore(&dir, &fresh, &["--schema"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--schema needs an empty target database"), "{}", r.stderr);
+}
+
+#[test]
+fn awkward_values_restore_whole() {
+    let c = cluster();
+    let db = c.create_db("rs_awkward");
+    c.psql(&db, crate::backup_command::AWKWARD);
+    let (_t, dir) = backup_of(&db, &["--schema"]);
+    let fresh = c.create_db("rs_awkward_fresh");
+    restore(&dir, &fresh, &["--schema"]).expect_code(0);
+    assert_eq!(
+        c.psql(&fresh, "SELECT t FROM texts WHERE id = 5"),
+        c.psql(&db, "SELECT t FROM texts WHERE id = 5")
+    );
+    assert_eq!(count(&fresh, "parts"), 200);
+    assert_eq!(count(&fresh, "nocols"), 3);
+    let conn = c.conn(&fresh);
+    pgbarge(&["verify", dir.to_str().unwrap(), "-d", &conn, "--deep"], &[]).expect_code(0);
+}
+
+/// Damages a copy of a backup in place.
+type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+
+#[test]
+fn damaged_files_abort_and_roll_back() {
+    let c = cluster();
+    let db = migrated_target("rs_damage");
+    let (_t, good) = backup_of(&db, &[]);
+    let m = pgbarge::manifest::Manifest::read(&good).unwrap();
+    let te = m.tables.iter().find(|t| t.name == "TimeEntry").unwrap().file.clone();
+    let tgt = c.create_db("rs_damage_tgt");
+    c.psql_file(&tgt, &fixtures().join("erp/target.sql"));
+    let before = digest(&tgt);
+    let cases: Vec<(&str, Damage<'_>, &str)> = vec![
+        (
+            "flipped byte",
+            Box::new(|d: &Path| {
+                let p = d.join(&te);
+                let mut b = std::fs::read(&p).unwrap();
+                let mid = b.len() / 2;
+                b[mid] ^= 0x10;
+                std::fs::write(&p, b).unwrap();
+            }),
+            "does not decompress",
+        ),
+        (
+            "truncated",
+            Box::new(|d: &Path| {
+                let p = d.join(&te);
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() - 7]).unwrap();
+            }),
+            "does not decompress",
+        ),
+        (
+            "other data",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join(&te), zstd::encode_all(&b"id\n1\n"[..], 3).unwrap()).unwrap();
+            }),
+            "header is `id`",
+        ),
+    ];
+    for (case, damage, needle) in cases {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("copy");
+        assert!(
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&good)
+                .arg(&d)
+                .status()
+                .unwrap()
+                .success()
+        );
+        damage(&d);
+        let r = restore(
+            &d,
+            &tgt,
+            &["-t", "TimeEntry", "-t", "Customer", "--mode", "truncate", "--cascade"],
+        );
+        r.expect_code(1);
+        assert!(r.stderr.contains(needle), "{case}: {}", r.stderr);
+        assert!(r.stderr.contains(&te), "{case}: {}", r.stderr);
+        assert_eq!(digest(&tgt), before, "{case}: the target changed");
+    }
+}
+
+#[test]
+fn bad_input_is_refused_before_writing() {
+    let c = cluster();
+    let db = db_with("rs_bad", "erp/target.sql");
+    let (_t, good) = backup_of(&db, &[]);
+
+    // Rows under --mode fail.
+    let r = restore(&good, &db, &["-t", "User"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("--mode fail: target table is not empty: public.\"User\""),
+        "{}",
+        r.stderr
+    );
+
+    // A pattern matching nothing in the backup names the close ones.
+    let r = restore(&good, &db, &["-t", "user"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("did you mean 'public.\"User\"'"), "{}", r.stderr);
+
+    // A target missing a table, or a column.
+    let other = c.create_db("rs_bad_other");
+    c.psql(&other, "CREATE TABLE \"Customer\" (code text PRIMARY KEY, name text)");
+    let r = restore(&good, &other, &["-t", "Customer", "-t", "Job"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("the target has no table public.\"Job\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("column \"billingAddress\" is not in the target table"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&other, "\"Customer\""), 0);
+
+    // A manifest from a newer pgbarge, and no manifest at all.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("copy");
+    assert!(
+        std::process::Command::new("cp").arg("-a").arg(&good).arg(&d).status().unwrap().success()
+    );
+    let text = std::fs::read_to_string(d.join("manifest.json")).unwrap();
+    std::fs::write(
+        d.join("manifest.json"),
+        text.replace("\"format_version\": 1", "\"format_version\": 7"),
+    )
+    .unwrap();
+    let r = restore(&d, &other, &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("format version 7"), "{}", r.stderr);
+    std::fs::remove_file(d.join("manifest.json")).unwrap();
+    let r = restore(&d, &other, &[]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("the backup is incomplete"), "{}", r.stderr);
+}
