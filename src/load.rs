@@ -126,6 +126,8 @@ pub struct LoadPlan {
     /// Deferrable foreign keys form a cycle among the tables: defer them.
     pub defer_constraints: bool,
     pub cycles: Vec<Vec<TableName>>,
+    /// Per table (same index): the other loaded tables it references.
+    pub parents: Vec<Vec<TableName>>,
 }
 
 /// Plans the load of `incoming` into `target`. Every problem is collected and
@@ -265,8 +267,19 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
             hint_for(&problems),
         ));
     }
-    let tables = order.order.iter().filter_map(|n| loads.remove(n)).collect();
-    Ok(LoadPlan { tables, defer_constraints: defer, cycles: order.cycles })
+    let tables: Vec<TableLoad> = order.order.iter().filter_map(|n| loads.remove(n)).collect();
+    let parents = tables
+        .iter()
+        .map(|t| {
+            target
+                .parents_of(&t.target.name)
+                .into_iter()
+                .filter(|p| selected.contains(p))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    Ok(LoadPlan { tables, defer_constraints: defer, cycles: order.cycles, parents })
 }
 
 fn hint_for(problems: &[String]) -> String {
@@ -782,24 +795,23 @@ pub trait TableStreamer {
 /// Runs the whole load: by default every table in one transaction, committed
 /// after the last table and its checks; with `per_table_commit` a transaction
 /// per table, after a first one in which `fail` checks every table and
-/// `truncate` empties them all (so the per-table loads only add rows).
-/// On any error the open transaction is rolled back.
+/// `truncate` empties them all (so the per-table loads only add rows), on as
+/// many workers as given (each a target session and a streamer), a table
+/// starting once the tables it references have committed. On any error the
+/// open transactions are rolled back.
 ///
 /// # Errors
 /// The first error; with `per_table_commit` it says which tables committed.
 pub async fn run_load<S: TableStreamer>(
-    target: &Session,
+    workers: Vec<(&Session, S)>,
     plan: &LoadPlan,
     opts: &LoadOptions,
     per_table_commit: bool,
-    streamer: &mut S,
 ) -> Result<Vec<S::Done>> {
     let all: Vec<&TableLoad> = plan.tables.iter().collect();
-    let target_err = |e: Error| match e {
-        Error::Context { .. } => e,
-        e => e.context("TARGET"),
-    };
+    let mut workers = workers;
     if !per_table_commit {
+        let (target, streamer) = workers.first_mut().expect("at least one worker");
         let loader =
             Loader::begin(target, &all, plan.defer_constraints, opts).await.map_err(target_err)?;
         let mut done = Vec::with_capacity(all.len());
@@ -823,47 +835,143 @@ pub async fn run_load<S: TableStreamer>(
     }
     let mut per_table = opts.clone();
     if matches!(opts.mode, Mode::Fail | Mode::Truncate) {
-        let first = Loader::begin(target, &all, false, opts).await.map_err(target_err)?;
+        let first = Loader::begin(workers[0].0, &all, false, opts).await.map_err(target_err)?;
         first.commit().await.map_err(target_err)?;
         per_table.mode = Mode::Append;
     }
-    let mut done = Vec::with_capacity(all.len());
-    let mut committed: Vec<String> = Vec::new();
-    for t in &plan.tables {
-        let loader = Loader::begin(target, &[t], plan.defer_constraints, &per_table)
+    let pool = Pool {
+        state: std::cell::RefCell::new(PoolState {
+            pending: (0..plan.tables.len()).collect(),
+            done: HashSet::new(),
+            results: (0..plan.tables.len()).map(|_| None).collect(),
+            committed: Vec::new(),
+            failed: None,
+        }),
+        changed: tokio::sync::Notify::new(),
+        plan,
+        opts: &per_table,
+    };
+    futures::future::join_all(
+        workers.into_iter().map(|(target, streamer)| pool.work(target, streamer)),
+    )
+    .await;
+    let state = pool.state.into_inner();
+    if let Some(e) = state.failed {
+        return Err(e.context(if state.committed.is_empty() {
+            "no table was committed".to_string()
+        } else {
+            format!(
+                "committed before the failure: {} (rerun with --mode skip to finish the rest)",
+                state.committed.join(", ")
+            )
+        }));
+    }
+    Ok(state.results.into_iter().map(|r| r.expect("every table loaded")).collect())
+}
+
+fn target_err(e: Error) -> Error {
+    match e {
+        Error::Context { .. } => e,
+        e => e.context("TARGET"),
+    }
+}
+
+/// Per-table loads shared by workers on one thread.
+struct Pool<'a, D> {
+    state: std::cell::RefCell<PoolState<D>>,
+    /// Signalled whenever a table commits or a worker fails.
+    changed: tokio::sync::Notify,
+    plan: &'a LoadPlan,
+    opts: &'a LoadOptions,
+}
+
+struct PoolState<D> {
+    /// Indexes into the plan's tables, in load order.
+    pending: Vec<usize>,
+    done: HashSet<TableName>,
+    results: Vec<Option<D>>,
+    committed: Vec<String>,
+    failed: Option<Error>,
+}
+
+enum Pick {
+    Table(usize),
+    Wait,
+    Stop,
+}
+
+impl<D> Pool<'_, D> {
+    /// The first pending table whose referenced tables have all committed.
+    fn pick(&self) -> Pick {
+        let mut st = self.state.borrow_mut();
+        if st.failed.is_some() || st.pending.is_empty() {
+            return Pick::Stop;
+        }
+        let ready = st
+            .pending
+            .iter()
+            .position(|&i| self.plan.parents[i].iter().all(|p| st.done.contains(p)));
+        match ready {
+            Some(k) => Pick::Table(st.pending.remove(k)),
+            None => Pick::Wait,
+        }
+    }
+
+    async fn work<S: TableStreamer<Done = D>>(&self, target: &Session, mut streamer: S) {
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so no commit in between is missed.
+            notified.as_mut().enable();
+            let i = match self.pick() {
+                Pick::Stop => return,
+                Pick::Wait => {
+                    notified.await;
+                    continue;
+                }
+                Pick::Table(i) => i,
+            };
+            let t = &self.plan.tables[i];
+            let result = self.load_committed(target, &mut streamer, t).await;
+            let mut st = self.state.borrow_mut();
+            match result {
+                Ok(d) => {
+                    st.results[i] = Some(d);
+                    st.done.insert(t.target.name.clone());
+                    st.committed.push(t.target.name.to_string());
+                }
+                Err(e) => {
+                    if st.failed.is_none() {
+                        st.failed = Some(e);
+                    }
+                }
+            }
+            drop(st);
+            self.changed.notify_waiters();
+        }
+    }
+
+    async fn load_committed<S: TableStreamer<Done = D>>(
+        &self,
+        target: &Session,
+        streamer: &mut S,
+        t: &TableLoad,
+    ) -> Result<D> {
+        let loader = Loader::begin(target, &[t], self.plan.defer_constraints, self.opts)
             .await
             .map_err(target_err)?;
-        let result = match streamer.load(&loader, t).await {
-            Ok(d) => match loader.check_kept_references(t).await {
-                Ok(()) => loader.commit().await.map(|()| d).map_err(target_err),
-                Err(e) => {
-                    loader.rollback().await;
-                    Err(e)
-                }
-            },
+        let loaded = match streamer.load(&loader, t).await {
+            Ok(d) => loader.check_kept_references(t).await.map(|()| d),
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Ok(d) => loader.commit().await.map(|()| d).map_err(target_err),
             Err(e) => {
                 loader.rollback().await;
                 Err(e)
             }
-        };
-        match result {
-            Ok(d) => {
-                done.push(d);
-                committed.push(t.target.name.to_string());
-            }
-            Err(e) => {
-                return Err(e.context(if committed.is_empty() {
-                    "no table was committed".to_string()
-                } else {
-                    format!(
-                        "committed before the failure: {} (rerun with --mode skip to finish the rest)",
-                        committed.join(", ")
-                    )
-                }));
-            }
         }
     }
-    Ok(done)
 }
 
 /// `--dry-run`: checks what reading can check on the target (privileges,

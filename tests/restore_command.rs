@@ -168,6 +168,11 @@ fn whole_restore_with_schema_into_an_empty_database() {
     let max: i64 = c.psql(&fresh, "SELECT max(id) FROM \"TimeEntry\"").parse().unwrap();
     let next: i64 = c.psql(&fresh, "SELECT nextval('\"TimeEntry_id_seq\"')").parse().unwrap();
     assert!(next > max, "{next} <= {max}");
+    // In parallel, a transaction per table, parents before children.
+    let par = c.create_db("rs_schema_parallel");
+    restore(&dir, &par, &["--schema", "--disable-triggers", "--per-table-commit", "-j", "3"])
+        .expect_code(0);
+    assert_eq!(digest(&par), digest(&db));
     // --schema refuses a database that has tables.
     let r = restore(&dir, &fresh, &["--schema"]);
     r.expect_code(2);

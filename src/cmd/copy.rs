@@ -127,7 +127,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     let target = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
     refuse_same_database(&source, &target).await?;
 
-    let _snapshot =
+    let snapshot =
         crate::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
     let source_catalog = read_catalog(&source).await.map_err(|e| e.context("SOURCE"))?;
     let chosen = source_catalog.choose(&plan.selection).map_err(|e| e.context("SOURCE"))?;
@@ -166,15 +166,28 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     }
 
     let progress = Progress::new("copy", load_plan.tables.len(), plan.quiet);
-    let mut ctx = CopyContext {
+    // Workers beyond the first: a source session in the same snapshot and a
+    // target session each. The first uses the coordinator and the target.
+    let mut sessions = Vec::new();
+    for _ in 1..plan.jobs.min(load_plan.tables.len()) {
+        let s = crate::snapshot::join_snapshot(&plan.source, &snapshot)
+            .await
+            .map_err(|e| e.context("SOURCE"))?;
+        let t = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
+        sessions.push((s, t));
+    }
+    let formats: HashMap<usize, WireFormat> =
+        load_plan.tables.iter().map(|t| t.index).zip(formats).collect();
+    let context = |source| CopyContext {
         plan: &plan,
-        source: &source,
+        source,
         chosen: &chosen.tables,
         progress: &progress,
-        formats: load_plan.tables.iter().map(|t| t.index).zip(formats).collect(),
+        formats: formats.clone(),
     };
-    let done =
-        load::run_load(&target, &load_plan, &plan.options, plan.per_table_commit, &mut ctx).await?;
+    let mut workers = vec![(&target, context(&source))];
+    workers.extend(sessions.iter().map(|(s, t)| (t, context(s))));
+    let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await?;
     drop(progress);
     let _ = source.client.batch_execute("COMMIT").await;
     if !plan.quiet {

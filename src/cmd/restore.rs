@@ -38,6 +38,7 @@ pub struct RestorePlan {
     pub selection: Selection,
     pub options: LoadOptions,
     pub per_table_commit: bool,
+    pub jobs: usize,
     pub schema: bool,
     pub dry_run: bool,
     pub quiet: bool,
@@ -71,6 +72,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
             cascade: args.cascade,
         },
         per_table_commit: args.per_table_commit,
+        jobs,
         schema: args.schema,
         dry_run: args.dry_run,
         quiet: args.quiet,
@@ -142,11 +144,15 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     }
 
     let progress = Progress::new("restore", load_plan.tables.len(), plan.quiet);
-    let mut streamer =
-        Restorer { plan: &plan, manifest: &manifest, chosen: &chosen, progress: &progress };
-    let done =
-        load::run_load(&target, &load_plan, &plan.options, plan.per_table_commit, &mut streamer)
-            .await;
+    let mut targets = Vec::new();
+    for _ in 1..plan.jobs.min(load_plan.tables.len()) {
+        targets.push(connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?);
+    }
+    let restorer =
+        || Restorer { plan: &plan, manifest: &manifest, chosen: &chosen, progress: &progress };
+    let mut workers = vec![(&target, restorer())];
+    workers.extend(targets.iter().map(|t| (t, restorer())));
+    let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await;
     drop(progress);
     let done = match done {
         Ok(d) => d,
@@ -214,6 +220,14 @@ async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -
     };
     if let Err(e) = r {
         return Err(target.db_error(format!("TARGET: running {} failed", path.display()), e).await);
+    }
+    if plan.per_table_commit && !plan.dry_run {
+        // Other workers' sessions must see the tables.
+        target
+            .client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| Error::db(format!("TARGET: committing {SCHEMA_FILE} failed"), e))?;
     }
     // schema.sql sets its own search_path and more; pin ours again.
     repin(target).await
