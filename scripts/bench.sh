@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=verify scripts/bench.sh     # one part: backup or verify
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore
 #
 # Stage throughput (MB/s per stage) is measured separately: cargo bench --bench stages
 set -euo pipefail
@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
 ONLY="${ONLY:-all}"
-want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
-bash scripts/install-deps.sh hyperfine time
+want() { case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac; }
+bash scripts/install-deps.sh hyperfine time pgcopydb
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"
 
@@ -92,9 +92,77 @@ if want verify; then
         -n "zstd -dc | sha256sum" "zstd -dc -q '$ZST' | sha256sum > /dev/null"
 fi
 
+# Files the server itself reads for the load ceiling: in a folder it owns.
+SRV="$WORK/srv"
+mkdir -p "$SRV"
+[ "$(id -u)" = 0 ] && chown postgres "$SRV"
+# A target database with t's definition and no rows; emptied before each run.
+empty_target() {
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
+    pg_dump -s -t t -t t2 bench | psql -X -q -d "$1"
+}
+TRUNC="psql -X -q -d tgt -c 'TRUNCATE t'"
+
+if want copy; then
+    empty_target tgt
+    psql -X -q -c "COPY t TO '$SRV/t.bin' (FORMAT binary)"
+    cat > "$WORK/filters.ini" <<INI
+[include-only-table]
+public.t
+INI
+    PGCOPYDB=(pgcopydb copy table-data --source "host=$PGHOST port=5432 dbname=bench"
+        --target "host=$PGHOST port=5432 dbname=tgt" --filters "$WORK/filters.ini"
+        --dir "$WORK/pgcopydb" --restart --table-jobs 1 --index-jobs 1)
+    WITH_PGCOPYDB=()
+    if "${PGCOPYDB[@]}" >"$WORK/pgcopydb.log" 2>&1; then
+        WITH_PGCOPYDB=(-n "pgcopydb copy table-data" "$(printf '%q ' "${PGCOPYDB[@]}") >/dev/null 2>&1")
+    else
+        echo "pgcopydb failed here, left out (see its log below):" >&2
+        tail -n 5 "$WORK/pgcopydb.log" >&2
+    fi
+    hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/copy.csv" --prepare "$TRUNC" \
+        -n "pgbarge copy" "'$BIN' copy --source bench --target tgt -t t -q" \
+        -n "psql binary pipe" "psql -X -q -c '\\copy t to stdout (format binary)' | psql -X -q -d tgt -c '\\copy t from stdin (format binary)'" \
+        -n "psql text pipe" "psql -X -q -c '\\copy t to stdout' | psql -X -q -d tgt -c '\\copy t from stdin'" \
+        -n "pg_dump -a | psql" "pg_dump -a -t t bench | psql -X -q -d tgt" \
+        "${WITH_PGCOPYDB[@]}" \
+        -n "server COPY FROM file (binary)" "psql -X -q -d tgt -c \"COPY t FROM '$SRV/t.bin' (FORMAT binary)\""
+    rm -f "$SRV/t.bin"
+
+    # Two tables: -j 2 against one after the other.
+    psql -X -q -c "CREATE TABLE IF NOT EXISTS t2 AS SELECT * FROM t"
+    empty_target tgt
+    hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/copy-j.csv" \
+        --prepare "psql -X -q -d tgt -c 'TRUNCATE t, t2'" \
+        -n "pgbarge copy -j 2 (two tables)" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 2 -q" \
+        -n "one after the other: pgbarge copy -j 1" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 1 -q"
+fi
+
+if want restore; then
+    rm -rf "$OUT"/*
+    "$BIN" backup -t t -o "$OUT/rb" -q
+    ZST=$(ls "$OUT"/rb/data/*.csv.zst)
+    zstd -dc -q "$ZST" > "$SRV/t.csv"
+    pg_dump -Fc -t t -f "$OUT/t.dump" bench
+    empty_target tgt
+    hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/restore.csv" --prepare "$TRUNC" \
+        -n "pgbarge restore" "'$BIN' restore '$OUT/rb' -d tgt -q" \
+        -n "zstd -dc | psql copy csv" "zstd -dc -q '$ZST' | psql -X -q -d tgt -c '\\copy t from stdin (format csv, header)'" \
+        -n "pg_restore -a" "pg_restore -a -d tgt '$OUT/t.dump'" \
+        -n "server COPY FROM file (csv)" "psql -X -q -d tgt -c \"COPY t FROM '$SRV/t.csv' (FORMAT csv, HEADER)\""
+    rm -f "$SRV/t.csv"
+fi
+
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
+fi
+if want copy; then
+    ratios "$WORK/copy.csv" "copy of $ROWS rows between two databases of one server"
+    ratios "$WORK/copy-j.csv" "copy of two such tables"
+fi
+if want restore; then
+    ratios "$WORK/restore.csv" "restore of the backup of $ROWS rows"
 fi
 if want verify; then
     ratios "$WORK/verify.csv" "offline verify of a backup of $ROWS rows ($CSV_BYTES bytes of CSV)"

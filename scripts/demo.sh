@@ -65,3 +65,33 @@ set +e
 "$BIN" verify "$DAMAGED" -t User
 echo "exit code: $?"
 set -e
+
+ROLE_TABLES=(-t Role -t Permission -t RolePermission -t RoleAssignment -t UserPermission -t TimeEntryRejectionNote)
+echo
+echo "Copy the role, permission and rejection-note data before the DDL: the target lacks a column (exit 2, nothing written):"
+set +e
+"$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}"
+echo "exit code: $?"
+set -e
+step "Run the runbook's DDL files on the target" \
+    sh -c "for f in fixtures/erp/migrations/0[1-6]-*.sql; do echo \"  \$f\"; psql -X -q -v ON_ERROR_STOP=1 -d '$TGT_CONN' -f \"\$f\" >/dev/null; done"
+step "What the copy would do" \
+    "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}" --dry-run
+step "The same copy now succeeds, content compared before commit" \
+    "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}" --verify=deep
+
+AFTER="$DEMO/backup-after-copy"
+step "Checkpoint: back up the copied tables" \
+    "$BIN" backup -d "$TGT_CONN" -o "$AFTER" -q "${ROLE_TABLES[@]}"
+step "Something goes wrong: role descriptions overwritten, user permissions emptied" \
+    psql -X -q -d "$TGT_CONN" -c "UPDATE \"Role\" SET description = 'oops'" -c 'TRUNCATE "UserPermission"'
+echo
+echo "The live tables no longer match the checkpoint (exit 1):"
+set +e
+"$BIN" verify "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --deep
+echo "exit code: $?"
+set -e
+step "Restore only those two tables (rows referencing Role are kept and checked)" \
+    "$BIN" restore "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --mode truncate --disable-triggers
+step "And prove it" \
+    "$BIN" verify "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --deep

@@ -25,6 +25,10 @@ pub enum Command {
     Copy(CopyArgs),
     /// Load chosen tables from a backup, checked while they load, all-or-nothing.
     Restore(RestoreArgs),
+    /// Run plain SQL files (DDL) in order; a failure names file, line and column.
+    Sql(SqlArgs),
+    /// Run a migration runbook from a plan file, with a log and a rollback command.
+    Run(RunArgs),
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -186,6 +190,37 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// No progress and no summary; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The files, run in the order given.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Run every file inside one transaction (files must not hold BEGIN/COMMIT).
+    #[arg(long, short = '1')]
+    pub single_transaction: bool,
+    /// Errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (TOML).
+    #[arg(value_name = "PLAN.toml")]
+    pub plan: String,
+    /// Check everything that can be checked without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start at this step (its name or number); earlier steps are skipped.
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Steps print no progress or summaries; errors only.
     #[arg(short, long)]
     pub quiet: bool,
 }

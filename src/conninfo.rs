@@ -158,6 +158,7 @@ const KEYWORDS: &[&str] = &[
     "sslrootcert",
     "connect_timeout",
     "application_name",
+    "service",
 ];
 
 /// Parses a connection string (URL, keyword/value, or a bare database name) into
@@ -256,6 +257,55 @@ fn parse_url(url: &str) -> Result<BTreeMap<String, String>> {
     Ok(params)
 }
 
+/// The settings of `service` from the per-user service file (`PGSERVICEFILE`,
+/// default `~/.pg_service.conf`), else the system one (`PGSYSCONFDIR`,
+/// default `/etc/postgresql-common`, `pg_service.conf`): INI sections of
+/// `key=value` lines, as libpq reads them.
+///
+/// # Errors
+/// A usage error when no file defines the service.
+fn service_params(service: &str, env: Env<'_>) -> Result<BTreeMap<String, String>> {
+    let user_file = env("PGSERVICEFILE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pg_service.conf")));
+    let system_file =
+        Path::new(&env("PGSYSCONFDIR").unwrap_or_else(|| "/etc/postgresql-common".into()))
+            .join("pg_service.conf");
+    for file in user_file.into_iter().chain([system_file]) {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let mut in_section = false;
+        let mut found = false;
+        let mut params = BTreeMap::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                in_section = name == service;
+                found |= in_section;
+                continue;
+            }
+            if in_section && let Some((k, v)) = line.split_once('=') {
+                params.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        if found {
+            params.remove("service");
+            if let Some(k) = params.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
+                return Err(Error::usage(format!(
+                    "{}: service \"{service}\" sets unknown option \"{k}\"",
+                    file.display()
+                )));
+            }
+            return Ok(params);
+        }
+    }
+    Err(Error::usage_hint(
+        format!("definition of service \"{service}\" not found"),
+        "define it in ~/.pg_service.conf (or the file PGSERVICEFILE names) as [name] followed by key=value lines",
+    ))
+}
+
 fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
     let mut params = BTreeMap::new();
     let mut chars = s.chars().peekable();
@@ -340,7 +390,14 @@ pub fn process_env(name: &str) -> Option<String> {
 /// # Errors
 /// A usage error for malformed parameters (port, sslmode, timeout).
 pub fn resolve(conn_string: &str, env: Env<'_>) -> Result<ConnInfo> {
-    let explicit = parse_conn_string(conn_string)?;
+    let mut explicit = parse_conn_string(conn_string)?;
+    // A service's settings come after the connection string's and before
+    // the environment's, as in libpq.
+    if let Some(service) = explicit.get("service").cloned().or_else(|| env("PGSERVICE")) {
+        for (k, v) in service_params(&service, env)? {
+            explicit.entry(k).or_insert(v);
+        }
+    }
     let get = |key: &str, var: &str| explicit.get(key).cloned().or_else(|| env(var));
 
     let host = explicit
@@ -572,6 +629,39 @@ mod tests {
     fn bare_word_is_dbname() {
         let p = parse_conn_string("appdb").unwrap();
         assert_eq!(p["dbname"], "appdb");
+    }
+
+    #[test]
+    fn service_file_settings_sit_between_the_string_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("services.conf");
+        std::fs::write(
+            &file,
+            "# comment\n[other]\nport=1\n[prod]\nhost=db.example.com\nport=6432\ndbname=erp\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap().to_string();
+        let env_of = |vars: Vec<(&'static str, String)>| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+        let env = env_of(vec![
+            ("PGSERVICEFILE", f.clone()),
+            ("PGPORT", "7000".into()),
+            ("PGUSER", "app".into()),
+        ]);
+        let info = resolve("service=prod dbname=other", &env).unwrap();
+        assert_eq!(
+            (info.host.as_str(), info.port, info.dbname.as_str(), info.user.as_str()),
+            ("db.example.com", 6432, "other", "app")
+        );
+        let env = env_of(vec![
+            ("PGSERVICEFILE", f),
+            ("PGSERVICE", "prod".into()),
+            ("PGSYSCONFDIR", "/nonexistent".into()),
+        ]);
+        assert_eq!(resolve("", &env).unwrap().dbname, "erp");
+        let e = resolve("service=nope", &env).unwrap_err();
+        assert!(crate::error::render(&e).contains("definition of service \"nope\" not found"));
     }
 
     #[test]

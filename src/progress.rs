@@ -155,13 +155,23 @@ impl TableProgress {
     }
 }
 
+/// Seconds between plain progress lines: `PGBARGE_PROGRESS_SECS`, default 10.
+fn plain_interval() -> Duration {
+    std::env::var("PGBARGE_PROGRESS_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0 && v.is_finite())
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
 fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<AtomicBool>) {
     let start = Instant::now();
     let mut last = Instant::now();
+    let interval = plain_interval();
     while !stop.load(Ordering::Relaxed) {
         // Parked rather than asleep, so Drop can wake it and nobody waits.
-        std::thread::park_timeout(Duration::from_millis(200));
-        if last.elapsed() >= Duration::from_secs(10) {
+        std::thread::park_timeout(interval.min(Duration::from_millis(200)));
+        if last.elapsed() >= interval {
             last = Instant::now();
             let bytes = totals.bytes.load(Ordering::Relaxed);
             let secs = start.elapsed().as_secs_f64().max(0.001);

@@ -402,3 +402,72 @@ fn table_dropped_while_waiting_is_named() {
     assert!(r.stderr.contains("doomed"), "{}", r.stderr);
     assert!(leftovers(&dir).is_empty());
 }
+
+#[test]
+fn progress_plain_lines_tty_bars_and_quiet() {
+    let c = cluster();
+    let db = big_table_db("bk_progress", 400_000);
+    let (_t, dir) = out_dir("plain");
+    let conn = c.conn(&db);
+    // stderr is a pipe: plain lines, here every 0.05 s.
+    let r = pgbarge(
+        &["backup", "-d", &conn, "-o", dir.to_str().unwrap(), "-j", "1"],
+        &[("PGBARGE_PROGRESS_SECS", "0.05")],
+    );
+    r.expect_code(0);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("backup: "))
+        .unwrap_or_else(|| panic!("no progress line: {}", r.stderr));
+    assert!(line.contains("/2 tables,") && line.contains(" rows, "), "{line}");
+    assert!(r.stdout.contains("backup complete"), "{}", r.stdout);
+
+    // -q: nothing on stderr, nothing on stdout.
+    let (_t, dir) = out_dir("quiet");
+    let r = pgbarge(
+        &["backup", "-q", "-d", &conn, "-o", dir.to_str().unwrap()],
+        &[("PGBARGE_PROGRESS_SECS", "0.05")],
+    );
+    r.expect_code(0);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+
+    // A terminal: indicatif bars with the overall count (script(1) gives a pty).
+    let (_t, dir) = out_dir("tty");
+    let cmd =
+        format!("{} backup -d '{conn}' -o '{}' -j 1", env!("CARGO_BIN_EXE_pgbarge"), dir.display());
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("tables") && text.contains("public.big"), "{text}");
+    assert!(!text.contains("backup: 0/"), "plain lines on a terminal: {text}");
+}
+
+#[test]
+fn schema_needs_a_usable_pg_dump() {
+    let c = cluster();
+    let db = db_with("bk_pgdump", "erp/target.sql");
+    let conn = c.conn(&db);
+    let (_t, dir) = out_dir("missing");
+    let r = pgbarge(
+        &["backup", "--schema", "-d", &conn, "-o", dir.to_str().unwrap()],
+        &[("PGBARGE_PG_DUMP", "/nonexistent/pg_dump")],
+    );
+    r.expect_code(3);
+    assert!(r.stderr.contains("cannot run /nonexistent/pg_dump"), "{}", r.stderr);
+    assert!(r.stderr.contains("apt-get install postgresql-client"), "{}", r.stderr);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+
+    let t = tempfile::tempdir().unwrap();
+    let old = t.path().join("pg_dump");
+    std::fs::write(&old, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_t2, dir) = out_dir("old");
+    let r = pgbarge(
+        &["backup", "--schema", "-d", &conn, "-o", dir.to_str().unwrap()],
+        &[("PGBARGE_PG_DUMP", old.to_str().unwrap())],
+    );
+    r.expect_code(3);
+    assert!(r.stderr.contains("is version 9, older than the server"), "{}", r.stderr);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}

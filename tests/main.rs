@@ -11,4 +11,6 @@ mod copy_command;
 mod erp_fixture;
 mod list_command;
 mod restore_command;
+mod run_command;
+mod sql_command;
 mod verify_command;

@@ -547,9 +547,12 @@ async fn dump_schema(
     Ok(sha.finish().0)
 }
 
-/// pg_dump of the server's major version when installed side by side
-/// (Debian's layout), else the one on PATH.
+/// `PGBARGE_PG_DUMP` when set; else pg_dump of the server's major version
+/// when installed side by side (Debian's layout); else the one on PATH.
 fn find_pg_dump(server_major: i32) -> PathBuf {
+    if let Some(p) = std::env::var_os("PGBARGE_PG_DUMP").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let versioned = PathBuf::from(format!("/usr/lib/postgresql/{server_major}/bin/pg_dump"));
     if versioned.exists() { versioned } else { PathBuf::from("pg_dump") }
 }

@@ -5,6 +5,8 @@ pub mod backup;
 pub mod copy;
 pub mod list;
 pub mod restore;
+pub mod run;
+pub mod sql;
 pub mod verify;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub async fn run(command: Command) -> Result<Outcome> {
         Command::Verify(args) => verify::run(verify::plan(args)?).await,
         Command::Copy(args) => copy::run(copy::plan(args)?).await,
         Command::Restore(args) => restore::run(restore::plan(args)?).await,
+        Command::Sql(args) => sql::run(sql::plan(args)?).await,
+        Command::Run(args) => run::run(run::plan(args)?).await,
     }
 }
 

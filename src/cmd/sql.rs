@@ -1,0 +1,181 @@
+//! `pgbarge sql`: run plain SQL files (the user's DDL) in order.
+//!
+//! Every file is read and split into statements before anything runs, so a
+//! psql meta-command or an unterminated quote anywhere is reported first.
+//! Statements then run one at a time, as psql runs them (each in its own
+//! transaction unless the file opens one), or all inside one transaction with
+//! `--single-transaction`. A failure names the file, line and column (from the
+//! server's error position), the server's words, and what already completed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::SqlArgs;
+use crate::cmd::{Outcome, resolve_conn};
+use crate::connect::{Purpose, Session, connect};
+use crate::conninfo::ConnInfo;
+use crate::error::{Error, Result};
+use crate::sqlfile::{Statement, split};
+
+/// A file, read and split.
+#[derive(Debug, Clone)]
+pub struct SqlFile {
+    pub path: PathBuf,
+    pub statements: Vec<Statement>,
+}
+
+/// What `sql` needs, resolved.
+#[derive(Debug)]
+pub struct SqlPlan {
+    pub conn: Arc<ConnInfo>,
+    pub files: Vec<SqlFile>,
+    pub single_transaction: bool,
+    pub quiet: bool,
+}
+
+/// Resolves the arguments and reads every file.
+///
+/// # Errors
+/// Usage errors: a missing or unreadable file, a meta-command, an
+/// unterminated quote, transaction control under `--single-transaction`.
+pub fn plan(args: SqlArgs) -> Result<SqlPlan> {
+    if args.files.is_empty() {
+        return Err(Error::usage("name at least one SQL file"));
+    }
+    let files = read_files(&args.files, args.single_transaction)?;
+    Ok(SqlPlan {
+        conn: resolve_conn(&args.conn)?,
+        files,
+        single_transaction: args.single_transaction,
+        quiet: args.quiet,
+    })
+}
+
+/// Reads and splits files, checking each can run.
+///
+/// # Errors
+/// As [`plan`].
+pub fn read_files(paths: &[String], single_transaction: bool) -> Result<Vec<SqlFile>> {
+    let mut files = Vec::new();
+    for p in paths {
+        let path = PathBuf::from(p);
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::usage(format!("{}: no such file", path.display()))
+            }
+            _ => Error::usage(format!("{}: cannot read: {e}", path.display())),
+        })?;
+        let statements =
+            split(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+        if single_transaction
+            && let Some(s) = statements.iter().find(|s| s.is_transaction_control())
+        {
+            return Err(Error::usage_hint(
+                format!(
+                    "{}:{}:{}: `{}` controls the transaction, which --single-transaction owns",
+                    path.display(),
+                    s.line,
+                    s.column,
+                    s.keyword()
+                ),
+                "remove the file's BEGIN/COMMIT, or run without --single-transaction",
+            ));
+        }
+        files.push(SqlFile { path, statements });
+    }
+    Ok(files)
+}
+
+/// Runs `sql`.
+///
+/// # Errors
+/// The first failing statement (exit 3), naming file, line and column and
+/// what completed; connection errors; signals.
+pub async fn run(plan: SqlPlan) -> Result<Outcome> {
+    let session = connect(&plan.conn, Purpose::UserSql).await?;
+    run_files(&session, &plan.files, plan.single_transaction, plan.quiet).await?;
+    Ok(Outcome::Ok)
+}
+
+/// Runs the files on `session`; shared with `run`'s sql steps.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_files(
+    session: &Session,
+    files: &[SqlFile],
+    single_transaction: bool,
+    quiet: bool,
+) -> Result<()> {
+    if single_transaction {
+        exec(session, "BEGIN").await.map_err(|e| Error::db("cannot start the transaction", e))?;
+    }
+    let mut completed: Vec<String> = Vec::new();
+    for f in files {
+        let started = Instant::now();
+        for s in &f.statements {
+            let r = tokio::select! {
+                r = exec(session, &s.text) => r,
+                signal = crate::cancel::cancelled() => {
+                    return Err(Error::Interrupted { signal });
+                }
+            };
+            if let Err(e) = r {
+                let err = session.db_error(where_failed(&f.path, s, &e), e).await;
+                if single_transaction {
+                    let _ = exec(session, "ROLLBACK").await;
+                    return Err(err.context(
+                        "--single-transaction: everything was rolled back; no file took effect",
+                    ));
+                }
+                let _ = exec(session, "ROLLBACK").await;
+                return Err(err.context(format!(
+                    "{}; statements of {} before line {} ran, each committed unless the file's own transaction was still open (it was rolled back)",
+                    if completed.is_empty() {
+                        "no file completed".to_string()
+                    } else {
+                        format!("completed: {}", completed.join(", "))
+                    },
+                    f.path.display(),
+                    s.line
+                )));
+            }
+        }
+        if !quiet {
+            println!(
+                "{}: {} statements, {:.2} s",
+                f.path.display(),
+                f.statements.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        completed.push(f.path.display().to_string());
+    }
+    if single_transaction {
+        exec(session, "COMMIT")
+            .await
+            .map_err(|e| Error::db("COMMIT failed; no file took effect", e))?;
+    }
+    Ok(())
+}
+
+async fn exec(session: &Session, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
+    session.client.batch_execute(sql).await
+}
+
+/// `FILE:LINE:COLUMN: statement failed`, the position from the server's
+/// error when it gives one, else the statement's start.
+fn where_failed(path: &Path, s: &Statement, e: &tokio_postgres::Error) -> String {
+    let (line, column) = match e.as_db_error().and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => s.locate(*p as usize),
+        _ => (s.line, s.column),
+    };
+    let first_line = s.text.lines().next().unwrap_or("");
+    let shown: String = first_line.chars().take(60).collect();
+    format!(
+        "{}:{line}:{column}: statement failed: {shown}{}",
+        path.display(),
+        if shown.len() < s.text.len() { " ..." } else { "" }
+    )
+}

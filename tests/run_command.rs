@@ -1,0 +1,238 @@
+//! `pgbarge run` with the ERP plan on real databases: the whole runbook,
+//! a failing DDL step that stops with the data intact and a rollback command,
+//! a resumed run, a dry run that changes nothing, and plans refused before
+//! any step runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{PW_PASSWORD, PW_USER, cluster, db_with, fixtures, pgbarge};
+
+/// The ERP fixture folder copied to a temp dir (so plans can be edited), with
+/// databases and the environment the plan reads.
+struct Scenario {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    work: PathBuf,
+    target: String,
+    env: Vec<(String, String)>,
+}
+
+fn scenario(name: &str) -> Scenario {
+    let c = cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("erp");
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fixtures().join("erp"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let work = tmp.path().join("work");
+    let source = db_with(&format!("{name}_src"), "erp/source.sql");
+    let target = db_with(name, "erp/target.sql");
+    let env = vec![
+        ("ERP_SOURCE".to_string(), c.conn(&source)),
+        ("ERP_TARGET".to_string(), c.conn(&target)),
+        ("ERP_WORK".to_string(), work.display().to_string()),
+    ];
+    Scenario { _tmp: tmp, dir, work, target, env }
+}
+
+impl Scenario {
+    fn run(&self, args: &[&str]) -> crate::common::Run {
+        let plan = self.dir.join("plan.toml");
+        let mut a = vec!["run", plan.to_str().unwrap()];
+        a.extend(args);
+        let env: Vec<(&str, &str)> =
+            self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pgbarge(&a, &env)
+    }
+
+    fn logs(&self) -> Vec<PathBuf> {
+        let runs = self.work.join("runs");
+        let mut v: Vec<PathBuf> = match std::fs::read_dir(&runs) {
+            Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+            Err(_) => vec![],
+        };
+        v.sort();
+        v
+    }
+}
+
+fn count(db: &str, table: &str) -> String {
+    cluster().psql(db, &format!("SELECT count(*) FROM {table}"))
+}
+
+#[test]
+fn the_erp_plan_runs_end_to_end() {
+    let s = scenario("rn_whole");
+    let r = s.run(&[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("run complete: 12 steps"), "{}", r.stdout);
+    assert_eq!(count(&s.target, "\"Role\""), "4");
+    assert_eq!(count(&s.target, "pg_tables WHERE schemaname = 'public'"), "13");
+    let logs = s.logs();
+    assert_eq!(logs.len(), 1);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(logs[0].join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "ok");
+    assert_eq!(json["steps"].as_array().unwrap().len(), 12);
+    assert_eq!(json["steps"][0]["details"]["rows"], 70);
+    assert!(
+        json["steps"][0]["details"]["checksums"]["public.User"]
+            .as_str()
+            .unwrap()
+            .contains("file sha256")
+    );
+    let md = std::fs::read_to_string(logs[0].join("run.md")).unwrap();
+    assert!(md.contains("| 5 | ddl | sql | ok |"), "{md}");
+    assert!(s.work.join("backups/full/manifest.json").exists());
+}
+
+#[test]
+fn a_failing_ddl_step_stops_with_data_intact_and_a_rollback_command_then_resumes() {
+    let s = scenario("rn_fail");
+    let plan = s.dir.join("plan.toml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, text.replace("files = [\n", "files = [\n    \"broken.sql\",\n")).unwrap();
+    std::fs::write(
+        s.dir.join("broken.sql"),
+        "-- a typo in a table name\nALTER TABLE \"Usr\" ADD COLUMN x int;\n",
+    )
+    .unwrap();
+    let r = s.run(&[]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("step 5 (ddl) failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("broken.sql:2:1: statement failed"), "{}", r.stderr);
+    let restore = format!("pgbarge restore {}/backups/full -d \"$ERP_TARGET\"", s.work.display());
+    assert!(r.stderr.contains(&restore), "{}", r.stderr);
+    assert_eq!(count(&s.target, "\"TimeEntry\""), "48");
+    assert_eq!(count(&s.target, "pg_tables WHERE schemaname = 'public'"), "11");
+    let md = std::fs::read_to_string(s.logs()[0].join("run.md")).unwrap();
+    assert!(md.contains(&restore), "{md}");
+    assert!(md.contains("| 5 | ddl | sql | failed |"), "{md}");
+    assert!(md.contains("| 6 | tables-after-ddl | check | not run |"), "{md}");
+
+    std::fs::write(s.dir.join("broken.sql"), "ALTER TABLE \"User\" ADD COLUMN x int;\n").unwrap();
+    let r = s.run(&["--from", "ddl"]);
+    r.expect_code(0);
+    assert_eq!(count(&s.target, "\"Role\""), "4");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.logs()[1].join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["steps"][0]["outcome"], "skipped");
+    assert_eq!(json["outcome"], "ok");
+}
+
+#[test]
+fn dry_run_changes_nothing_and_finds_syntax_errors() {
+    let s = scenario("rn_dry");
+    let r = s.run(&["--dry-run"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("nothing was changed"), "{}", r.stdout);
+    assert!(!s.work.join("backups").exists());
+    assert_eq!(count(&s.target, "pg_tables WHERE schemaname = 'public'"), "11");
+
+    let f = s.dir.join("migrations/04-alter-columns.sql");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, format!("{text}\nALTER TABL \"User\" ADD COLUMN y int;\n")).unwrap();
+    let r = s.run(&["--dry-run"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("04-alter-columns.sql:"), "{}", r.stderr);
+    assert!(r.stderr.contains("syntax error at or near \"TABL\""), "{}", r.stderr);
+}
+
+fn refused(
+    s: &Scenario,
+    edit: impl Fn(&str) -> String,
+    env: &[(&str, Option<&str>)],
+    needle: &str,
+) {
+    let plan = s.dir.join("plan.toml");
+    let original = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, edit(&original)).unwrap();
+    let mut c = crate::common::pgbarge_cmd();
+    c.args(["run", plan.to_str().unwrap()]);
+    for (k, v) in &s.env {
+        c.env(k, v);
+    }
+    for (k, v) in env {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{needle}: {stderr}");
+    assert!(stderr.contains(needle), "{needle}: {stderr}");
+    assert!(stderr.contains("no step ran") || stderr.contains("step kinds are"), "{stderr}");
+    assert!(!s.work.join("backups").exists(), "a step ran");
+    assert!(!s.work.join("runs").exists(), "a log was written");
+    std::fs::write(&plan, original).unwrap();
+}
+
+#[test]
+fn bad_plans_are_refused_before_any_step() {
+    let s = scenario("rn_refused");
+    let c = cluster();
+    let url = format!("postgresql://{PW_USER}:{PW_PASSWORD}@127.0.0.1:{}/x", c.port);
+    refused(
+        &s,
+        |t| {
+            t.replace(
+                "target = { env = \"ERP_TARGET\" }",
+                &format!("target = {{ env = \"ERP_TARGET\", url = \"{url}\" }}"),
+            )
+        },
+        &[],
+        "a connection string with a password written into the plan",
+    );
+    refused(&s, |t| t.replacen("kind = \"check\"", "kind = \"vacuum\"", 1), &[], "vacuum");
+    refused(
+        &s,
+        |t| t.replace("06-sequences.sql", "06-missing.sql"),
+        &[],
+        "06-missing.sql does not exist",
+    );
+    refused(
+        &s,
+        |t| t.to_string(),
+        &[("ERP_TARGET", None)],
+        "environment variable ERP_TARGET is not set",
+    );
+    refused(
+        &s,
+        |t| t.to_string(),
+        &[("ERP_TARGET", Some("host=/tmp port=notaport"))],
+        "invalid port number",
+    );
+}
+
+#[test]
+fn passwords_stay_out_of_logs_and_output() {
+    let c = cluster();
+    let t = tempfile::tempdir().unwrap();
+    let plan = t.path().join("p.toml");
+    std::fs::write(
+        &plan,
+        "name = \"pw\"\nlog_dir = \"runs\"\n[connections]\ndb = { env = \"PW_DB\" }\n\
+         [[steps]]\nkind = \"check\"\ndb = \"db\"\nquery = \"SELECT 1\"\nexpect = \"2\"\n",
+    )
+    .unwrap();
+    let url = format!(
+        "postgresql://{PW_USER}:{PW_PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable",
+        c.port
+    );
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("PW_DB", &url)]);
+    r.expect_code(1).expect_no_password();
+    assert!(r.stderr.contains("the query returned 1, expected = 2"), "{}", r.stderr);
+    let runs: Vec<PathBuf> =
+        std::fs::read_dir(t.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    for f in ["run.md", "run.json"] {
+        let text = std::fs::read_to_string(runs[0].join(f)).unwrap();
+        assert!(!text.contains(PW_PASSWORD), "{f}: {text}");
+        assert!(text.contains(PW_USER), "{f}: {text}");
+    }
+    let _ = Path::new("");
+}
