@@ -1044,10 +1044,10 @@ pub async fn dry_run(
             ));
         }
         println!(
-            "  {:<40} ~{:>10} rows  {:?}  {}",
+            "  {:<40} ~{:>10} rows  {:<6}  {}",
             t.target.name.to_string(),
             estimate.map_or("?".into(), crate::progress::human_count),
-            format,
+            format!("{format:?}").to_lowercase(),
             notes.join("; ")
         );
     }
