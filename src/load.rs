@@ -89,6 +89,24 @@ pub struct Incoming {
     pub columns: Vec<(String, String)>,
 }
 
+/// Checks `-j` against `--per-table-commit`, shared by copy and restore.
+///
+/// # Errors
+/// A usage error for 0, or more than 1 without per-table commits.
+pub fn parse_jobs(jobs: Option<usize>, per_table_commit: bool) -> Result<usize> {
+    let jobs = jobs.unwrap_or(1);
+    if jobs == 0 {
+        return Err(Error::usage("-j/--jobs must be at least 1"));
+    }
+    if jobs > 1 && !per_table_commit {
+        return Err(Error::usage_hint(
+            "-j greater than 1 needs --per-table-commit",
+            "one target transaction is one stream; parallel loads commit table by table",
+        ));
+    }
+    Ok(jobs)
+}
+
 /// One table's load, decided before anything is written.
 #[derive(Debug, Clone)]
 pub struct TableLoad {
@@ -1056,5 +1074,76 @@ pub async fn dry_run(
         Ok(())
     } else {
         Err(Error::usage(format!("the load would fail:\n  {}", problems.join("\n  "))))
+    }
+}
+
+/// One loaded table's outcome, for the summaries of copy and restore.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableDone {
+    pub table: String,
+    /// The wire format, when the command chooses one per table.
+    pub format: Option<WireFormat>,
+    pub rows: u64,
+    /// Bytes that went through the stream (CSV bytes for restore).
+    pub bytes: u64,
+    pub loaded: Loaded,
+    /// Triggers that fired (none when disabled).
+    pub triggers: Vec<String>,
+    pub sequences: Vec<SequenceMove>,
+}
+
+/// Prints the summary of a load: totals, then one line per table (format,
+/// what the mode did, triggers that fired, sequences moved). `what` names
+/// the command, `bytes_are` the bytes counted, `about` ends the first line.
+pub fn print_summary(
+    what: &str,
+    done: &[TableDone],
+    mode: Mode,
+    per_table_commit: bool,
+    seconds: f64,
+    bytes_are: &str,
+    about: &str,
+) {
+    use crate::progress::{human_bytes, human_count};
+    let rows: u64 = done.iter().map(|d| d.rows).sum();
+    let bytes: u64 = done.iter().map(|d| d.bytes).sum();
+    println!(
+        "{what} complete: {} tables, {} rows, {} {bytes_are}, {seconds:.1} s, {}/s; committed {}{about}",
+        done.len(),
+        human_count(rows),
+        human_bytes(bytes),
+        human_bytes((bytes as f64 / seconds.max(0.001)) as u64),
+        if per_table_commit { "table by table" } else { "in one transaction" },
+    );
+    print_table_lines(done, mode);
+}
+
+fn print_table_lines(done: &[TableDone], mode: Mode) {
+    for d in done {
+        let mut notes = Vec::new();
+        if let Some(f) = d.format {
+            notes.push(format!("{f:?}").to_lowercase());
+        }
+        match mode {
+            Mode::Skip => {
+                notes.push(format!("{} inserted, {} skipped", d.loaded.inserted, d.loaded.skipped))
+            }
+            Mode::Upsert => {
+                notes.push(format!("{} inserted, {} updated", d.loaded.inserted, d.loaded.updated))
+            }
+            _ => notes.push(format!("mode {}", mode.as_str())),
+        }
+        if !d.triggers.is_empty() {
+            notes.push(format!("triggers fired: {}", d.triggers.join(", ")));
+        }
+        for s in &d.sequences {
+            notes.push(format!("sequence {} {} -> {}", s.sequence, s.from, s.to));
+        }
+        println!(
+            "  {:<40} {:>10} rows  {}",
+            d.table,
+            crate::progress::human_count(d.rows),
+            notes.join("; ")
+        );
     }
 }

@@ -5,9 +5,9 @@
 
 use std::process::Stdio;
 
-use crate::common::{PW_PASSWORD, PW_USER, cluster, db_with, fixtures, pgbarge};
+use crate::common::{PW_PASSWORD, PW_USER, cluster, db_with, digest_of, fixtures, pgbarge};
 
-const ROLE_TABLES: [&str; 12] = [
+pub(crate) const ROLE_TABLES: [&str; 12] = [
     "-t",
     "Role",
     "-t",
@@ -33,17 +33,6 @@ fn count(db: &str, table: &str) -> i64 {
     cluster().psql(db, &format!("SELECT count(*) FROM {table}")).parse().unwrap()
 }
 
-/// Every table's count and content digest, to prove a database unchanged.
-fn snapshot_of(db: &str) -> String {
-    cluster().psql(
-        db,
-        "SELECT string_agg(format('%s:%s', c.relname,
-                (xpath('/row/c/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) AS c FROM %I.%I t', n.nspname, c.relname), false, true, '')))[1]::text), ',' ORDER BY c.relname)
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'r' AND n.nspname = 'public'",
-    )
-}
-
 fn migrate(db: &str, upto: u32) {
     let c = cluster();
     let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
@@ -61,7 +50,7 @@ fn erp_copy_fails_on_the_missing_column_then_succeeds_after_the_ddl() {
     let c = cluster();
     let src = db_with("cp_erp_src", "erp/source.sql");
     let tgt = db_with("cp_erp_tgt", "erp/target.sql");
-    let before = snapshot_of(&tgt);
+    let before = digest_of(&tgt);
     let r = copy(&src, &tgt, &ROLE_TABLES);
     r.expect_code(2);
     assert!(
@@ -69,7 +58,7 @@ fn erp_copy_fails_on_the_missing_column_then_succeeds_after_the_ddl() {
         "{}",
         r.stderr
     );
-    assert_eq!(snapshot_of(&tgt), before, "the target changed");
+    assert_eq!(digest_of(&tgt), before, "the target changed");
 
     migrate(&tgt, 6);
     let audit_before = count(&tgt, "\"AuditLog\"");
@@ -312,7 +301,7 @@ fn same_database_is_refused_and_dry_run_writes_nothing() {
 
     let tgt = db_with("cp_dry_tgt", "erp/target.sql");
     migrate(&tgt, 6);
-    let before = snapshot_of(&tgt);
+    let before = digest_of(&tgt);
     let mut args = ROLE_TABLES.to_vec();
     args.push("--dry-run");
     let r = copy(&src, &tgt, &args);
@@ -320,7 +309,7 @@ fn same_database_is_refused_and_dry_run_writes_nothing() {
     assert!(r.stdout.contains("dry run, nothing written"), "{}", r.stdout);
     assert!(r.stdout.contains("triggers Role_audit fire"), "{}", r.stdout);
     assert!(r.stdout.contains("default/NULL for legacyCode"), "{}", r.stdout);
-    assert_eq!(snapshot_of(&tgt), before);
+    assert_eq!(digest_of(&tgt), before);
     let r = copy(&src, &tgt, &["-t", "User", "--dry-run"]);
     r.expect_code(2);
     assert!(r.stderr.contains("--mode fail: not empty: public.\"User\""), "{}", r.stderr);

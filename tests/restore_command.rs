@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{cluster, db_with, fixtures, pgbarge};
+use crate::common::{cluster, db_with, digest_of, fixtures, pgbarge};
 
 fn backup_of(db: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
@@ -27,17 +27,6 @@ fn count(db: &str, table: &str) -> i64 {
     cluster().psql(db, &format!("SELECT count(*) FROM {table}")).parse().unwrap()
 }
 
-/// A digest of every public table's rows, to prove a database unchanged.
-fn digest(db: &str) -> String {
-    cluster().psql(
-        db,
-        "SELECT string_agg(format('%s:%s', c.relname,
-                (xpath('/row/c/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) AS c FROM %I.%I t', n.nspname, c.relname), false, true, '')))[1]::text), ',' ORDER BY c.relname)
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'r' AND n.nspname = 'public'",
-    )
-}
-
 /// The ERP target after its migration and the role copy: every table has rows.
 fn migrated_target(name: &str) -> String {
     let c = cluster();
@@ -54,25 +43,10 @@ fn migrated_target(name: &str) -> String {
     let (s, t) = (c.conn(&src), c.conn(&tgt));
     pgbarge(
         &[
-            "copy",
-            "-q",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "-t",
-            "Role",
-            "-t",
-            "Permission",
-            "-t",
-            "RolePermission",
-            "-t",
-            "RoleAssignment",
-            "-t",
-            "UserPermission",
-            "-t",
-            "TimeEntryRejectionNote",
-        ],
+            &["copy", "-q", "--source", &s, "--target", &t][..],
+            &crate::copy_command::ROLE_TABLES[..],
+        ]
+        .concat(),
         &[],
     )
     .expect_code(0);
@@ -89,7 +63,7 @@ fn rollback_of_two_damaged_tables_leaves_the_others_alone() {
     c.psql(&db, "UPDATE \"Customer\" SET name = 'damaged'");
     c.psql(&db, "DELETE FROM \"TimeEntry\" WHERE id > 40");
     let others = |db: &str| -> String {
-        digest(db)
+        digest_of(db)
             .split(',')
             .filter(|t| !t.starts_with("Role:") && !t.starts_with("UserPermission:"))
             .collect::<Vec<_>>()
@@ -161,7 +135,7 @@ fn whole_restore_with_schema_into_an_empty_database() {
     // Triggers off, or the audit trigger would log the restore's own inserts.
     let r = restore(&dir, &fresh, &["--schema", "--disable-triggers"]);
     r.expect_code(0);
-    assert_eq!(digest(&fresh), digest(&db));
+    assert_eq!(digest_of(&fresh), digest_of(&db));
     let conn = c.conn(&fresh);
     pgbarge(&["verify", dir.to_str().unwrap(), "-d", &conn, "--deep"], &[]).expect_code(0);
     // Sequences are where the source had them: the next id follows the restored ones.
@@ -172,7 +146,7 @@ fn whole_restore_with_schema_into_an_empty_database() {
     let par = c.create_db("rs_schema_parallel");
     restore(&dir, &par, &["--schema", "--disable-triggers", "--per-table-commit", "-j", "3"])
         .expect_code(0);
-    assert_eq!(digest(&par), digest(&db));
+    assert_eq!(digest_of(&par), digest_of(&db));
     // --schema refuses a database that has tables.
     let r = restore(&dir, &fresh, &["--schema"]);
     r.expect_code(2);
@@ -209,7 +183,7 @@ fn damaged_files_abort_and_roll_back() {
     let te = m.tables.iter().find(|t| t.name == "TimeEntry").unwrap().file.clone();
     let tgt = c.create_db("rs_damage_tgt");
     c.psql_file(&tgt, &fixtures().join("erp/target.sql"));
-    let before = digest(&tgt);
+    let before = digest_of(&tgt);
     let cases: Vec<(&str, Damage<'_>, &str)> = vec![
         (
             "flipped byte",
@@ -260,7 +234,7 @@ fn damaged_files_abort_and_roll_back() {
         r.expect_code(1);
         assert!(r.stderr.contains(needle), "{case}: {}", r.stderr);
         assert!(r.stderr.contains(&te), "{case}: {}", r.stderr);
-        assert_eq!(digest(&tgt), before, "{case}: the target changed");
+        assert_eq!(digest_of(&tgt), before, "{case}: the target changed");
     }
 }
 

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::Serialize;
 
 use crate::catalog::{Table, TableName, read_catalog};
 use crate::cli::CopyArgs;
@@ -23,11 +22,11 @@ use crate::connect::{Purpose, Session, connect, server_info};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result};
 use crate::load::{
-    self, BlockSource, Incoming, LoadOptions, Loaded, Loader, Mode, SequenceMove, TableLoad,
+    self, BlockSource, Incoming, LoadOptions, Loaded, Loader, Mode, TableDone, TableLoad,
     TableStreamer, plan_load,
 };
 use crate::pipeline::{CopyOutBlocks, StreamStages, StreamSummary, WireFormat};
-use crate::progress::{Progress, human_bytes, human_count};
+use crate::progress::Progress;
 use crate::select::Selection;
 
 /// What `--verify` compares before commit.
@@ -76,16 +75,7 @@ pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
             "only then does each target table hold exactly the source's rows; use --verify to compare counts",
         ));
     }
-    let jobs = args.jobs.unwrap_or(1);
-    if jobs == 0 {
-        return Err(Error::usage("-j/--jobs must be at least 1"));
-    }
-    if jobs > 1 && !args.per_table_commit {
-        return Err(Error::usage_hint(
-            "-j greater than 1 needs --per-table-commit",
-            "one target transaction is one stream; parallel loads commit table by table",
-        ));
-    }
+    let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
     Ok(CopyPlan {
         source: resolve_conn_str(&args.source).map_err(|e| e.context("--source"))?,
         target: resolve_conn_str(&args.target).map_err(|e| e.context("--target"))?,
@@ -101,18 +91,6 @@ pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
         verify,
         quiet: args.quiet,
     })
-}
-
-/// One table's outcome, for the summary.
-#[derive(Debug, Serialize)]
-struct TableDone {
-    table: String,
-    format: WireFormat,
-    rows: u64,
-    bytes: u64,
-    loaded: Loaded,
-    triggers: Vec<String>,
-    sequences: Vec<SequenceMove>,
 }
 
 /// Runs `copy`.
@@ -312,7 +290,7 @@ impl CopyContext<'_> {
             loader.advance_sequences(t, &HashMap::new()).await.map_err(|e| e.context("TARGET"))?;
         Ok(TableDone {
             table: name.to_string(),
-            format,
+            format: Some(format),
             rows: stream.rows,
             bytes: stream.bytes,
             loaded,
@@ -382,39 +360,15 @@ impl CopyContext<'_> {
 }
 
 fn print_summary(done: &[TableDone], plan: &CopyPlan, seconds: f64) {
-    let rows: u64 = done.iter().map(|d| d.rows).sum();
-    let bytes: u64 = done.iter().map(|d| d.bytes).sum();
-    println!(
-        "copy complete: {} tables, {} rows, {} streamed, {seconds:.1} s, {}/s; {}",
-        done.len(),
-        human_count(rows),
-        human_bytes(bytes),
-        human_bytes((bytes as f64 / seconds.max(0.001)) as u64),
-        if plan.per_table_commit {
-            "committed table by table"
-        } else {
-            "committed in one transaction"
-        }
+    load::print_summary(
+        "copy",
+        done,
+        plan.options.mode,
+        plan.per_table_commit,
+        seconds,
+        "streamed",
+        "",
     );
-    for d in done {
-        let mut notes = vec![format!("{:?}", d.format).to_lowercase()];
-        match plan.options.mode {
-            Mode::Skip => {
-                notes.push(format!("{} inserted, {} skipped", d.loaded.inserted, d.loaded.skipped))
-            }
-            Mode::Upsert => {
-                notes.push(format!("{} inserted, {} updated", d.loaded.inserted, d.loaded.updated))
-            }
-            _ => {}
-        }
-        if !d.triggers.is_empty() {
-            notes.push(format!("triggers fired: {}", d.triggers.join(", ")));
-        }
-        for s in &d.sequences {
-            notes.push(format!("sequence {} {} -> {}", s.sequence, s.from, s.to));
-        }
-        println!("  {:<40} {:>10} rows  {}", d.table, human_count(d.rows), notes.join("; "));
-    }
     let checked = match plan.verify {
         VerifyLevel::None => "stream row counts against the target's COPY counts",
         VerifyLevel::Count => {

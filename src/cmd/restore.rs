@@ -21,12 +21,11 @@ use crate::conninfo::ConnInfo;
 use crate::csvfmt::{FirstRecord, csv_header};
 use crate::error::{Error, Result};
 use crate::load::{
-    self, Incoming, LoadOptions, Loaded, Loader, Mode, SequenceMove, TableLoad, TableStreamer,
-    plan_load,
+    self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
 };
 use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE};
 use crate::pipeline::{CsvStages, WireFormat};
-use crate::progress::{Progress, human_bytes, human_count};
+use crate::progress::Progress;
 use crate::select::Selection;
 use crate::source::FileSource;
 
@@ -52,16 +51,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
     if args.dir.starts_with("s3://") {
         return Err(Error::usage("s3:// backup folders are not supported by this build"));
     }
-    let jobs = args.jobs.unwrap_or(1);
-    if jobs == 0 {
-        return Err(Error::usage("-j/--jobs must be at least 1"));
-    }
-    if jobs > 1 && !args.per_table_commit {
-        return Err(Error::usage_hint(
-            "-j greater than 1 needs --per-table-commit",
-            "one target transaction is one stream; parallel loads commit table by table",
-        ));
-    }
+    let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
     Ok(RestorePlan {
         dir: PathBuf::from(&args.dir),
         conn: resolve_conn(&args.conn)?,
@@ -77,16 +67,6 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
         dry_run: args.dry_run,
         quiet: args.quiet,
     })
-}
-
-/// One table's outcome, for the summary.
-struct TableDone {
-    table: String,
-    rows: u64,
-    csv_bytes: u64,
-    loaded: Loaded,
-    triggers: Vec<String>,
-    sequences: Vec<SequenceMove>,
 }
 
 /// Runs `restore`.
@@ -349,8 +329,9 @@ impl TableStreamer for Restorer<'_> {
             loader.advance_sequences(t, &at_least).await.map_err(|e| e.context("TARGET"))?;
         Ok(TableDone {
             table: name.to_string(),
+            format: None,
             rows: m.rows,
-            csv_bytes: m.csv_bytes,
+            bytes: m.csv_bytes,
             loaded,
             triggers: if self.plan.options.disable_triggers {
                 Vec::new()
@@ -363,41 +344,16 @@ impl TableStreamer for Restorer<'_> {
 }
 
 fn print_summary(done: &[TableDone], plan: &RestorePlan, manifest: &Manifest, seconds: f64) {
-    let rows: u64 = done.iter().map(|d| d.rows).sum();
-    let bytes: u64 = done.iter().map(|d| d.csv_bytes).sum();
-    println!(
-        "restore complete: {} tables, {} rows, {} of CSV, {seconds:.1} s, {}/s; {} (backup of {} taken {})",
-        done.len(),
-        human_count(rows),
-        human_bytes(bytes),
-        human_bytes((bytes as f64 / seconds.max(0.001)) as u64),
-        if plan.per_table_commit {
-            "committed table by table"
-        } else {
-            "committed in one transaction"
-        },
-        manifest.source.database,
-        manifest.started_at
+    let about = format!(" (backup of {} taken {})", manifest.source.database, manifest.started_at);
+    load::print_summary(
+        "restore",
+        done,
+        plan.options.mode,
+        plan.per_table_commit,
+        seconds,
+        "of CSV",
+        &about,
     );
-    for d in done {
-        let mut notes = vec![format!("mode {}", plan.options.mode.as_str())];
-        match plan.options.mode {
-            Mode::Skip => {
-                notes.push(format!("{} inserted, {} skipped", d.loaded.inserted, d.loaded.skipped))
-            }
-            Mode::Upsert => {
-                notes.push(format!("{} inserted, {} updated", d.loaded.inserted, d.loaded.updated))
-            }
-            _ => {}
-        }
-        if !d.triggers.is_empty() {
-            notes.push(format!("triggers fired: {}", d.triggers.join(", ")));
-        }
-        for s in &d.sequences {
-            notes.push(format!("sequence {} {} -> {}", s.sequence, s.from, s.to));
-        }
-        println!("  {:<40} {:>10} rows  {}", d.table, human_count(d.rows), notes.join("; "));
-    }
     println!(
         "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count"
     );

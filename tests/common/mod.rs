@@ -90,3 +90,15 @@ pub fn db_with(test: &str, fixture: &str) -> String {
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
+
+/// A digest of every public table's rows (an md5 of the rows in order, per
+/// table), to prove a database unchanged or equal to another.
+pub fn digest_of(db: &str) -> String {
+    cluster().psql(
+        db,
+        "SELECT string_agg(format('%s:%s', c.relname,
+                (xpath('/row/c/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) AS c FROM %I.%I t', n.nspname, c.relname), false, true, '')))[1]::text), ',' ORDER BY c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND n.nspname = 'public'",
+    )
+}
