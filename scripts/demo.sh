@@ -80,6 +80,18 @@ step "What the copy would do" \
 step "The same copy now succeeds, content compared before commit" \
     "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}" --verify=deep
 
+# The whole runbook as one plan, on a fresh pair of databases.
+psql -X -q -h "$SRC" -d postgres -c "CREATE DATABASE erp_plan_src"
+psql -X -q -h "$TGT" -d postgres -c "CREATE DATABASE erp_plan"
+psql -X -q -v ON_ERROR_STOP=1 -h "$SRC" -d erp_plan_src -f fixtures/erp/source.sql
+psql -X -q -v ON_ERROR_STOP=1 -h "$TGT" -d erp_plan -f fixtures/erp/target.sql
+export ERP_SOURCE="host=$SRC port=5432 dbname=erp_plan_src"
+export ERP_TARGET="host=$TGT port=5432 dbname=erp_plan"
+export ERP_WORK="$DEMO/plan-work"
+step "The runbook, checked without changing anything" "$BIN" run fixtures/erp/plan.toml --dry-run
+step "The runbook: backups, verification, DDL, copy, checks" "$BIN" run fixtures/erp/plan.toml -q
+step "Its log" sh -c "cat '$ERP_WORK'/runs/*/run.md | head -n 30"
+
 AFTER="$DEMO/backup-after-copy"
 step "Checkpoint: back up the copied tables" \
     "$BIN" backup -d "$TGT_CONN" -o "$AFTER" -q "${ROLE_TABLES[@]}"
@@ -95,15 +107,3 @@ step "Restore only those two tables (rows referencing Role are kept and checked)
     "$BIN" restore "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --mode truncate --disable-triggers
 step "And prove it" \
     "$BIN" verify "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --deep
-
-# The whole runbook as one plan, on a fresh pair of databases.
-psql -X -q -h "$SRC" -d postgres -c "CREATE DATABASE erp_plan_src"
-psql -X -q -h "$TGT" -d postgres -c "CREATE DATABASE erp_plan"
-psql -X -q -v ON_ERROR_STOP=1 -h "$SRC" -d erp_plan_src -f fixtures/erp/source.sql
-psql -X -q -v ON_ERROR_STOP=1 -h "$TGT" -d erp_plan -f fixtures/erp/target.sql
-export ERP_SOURCE="host=$SRC port=5432 dbname=erp_plan_src"
-export ERP_TARGET="host=$TGT port=5432 dbname=erp_plan"
-export ERP_WORK="$DEMO/plan-work"
-step "The runbook, checked without changing anything" "$BIN" run fixtures/erp/plan.toml --dry-run
-step "The runbook: backups, verification, DDL, copy, checks" "$BIN" run fixtures/erp/plan.toml -q
-step "Its log" sh -c "cat '$ERP_WORK'/runs/*/run.md | head -n 30"
