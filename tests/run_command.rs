@@ -236,3 +236,39 @@ fn passwords_stay_out_of_logs_and_output() {
     }
     let _ = Path::new("");
 }
+
+#[test]
+fn service_connections_and_restore_steps() {
+    let c = cluster();
+    let db = db_with("rn_service", "erp/target.sql");
+    let t = tempfile::tempdir().unwrap();
+    let services = t.path().join("services.conf");
+    std::fs::write(
+        &services,
+        format!("[erp]\nhost={}\nport={}\nuser=postgres\ndbname={db}\n", c.dir.display(), c.port),
+    )
+    .unwrap();
+    let plan = t.path().join("p.toml");
+    std::fs::write(
+        &plan,
+        "name = \"service\"\nlog_dir = \"runs\"\n[connections]\nerp = { service = \"erp\" }\n\
+         [[steps]]\nname = \"before\"\nkind = \"backup\"\ndb = \"erp\"\noutput = \"b\"\ntables = [\"Customer\"]\n\
+         [[steps]]\nkind = \"sql\"\ndb = \"erp\"\nfiles = [\"damage.sql\"]\n\
+         [[steps]]\nkind = \"restore\"\nbackup = \"before\"\ndb = \"erp\"\nmode = \"truncate\"\ndisable_triggers = true\n\
+         [[steps]]\nkind = \"verify\"\nbackup = \"before\"\ndb = \"erp\"\ndeep = true\n",
+    )
+    .unwrap();
+    std::fs::write(t.path().join("damage.sql"), "UPDATE \"Customer\" SET name = 'x';\n").unwrap();
+    let r =
+        pgbarge(&["run", plan.to_str().unwrap()], &[("PGSERVICEFILE", services.to_str().unwrap())]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("restore complete: 1 tables"), "{}", r.stdout);
+    assert!(r.stdout.contains("matches the database"), "{}", r.stdout);
+    assert_eq!(cluster().psql(&db, "SELECT count(*) FROM \"Customer\" WHERE name = 'x'"), "0");
+    // Job references Customer; its rows were kept, not cascaded away.
+    assert_eq!(cluster().psql(&db, "SELECT count(*) FROM \"Job\""), "8");
+
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("PGSERVICEFILE", "/nonexistent")]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("definition of service \"erp\" not found"), "{}", r.stderr);
+}
