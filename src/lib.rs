@@ -27,3 +27,4 @@ pub mod sink;
 pub mod snapshot;
 pub mod source;
 pub mod sqlfile;
+pub mod store;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::TableKind;
 use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
-use crate::sink::{Compression, write_file_atomic};
+use crate::sink::Compression;
+use crate::store::Location;
 
 /// The manifest format's name.
 pub const FORMAT_NAME: &str = "pgbarge-backup";
@@ -127,23 +128,26 @@ impl Manifest {
         self.tables.iter().map(|t| format!("{}  {}\n", t.file_sha256, t.file)).collect()
     }
 
-    /// Writes `SHA256SUMS` then `manifest.json`, each atomically, the manifest last.
-    ///
-    /// # Errors
-    /// I/O errors naming the file.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        write_file_atomic(&dir.join(SUMS_FILE), self.sha256sums().as_bytes())?;
+    /// The manifest as written: pretty JSON and a newline.
+    pub fn to_json(&self) -> Vec<u8> {
         let mut json = serde_json::to_vec_pretty(self).expect("manifest serializes");
         json.push(b'\n');
-        write_file_atomic(&dir.join(MANIFEST_FILE), &json)
+        json
     }
 
-    /// Reads and checks a manifest.
+    /// Writes `SHA256SUMS` then `manifest.json`, each whole, the manifest last.
     ///
     /// # Errors
-    /// A difference when the folder has no manifest (an incomplete backup) or
-    /// it does not parse; a usage error when the folder does not exist or the
-    /// manifest is another format or newer.
+    /// I/O or store errors naming the file.
+    pub async fn write(&self, location: &Location) -> Result<()> {
+        location.write(SUMS_FILE, self.sha256sums().as_bytes()).await?;
+        location.write(MANIFEST_FILE, &self.to_json()).await
+    }
+
+    /// Reads and checks a local backup's manifest.
+    ///
+    /// # Errors
+    /// As [`Manifest::read_at`].
     pub fn read(dir: &Path) -> Result<Manifest> {
         if !dir.is_dir() {
             return Err(Error::usage(format!(
@@ -152,44 +156,55 @@ impl Manifest {
             )));
         }
         let path = dir.join(MANIFEST_FILE);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
+        match std::fs::read(&path) {
+            Ok(t) => Self::parse(&t, &path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Difference {
-                    msg: format!(
-                        "{} has no {MANIFEST_FILE}: the backup is incomplete (interrupted or failed before it finished)",
-                        dir.display()
-                    ),
-                    hint: Some(
-                        "take the backup again; an incomplete backup cannot be trusted".into(),
-                    ),
-                });
+                Err(incomplete(&dir.display().to_string()))
             }
-            Err(e) => return Err(Error::io("cannot read", &path, e)),
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::Difference {
-                msg: format!("{} is not valid JSON: {e}", path.display()),
-                hint: None,
-            })?;
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+
+    /// Reads and checks the manifest at a backup's location.
+    ///
+    /// # Errors
+    /// A difference when there is no manifest (an incomplete backup) or it
+    /// does not parse; a usage error when a local folder does not exist or
+    /// the manifest is another format or newer.
+    pub async fn read_at(location: &Location) -> Result<Manifest> {
+        match location {
+            Location::Local(dir) => Self::read(dir),
+            Location::S3(_) => match location.read(MANIFEST_FILE).await? {
+                Some(t) => Self::parse(&t, &location.path(MANIFEST_FILE).display().to_string()),
+                None => {
+                    // A GET says only "not found"; a listing tells a missing
+                    // bucket from a missing manifest.
+                    location.list().await?;
+                    Err(incomplete(&location.to_string()))
+                }
+            },
+        }
+    }
+
+    /// Parses and checks manifest text read from `shown`.
+    fn parse(text: &[u8], shown: &str) -> Result<Manifest> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
+            Error::Difference { msg: format!("{shown} is not valid JSON: {e}"), hint: None }
+        })?;
         if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
-            return Err(Error::usage(format!(
-                "{} is not a pgbarge backup manifest",
-                path.display()
-            )));
+            return Err(Error::usage(format!("{shown} is not a pgbarge backup manifest")));
         }
         let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version > FORMAT_VERSION as u64 {
             return Err(Error::usage_hint(
                 format!(
-                    "{} has format version {version}; this pgbarge reads version {FORMAT_VERSION} and older",
-                    path.display()
+                    "{shown} has format version {version}; this pgbarge reads version {FORMAT_VERSION} and older"
                 ),
                 "use a newer pgbarge to read this backup",
             ));
         }
         let manifest: Manifest = serde_json::from_value(value).map_err(|e| Error::Difference {
-            msg: format!("{} does not have the expected fields: {e}", path.display()),
+            msg: format!("{shown} does not have the expected fields: {e}"),
             hint: None,
         })?;
         for t in &manifest.tables {
@@ -198,16 +213,21 @@ impl Manifest {
                 && file.components().all(|c| matches!(c, std::path::Component::Normal(_)));
             if !inside {
                 return Err(Error::Difference {
-                    msg: format!(
-                        "{} names a data file outside {DATA_DIR}/: {}",
-                        path.display(),
-                        t.file
-                    ),
+                    msg: format!("{shown} names a data file outside {DATA_DIR}/: {}", t.file),
                     hint: None,
                 });
             }
         }
         Ok(manifest)
+    }
+}
+
+fn incomplete(place: &str) -> Error {
+    Error::Difference {
+        msg: format!(
+            "{place} has no {MANIFEST_FILE}: the backup is incomplete (interrupted or failed before it finished)"
+        ),
+        hint: Some("take the backup again; an incomplete backup cannot be trusted".into()),
     }
 }
 

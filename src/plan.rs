@@ -172,6 +172,9 @@ impl LoadedPlan {
     /// unless absolute.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let expanded = expand(p).unwrap_or_else(|_| p.to_string());
+        if expanded.starts_with("s3://") {
+            return PathBuf::from(expanded);
+        }
         let p = Path::new(&expanded);
         if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
     }

@@ -113,6 +113,30 @@ impl AtomicFile {
     }
 }
 
+/// Where a sink's bytes go: written, then made durable and visible under
+/// their final name only by [`Destination::commit`]; dropping one before
+/// that removes (or aborts) what was written.
+pub trait Destination: Write + Send {
+    /// The final name, for messages and the summary.
+    fn name(&self) -> PathBuf;
+
+    /// Makes the bytes durable under the final name.
+    ///
+    /// # Errors
+    /// The sync, rename or upload failed.
+    fn commit(self: Box<Self>) -> Result<PathBuf>;
+}
+
+impl Destination for AtomicFile {
+    fn name(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn commit(self: Box<Self>) -> Result<PathBuf> {
+        AtomicFile::commit(*self)
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.file.as_mut().expect("file present until commit").write(buf)
@@ -152,7 +176,7 @@ pub fn write_file_atomic(path: &Path, content: &[u8]) -> Result<()> {
 
 /// Counts and hashes the bytes that reach the file.
 struct HashingWriter {
-    file: AtomicFile,
+    file: Box<dyn Destination>,
     sha: Sha256Stage,
 }
 
@@ -200,12 +224,25 @@ impl FileSink {
     /// The file cannot be created.
     pub fn create(path: &Path, compression: Compression) -> Result<Self> {
         let file = AtomicFile::create(path)?;
+        Self::start(path.to_path_buf(), compression, move || Ok(Box::new(file)))
+    }
+
+    /// Starts the writer thread, which first opens its destination with
+    /// `open` (on that thread: an upload needs the thread's own runtime).
+    ///
+    /// # Errors
+    /// The thread cannot be started; `open`'s error comes from `feed` or `finish`.
+    pub fn start(
+        name: PathBuf,
+        compression: Compression,
+        open: impl FnOnce() -> Result<Box<dyn Destination>> + Send + 'static,
+    ) -> Result<Self> {
         let (tx, rx) = sync_channel(QUEUE_BLOCKS);
         let handle = std::thread::Builder::new()
             .name("pgbarge-writer".into())
-            .spawn(move || write_blocks(file, compression, rx))
+            .spawn(move || write_blocks(open()?, compression, rx))
             .map_err(|e| Error::runtime(format!("cannot start a writer thread: {e}")))?;
-        Ok(FileSink { tx: Some(tx), handle: Some(handle), path: path.to_path_buf() })
+        Ok(FileSink { tx: Some(tx), handle: Some(handle), path: name })
     }
 
     /// Queues a block; blocks while the queue is full.
@@ -261,11 +298,11 @@ impl Drop for FileSink {
 }
 
 fn write_blocks(
-    file: AtomicFile,
+    file: Box<dyn Destination>,
     compression: Compression,
     rx: Receiver<Message>,
 ) -> Result<FileSummary> {
-    let path = file.path().to_path_buf();
+    let path = file.name();
     let writer = HashingWriter { file, sha: Sha256Stage::new() };
     let werr = |e: std::io::Error| Error::io("cannot write", &path, e);
     let finished = match compression {

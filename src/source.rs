@@ -44,21 +44,36 @@ impl FileSource {
     /// The file cannot be opened (`NotFound` included), naming it.
     pub fn open(path: &Path, compression: Compression) -> Result<FileSource> {
         let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        Self::start(path.to_path_buf(), compression, move || Ok(Box::new(file)))
+    }
+
+    /// Starts the reader thread, which first opens its bytes with `open` (on
+    /// that thread: a download needs the thread's own runtime).
+    ///
+    /// # Errors
+    /// The thread cannot be started; `open`'s error arrives as the first block.
+    pub fn start(
+        path: PathBuf,
+        compression: Compression,
+        open: impl FnOnce() -> Result<Box<dyn Read + Send>> + Send + 'static,
+    ) -> Result<FileSource> {
         let (tx, rx) = mpsc::channel(QUEUE_BLOCKS);
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (path.to_path_buf(), stop.clone());
+        let (p, s) = (path.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name("pgbarge-reader".into())
-            .spawn(move || match read_blocks(file, &p, compression, &tx, &s) {
-                Ok(summary) => Some(summary),
-                Err(e) => {
-                    // The consumer sees the error as its next block.
-                    let _ = tx.blocking_send(Err(e));
-                    None
+            .spawn(move || {
+                match open().and_then(|file| read_blocks(file, &p, compression, &tx, &s)) {
+                    Ok(summary) => Some(summary),
+                    Err(e) => {
+                        // The consumer sees the error as its next block.
+                        let _ = tx.blocking_send(Err(e));
+                        None
+                    }
                 }
             })
             .map_err(|e| Error::runtime(format!("cannot start a reader thread: {e}")))?;
-        Ok(FileSource { rx, handle: Some(handle), stop, path: path.to_path_buf() })
+        Ok(FileSource { rx, handle: Some(handle), stop, path })
     }
 
     /// The next block of CSV, waiting for it; `None` at the end.
@@ -111,7 +126,7 @@ impl Drop for FileSource {
 /// (`Error::Difference`, without the path: the caller adds it); a failing
 /// read is an I/O error.
 fn read_blocks(
-    file: File,
+    file: Box<dyn Read + Send>,
     path: &Path,
     compression: Compression,
     tx: &mpsc::Sender<Result<Bytes>>,
@@ -185,7 +200,7 @@ fn pump(
 /// Hashes what is read through it and remembers an I/O failure of the file
 /// itself, so it is not mistaken for damaged compressed data.
 struct HashingReader {
-    inner: File,
+    inner: Box<dyn Read + Send>,
     sha: Sha256Stage,
     failed: Option<std::io::Error>,
 }

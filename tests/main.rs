@@ -12,5 +12,6 @@ mod erp_fixture;
 mod list_command;
 mod restore_command;
 mod run_command;
+mod s3_store;
 mod sql_command;
 mod verify_command;

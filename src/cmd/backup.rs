@@ -30,14 +30,15 @@ use crate::manifest::{
 use crate::pipeline::{CsvStages, CsvSummary, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
 use crate::select::Selection;
-use crate::sink::{Compression, FileSink, FileSummary};
+use crate::sink::{Compression, FileSummary};
+use crate::store::Location;
 
 /// What `backup` needs, resolved.
 #[derive(Debug)]
 pub struct BackupPlan {
     pub conn: Arc<ConnInfo>,
     pub selection: Selection,
-    pub dir: PathBuf,
+    pub dir: Location,
     pub jobs: Option<usize>,
     pub compression: Compression,
     pub schema: bool,
@@ -51,9 +52,6 @@ pub struct BackupPlan {
 /// # Errors
 /// Usage errors: connection string, patterns, compression, jobs, timeout.
 pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
-    if args.output.starts_with("s3://") {
-        return Err(Error::usage("s3:// backup folders are not supported by this build"));
-    }
     if args.jobs == Some(0) {
         return Err(Error::usage("-j/--jobs must be at least 1"));
     }
@@ -63,7 +61,7 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
     Ok(BackupPlan {
         conn: resolve_conn(&args.conn)?,
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        dir: PathBuf::from(args.output),
+        dir: Location::parse(&args.output)?,
         jobs: args.jobs,
         compression: Compression::parse(&args.compress)?,
         schema: args.schema,
@@ -80,7 +78,10 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
 /// errors naming the table; `Interrupted` on a signal. Nothing that looks
 /// like a complete backup is left behind on error.
 pub async fn run(plan: BackupPlan) -> Result<Outcome> {
-    let output = OutputDir::prepare(&plan.dir, plan.force)?;
+    let output = match &plan.dir {
+        Location::Local(dir) => OutputDir::prepare(dir, plan.force)?,
+        Location::S3(_) => OutputDir::prepare_store(&plan.dir, plan.force).await?,
+    };
     let result = take_backup(&plan, &output).await;
     match result {
         Ok((manifest, seconds)) => {
@@ -90,7 +91,7 @@ pub async fn run(plan: BackupPlan) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Err(e) => {
-            output.remove_written();
+            output.remove_written().await;
             Err(e)
         }
     }
@@ -98,9 +99,12 @@ pub async fn run(plan: BackupPlan) -> Result<Outcome> {
 
 /// The backup folder: checked before anything is touched, cleaned on failure.
 struct OutputDir {
-    dir: PathBuf,
+    location: Location,
     created: bool,
 }
+
+/// The names a pgbarge backup consists of, at the top of its folder.
+const BACKUP_NAMES: [&str; 4] = [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, DATA_DIR];
 
 impl OutputDir {
     /// Refuses a non-empty folder (unless `force` and it holds a pgbarge
@@ -117,8 +121,7 @@ impl OutputDir {
                 .map(|e| e.file_name())
                 .collect();
             if !entries.is_empty() {
-                let ours = [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, DATA_DIR];
-                let is_backup = entries.iter().all(|n| ours.iter().any(|o| n == *o));
+                let is_backup = entries.iter().all(|n| BACKUP_NAMES.iter().any(|o| n == *o));
                 if !force || !is_backup {
                     return Err(Error::usage_hint(
                         format!("output folder {} is not empty", dir.display()),
@@ -141,14 +144,52 @@ impl OutputDir {
             // DirBuilder's mode is filtered by the umask; make it exact.
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
-        Ok(OutputDir { dir: dir.to_path_buf(), created: !existed })
+        Ok(OutputDir { location: Location::Local(dir.to_path_buf()), created: !existed })
     }
 
-    /// Removes everything this run wrote (temp files are already gone).
-    fn remove_written(&self) {
-        let _ = remove_backup_files(&self.dir);
-        if self.created {
-            let _ = std::fs::remove_dir(&self.dir);
+    /// The same rules for a prefix in an object store: it must hold nothing,
+    /// or with `force` only a previous backup, which is deleted (manifest first).
+    async fn prepare_store(location: &Location, force: bool) -> Result<OutputDir> {
+        let existing = location.list().await?;
+        if !existing.is_empty() {
+            let is_backup = existing.iter().all(|(n, _)| {
+                BACKUP_NAMES.iter().any(|o| n == o || n.starts_with(&format!("{DATA_DIR}/")))
+            });
+            if !force || !is_backup {
+                return Err(Error::usage_hint(
+                    format!("{location} is not empty ({} objects)", existing.len()),
+                    if is_backup {
+                        "it holds a backup; choose a new prefix, or pass --force to replace it"
+                    } else {
+                        "choose a new or empty prefix; pgbarge never writes among other objects"
+                    },
+                ));
+            }
+            let mut names: Vec<String> = existing.into_iter().map(|(n, _)| n).collect();
+            names.sort_by_key(|n| n != MANIFEST_FILE);
+            location.delete(&names).await?;
+        }
+        Ok(OutputDir { location: location.clone(), created: false })
+    }
+
+    /// Removes everything this run wrote (temp files and unfinished uploads
+    /// are already gone).
+    async fn remove_written(&self) {
+        match &self.location {
+            Location::Local(dir) => {
+                let _ = remove_backup_files(dir);
+                if self.created {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            Location::S3(_) => {
+                if let Ok(objects) = self.location.list().await {
+                    let mut names: Vec<String> = objects.into_iter().map(|(n, _)| n).collect();
+                    // The manifest first, so the backup never looks whole meanwhile.
+                    names.sort_by_key(|n| n != MANIFEST_FILE);
+                    let _ = self.location.delete(&names).await;
+                }
+            }
         }
     }
 }
@@ -168,12 +209,12 @@ struct TableResult {
     file: FileSummary,
 }
 
-fn print_summary(manifest: &Manifest, seconds: f64, dir: &Path) {
+fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
     let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
     let csv_bytes: u64 = manifest.tables.iter().map(|t| t.csv_bytes).sum();
     let file_bytes: u64 = manifest.tables.iter().map(|t| t.file_bytes).sum();
     let ratio = csv_bytes as f64 / file_bytes.max(1) as f64;
-    println!("backup complete: {}", dir.display());
+    println!("backup complete: {dir}");
     println!(
         "  {} tables, {} rows, CSV {}, files {} ({ratio:.1}x), {seconds:.1} s, {}/s",
         manifest.tables.len(),
@@ -218,10 +259,10 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
             .collect(),
     );
     let progress = Arc::new(Progress::new("backup", jobs.len(), plan.quiet));
-    let results = run_workers(plan, &output.dir, &snapshot, &jobs, &progress).await?;
+    let results = run_workers(plan, &output.location, &snapshot, &jobs, &progress).await?;
 
     let schema_sha256 = if plan.schema {
-        Some(dump_schema(&plan.conn, &server, &snapshot, &output.dir).await?)
+        Some(dump_schema(&plan.conn, &server, &snapshot, &output.location).await?)
     } else {
         None
     };
@@ -286,7 +327,7 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
     if let Some(signal) = crate::cancel::reason() {
         return Err(Error::Interrupted { signal });
     }
-    manifest.write(&output.dir)?;
+    manifest.write(&output.location).await?;
     // Clears the bars before the summary is printed.
     drop(progress);
     Ok((manifest, started.elapsed().as_secs_f64()))
@@ -326,7 +367,7 @@ async fn read_sequences(
 /// error stops the others and is returned.
 async fn run_workers(
     plan: &BackupPlan,
-    dir: &Path,
+    dir: &Location,
     snapshot: &str,
     jobs: &Arc<Vec<Job>>,
     progress: &Arc<Progress>,
@@ -346,7 +387,7 @@ async fn run_workers(
         let ctx = WorkerContext {
             conn: plan.conn.clone(),
             snapshot: snapshot.to_string(),
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             compression: plan.compression,
             jobs: jobs.clone(),
             queue: queue.clone(),
@@ -401,7 +442,7 @@ async fn run_workers(
 struct WorkerContext {
     conn: Arc<ConnInfo>,
     snapshot: String,
-    dir: PathBuf,
+    dir: Location,
     compression: Compression,
     jobs: Arc<Vec<Job>>,
     /// Indexes into `jobs`, largest table first.
@@ -459,7 +500,7 @@ impl WorkerContext {
         index: usize,
         job: &Job,
     ) -> Result<TableResult> {
-        let mut sink = FileSink::create(&self.dir.join(&job.file), self.compression)?;
+        let mut sink = self.dir.data_sink(&job.file, self.compression)?;
         let mut stages = CsvStages::new(true);
         let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
         copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
@@ -483,7 +524,7 @@ async fn dump_schema(
     conn: &ConnInfo,
     server: &ServerInfo,
     snapshot: &str,
-    dir: &Path,
+    dir: &Location,
 ) -> Result<String> {
     let server_major = server.server_version_num / 10000;
     let pg_dump = find_pg_dump(server_major);
@@ -541,7 +582,7 @@ async fn dump_schema(
         )));
     }
     // A schema is small next to the data; written like every other file.
-    crate::sink::write_file_atomic(&dir.join(SCHEMA_FILE), &out.stdout)?;
+    dir.write(SCHEMA_FILE, &out.stdout).await?;
     let mut sha = crate::digest::Sha256Stage::new();
     sha.feed(&out.stdout);
     Ok(sha.finish().0)

@@ -1,7 +1,7 @@
 //! `pgbarge restore`: load chosen tables from a backup, checked while they
 //! load, all-or-nothing.
 //!
-//! Each selected data file is read once through [`FileSource`] (file size and
+//! Each selected data file is read once through a [`crate::source::FileSource`] (file size and
 //! sha256, decompression on its own thread) and streamed into the target's
 //! `COPY ... FROM STDIN (FORMAT csv, HEADER)` while its header, CSV sha256
 //! and record count are checked on the way; every check must pass before the
@@ -9,7 +9,6 @@
 //! with copy.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,12 +26,12 @@ use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE};
 use crate::pipeline::{CsvStages, WireFormat};
 use crate::progress::Progress;
 use crate::select::Selection;
-use crate::source::FileSource;
+use crate::store::Location;
 
 /// What `restore` needs, resolved.
 #[derive(Debug)]
 pub struct RestorePlan {
-    pub dir: PathBuf,
+    pub dir: Location,
     pub conn: Arc<ConnInfo>,
     pub selection: Selection,
     pub options: LoadOptions,
@@ -48,12 +47,9 @@ pub struct RestorePlan {
 /// # Errors
 /// Usage errors: connection, patterns, mode, jobs.
 pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
-    if args.dir.starts_with("s3://") {
-        return Err(Error::usage("s3:// backup folders are not supported by this build"));
-    }
     let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
     Ok(RestorePlan {
-        dir: PathBuf::from(&args.dir),
+        dir: Location::parse(&args.dir)?,
         conn: resolve_conn(&args.conn)?,
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
         options: LoadOptions {
@@ -77,7 +73,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
 /// server and file errors (exit 3, rolled back), signals.
 pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     let started = Instant::now();
-    let manifest = Manifest::read(&plan.dir)?;
+    let manifest = Manifest::read_at(&plan.dir).await?;
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
     let picked: HashSet<&TableName> =
@@ -150,14 +146,19 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
 /// Runs `schema.sql` into an empty target, inside the transaction the data
 /// then loads in (the load's own BEGIN only warns), so a failure undoes both.
 async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -> Result<()> {
-    let path = plan.dir.join(SCHEMA_FILE);
+    let path = plan.dir.path(SCHEMA_FILE);
     if !manifest.has_schema {
         return Err(Error::usage_hint(
-            format!("{} was taken without --schema: it has no {SCHEMA_FILE}", plan.dir.display()),
+            format!("{} was taken without --schema: it has no {SCHEMA_FILE}", plan.dir),
             "create the tables first (pg_dump --schema-only of the source, or your DDL files), then restore without --schema",
         ));
     }
-    let text = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    let text = plan.dir.read(SCHEMA_FILE).await?.ok_or_else(|| {
+        Error::difference(format!(
+            "{}: missing (the manifest says the backup has one)",
+            path.display()
+        ))
+    })?;
     if let Some(want) = &manifest.schema_sha256 {
         let mut sha = crate::digest::Sha256Stage::new();
         sha.feed(&text);
@@ -246,9 +247,9 @@ impl TableStreamer for Restorer<'_> {
     async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
         let m = self.chosen[t.index];
         let name = &t.target.name;
-        let path = self.plan.dir.join(&m.file);
+
         let file = &m.file;
-        let mut source = FileSource::open(&path, self.manifest.compression)?;
+        let mut source = self.plan.dir.open(file, self.manifest.compression)?;
         let mut stages = CsvStages::new(false);
         let mut header = FirstRecord::new();
         let expected_header = csv_header(m.columns.iter().map(|c| c.name.as_str()));

@@ -28,12 +28,12 @@ use crate::manifest::{DATA_DIR, MANIFEST_FILE, Manifest, ManifestTable, SCHEMA_F
 use crate::pipeline::{CsvStages, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
 use crate::select::{Pattern, Selection};
-use crate::source::FileSource;
+use crate::store::Location;
 
 /// What `verify` needs, resolved.
 #[derive(Debug)]
 pub struct VerifyPlan {
-    pub dir: PathBuf,
+    pub dir: Location,
     /// Compare with this database too.
     pub conn: Option<Arc<ConnInfo>>,
     pub selection: Selection,
@@ -66,9 +66,6 @@ pub struct Expectation {
 /// Usage errors: connection string, patterns, jobs, an unreadable or
 /// malformed expectations file (naming its line).
 pub fn plan(args: VerifyArgs) -> Result<VerifyPlan> {
-    if args.dir.starts_with("s3://") {
-        return Err(Error::usage("s3:// backup folders are not supported by this build"));
-    }
     if args.jobs == Some(0) {
         return Err(Error::usage("-j/--jobs must be at least 1"));
     }
@@ -77,7 +74,7 @@ pub fn plan(args: VerifyArgs) -> Result<VerifyPlan> {
         None => None,
     };
     Ok(VerifyPlan {
-        dir: PathBuf::from(&args.dir),
+        dir: Location::parse(&args.dir)?,
         conn,
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
         jobs: args.jobs,
@@ -229,7 +226,7 @@ struct Report {
 /// or a database that cannot be reached (exit 3), a signal.
 pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
     let started = Instant::now();
-    let manifest = Arc::new(Manifest::read(&plan.dir)?);
+    let manifest = Arc::new(Manifest::read_at(&plan.dir).await?);
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
     let picked: HashSet<&TableName> =
@@ -258,12 +255,14 @@ pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
     }
 
     let progress = Arc::new(Progress::new("verify", chosen.len(), plan.quiet));
+    // One listing gives every file's size and what does not belong.
+    let listing: BTreeMap<String, u64> = plan.dir.list().await?.into_iter().collect();
     let files = {
         let (dir, manifest, chosen, progress) =
             (plan.dir.clone(), manifest.clone(), chosen.clone(), progress.clone());
-        let (deep, jobs) = (plan.deep, plan.jobs);
+        let (deep, jobs, sizes) = (plan.deep, plan.jobs, listing.clone());
         tokio::task::spawn_blocking(move || {
-            check_files(&dir, &manifest, &chosen, deep, jobs, &progress)
+            check_files(&dir, &sizes, &manifest, &chosen, deep, jobs, &progress)
         })
         .await
         .map_err(|e| Error::runtime(format!("a verify worker failed: {e}")))??
@@ -277,7 +276,7 @@ pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
         }
         failures.extend(check.failure);
     }
-    problems.extend(check_folder(&plan.dir, &manifest)?);
+    problems.extend(check_folder(&plan.dir, &listing, &manifest).await?);
     if let Some(exp) = &plan.expect {
         checked.push("expected counts");
         problems.extend(apply_expectations(exp, &manifest, &chosen, &mut tables)?);
@@ -290,7 +289,7 @@ pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
 
     let differs = !problems.is_empty() || tables.iter().any(|t| !t.status.is_empty());
     let report = Report {
-        backup: plan.dir.display().to_string(),
+        backup: plan.dir.to_string(),
         ok: !differs && failures.is_empty(),
         checked,
         rows: tables.iter().filter_map(|t| t.file.as_ref().and(t.backup_rows)).sum(),
@@ -323,7 +322,8 @@ struct FileCheck {
 /// Checks the chosen tables' files on `jobs` threads, largest first. Results
 /// come back in `chosen` order.
 fn check_files(
-    dir: &Path,
+    dir: &Location,
+    sizes: &BTreeMap<String, u64>,
     manifest: &Manifest,
     chosen: &[usize],
     deep: bool,
@@ -344,7 +344,14 @@ fn check_files(
                         return;
                     };
                     let table = &manifest.tables[chosen[k]];
-                    let r = check_file(dir, table, manifest, deep, progress);
+                    let r = check_file(
+                        dir,
+                        sizes.get(&table.file).copied(),
+                        table,
+                        manifest,
+                        deep,
+                        progress,
+                    );
                     results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
                 }
             });
@@ -366,7 +373,8 @@ fn check_files(
 /// # Errors
 /// Only `Interrupted`; everything else is part of the result.
 fn check_file(
-    dir: &Path,
+    dir: &Location,
+    size: Option<u64>,
     t: &ManifestTable,
     manifest: &Manifest,
     deep: bool,
@@ -374,26 +382,20 @@ fn check_file(
 ) -> Result<FileCheck> {
     let mut check = FileCheck::default();
     let file = &t.file;
-    let path = dir.join(file);
     let damaged = |check: &mut FileCheck, what: String| {
         check.problems.push((Status::Damaged, format!("{file}: {what}")));
     };
-    match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match size {
+        None => {
             check.problems.push((Status::FileMissing, format!("{file}: missing")));
             return Ok(check);
         }
-        Err(e) => {
-            check.failure = Some(Error::io("cannot read", &path, e));
-            return Ok(check);
+        Some(n) if n != t.file_bytes => {
+            damaged(&mut check, format!("is {n} bytes, the manifest records {}", t.file_bytes))
         }
-        Ok(m) if m.len() != t.file_bytes => damaged(
-            &mut check,
-            format!("is {} bytes, the manifest records {}", m.len(), t.file_bytes),
-        ),
-        Ok(_) => {}
+        Some(_) => {}
     }
-    let mut source = match FileSource::open(&path, manifest.compression) {
+    let mut source = match dir.open(file, manifest.compression) {
         Ok(s) => s,
         Err(e) => {
             check.failure = Some(e);
@@ -417,7 +419,7 @@ fn check_file(
                 damaged(&mut check, e.to_string());
                 // The reader stopped at the damage; hash the whole file to say
                 // whether it is the file the manifest describes.
-                if let Ok(sha) = sha256_of_file(&path)
+                if let Ok(sha) = sha256_of(dir, file)
                     && sha != t.file_sha256
                 {
                     damaged(
@@ -503,16 +505,14 @@ fn check_file(
     Ok(check)
 }
 
-fn sha256_of_file(path: &Path) -> std::io::Result<String> {
-    let mut sha = crate::digest::Sha256Stage::new();
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; crate::pipeline::BLOCK_SIZE];
-    loop {
-        match std::io::Read::read(&mut file, &mut buf)? {
-            0 => return Ok(sha.finish().0),
-            n => sha.feed(&buf[..n]),
-        }
+/// The sha256 of a file's bytes as stored, read whole (on a worker thread:
+/// it blocks).
+fn sha256_of(dir: &Location, name: &str) -> Result<String> {
+    let mut source = dir.open(name, crate::sink::Compression::None)?;
+    while let Some(block) = source.next_block() {
+        block?;
     }
+    Ok(source.finish()?.file_sha256)
 }
 
 /// Problems of the folder as a whole: files the manifest does not list,
@@ -520,19 +520,13 @@ fn sha256_of_file(path: &Path) -> std::io::Result<String> {
 ///
 /// # Errors
 /// The folder cannot be listed.
-fn check_folder(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+async fn check_folder(
+    dir: &Location,
+    listing: &BTreeMap<String, u64>,
+    manifest: &Manifest,
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let listed: HashSet<&str> = manifest.tables.iter().map(|t| t.file.as_str()).collect();
-    let entries = |d: &Path| -> Result<Vec<(String, bool)>> {
-        let mut v = Vec::new();
-        for e in std::fs::read_dir(d).map_err(|e| Error::io("cannot list", d, e))? {
-            let e = e.map_err(|e| Error::io("cannot list", d, e))?;
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            v.push((e.file_name().to_string_lossy().into_owned(), is_dir));
-        }
-        v.sort();
-        Ok(v)
-    };
     let unlisted = |name: &str| {
         if name.ends_with(".tmp") {
             format!(
@@ -542,57 +536,43 @@ fn check_folder(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
             format!("{name}: not listed in the manifest")
         }
     };
-    for (name, is_dir) in entries(dir)? {
-        match (name.as_str(), is_dir) {
-            (MANIFEST_FILE | SUMS_FILE, false) => {}
-            (SCHEMA_FILE, false) if manifest.has_schema => {}
-            (DATA_DIR, true) => {
-                for (f, _) in entries(&dir.join(DATA_DIR))? {
-                    let rel = format!("{DATA_DIR}/{f}");
-                    if !listed.contains(rel.as_str()) {
-                        problems.push(unlisted(&rel));
-                    }
-                }
-            }
-            _ => problems.push(unlisted(&name)),
+    let data_prefix = format!("{DATA_DIR}/");
+    for name in listing.keys() {
+        let belongs = match name.as_str() {
+            MANIFEST_FILE | SUMS_FILE => true,
+            SCHEMA_FILE => manifest.has_schema,
+            // The local listing names folders with a trailing slash.
+            n if n == data_prefix => true,
+            n => listed.contains(n),
+        };
+        if !belongs {
+            problems.push(unlisted(name));
         }
     }
     if manifest.has_schema {
-        let path = dir.join(SCHEMA_FILE);
-        match std::fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        if !listing.contains_key(SCHEMA_FILE) {
+            problems.push(format!("{SCHEMA_FILE}: missing (the manifest says the backup has one)"));
+        } else if let Some(want) = &manifest.schema_sha256 {
+            let mut sha = crate::digest::Sha256Stage::new();
+            sha.feed(&dir.read(SCHEMA_FILE).await?.unwrap_or_default());
+            let got = sha.finish().0;
+            if &got != want {
                 problems
-                    .push(format!("{SCHEMA_FILE}: missing (the manifest says the backup has one)"));
-            }
-            Err(e) => return Err(Error::io("cannot read", &path, e)),
-            Ok(_) => {
-                let got = sha256_of_file(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-                if let Some(want) = &manifest.schema_sha256
-                    && &got != want
-                {
-                    problems.push(format!(
-                        "{SCHEMA_FILE}: sha256 is {got}, the manifest records {want}"
-                    ));
-                }
+                    .push(format!("{SCHEMA_FILE}: sha256 is {got}, the manifest records {want}"));
             }
         }
     }
-    problems.extend(check_sums(dir, manifest)?);
+    problems.extend(check_sums(dir, manifest).await?);
     Ok(problems)
 }
 
 /// Compares `SHA256SUMS` line by line with the manifest.
-fn check_sums(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
-    let path = dir.join(SUMS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(vec![format!("{SUMS_FILE}: missing")]);
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            return Ok(vec![format!("{SUMS_FILE}: not text")]);
-        }
-        Err(e) => return Err(Error::io("cannot read", &path, e)),
+async fn check_sums(dir: &Location, manifest: &Manifest) -> Result<Vec<String>> {
+    let Some(bytes) = dir.read(SUMS_FILE).await? else {
+        return Ok(vec![format!("{SUMS_FILE}: missing")]);
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Ok(vec![format!("{SUMS_FILE}: not text")]);
     };
     let mut problems = Vec::new();
     // path → (line number, sha256)

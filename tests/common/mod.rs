@@ -1,6 +1,7 @@
 //! Shared test helpers: the cluster, running the pgbarge binary, fixtures.
 
 pub mod cluster;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
