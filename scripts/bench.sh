@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore, s3
 #
 # Stage throughput (MB/s per stage) is measured separately: cargo bench --bench stages
 set -euo pipefail
@@ -153,6 +153,23 @@ if want restore; then
     rm -f "$SRV/t.csv"
 fi
 
+if want s3; then
+    # A local S3-compatible server (s3s-fs, installed by install-deps.sh), its
+    # objects on the same disk as the local backup.
+    S3S="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
+    mkdir -p "$WORK/s3/bench"
+    S3PORT=$((20000 + RANDOM % 20000))
+    "$S3S" --host 127.0.0.1 --port "$S3PORT" --access-key bench --secret-key bench-secret "$WORK/s3" >/dev/null 2>&1 &
+    S3S_PID=$!
+    trap 'kill $S3S_PID 2>/dev/null; cleanup' EXIT
+    export AWS_ENDPOINT_URL=http://127.0.0.1:$S3PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
+    sleep 1
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/s3.csv" \
+        --prepare "rm -rf '$OUT'/* '$WORK'/s3/bench/*" \
+        -n "pgbarge backup to s3://" "'$BIN' backup -t t -o s3://bench/b -q" \
+        -n "backup to a local folder: pgbarge" "'$BIN' backup -t t -o '$OUT/local' -q"
+fi
+
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
@@ -163,6 +180,9 @@ if want copy; then
 fi
 if want restore; then
     ratios "$WORK/restore.csv" "restore of the backup of $ROWS rows"
+fi
+if want s3; then
+    ratios "$WORK/s3.csv" "backup of $ROWS rows to a local S3-compatible server and to disk"
 fi
 if want verify; then
     ratios "$WORK/verify.csv" "offline verify of a backup of $ROWS rows ($CSV_BYTES bytes of CSV)"

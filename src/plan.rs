@@ -288,14 +288,14 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
             }
             StepKind::Verify { backup, expect, .. } => {
                 problems.extend(expect.as_deref().and_then(missing));
-                if !backups_so_far.contains(backup) && !loaded.resolve(backup).is_dir() {
+                if !backups_so_far.contains(backup) && !is_backup_place(&loaded, backup) {
                     problems.push(format!(
                         "step {label}: backup \"{backup}\" is neither an earlier backup step nor a folder"
                     ));
                 }
             }
             StepKind::Restore { backup, .. } => {
-                if !backups_so_far.contains(backup) && !loaded.resolve(backup).is_dir() {
+                if !backups_so_far.contains(backup) && !is_backup_place(&loaded, backup) {
                     problems.push(format!(
                         "step {label}: backup \"{backup}\" is neither an earlier backup step nor a folder"
                     ));
@@ -356,6 +356,11 @@ fn paths_of(plan: &Plan) -> Vec<&str> {
         }
     }
     v
+}
+
+/// A folder that exists, or an object-store address (checked when used).
+fn is_backup_place(plan: &LoadedPlan, backup: &str) -> bool {
+    backup.starts_with("s3://") || plan.resolve(backup).is_dir()
 }
 
 fn refused(path: &Path, problems: Vec<String>) -> Error {

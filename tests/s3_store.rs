@@ -140,3 +140,30 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     v
 }
+
+#[test]
+fn credentials_from_an_aws_profile() {
+    let c = cluster();
+    let db = db_with("s3_profile", "erp/target.sql");
+    let bucket = s3().bucket("profile");
+    let t = tempfile::tempdir().unwrap();
+    let creds = t.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n[backups]\naws_access_key_id = {}\naws_secret_access_key = {SECRET_KEY}\n",
+            crate::common::s3::ACCESS_KEY
+        ),
+    )
+    .unwrap();
+    let mut cmd = crate::common::pgbarge_cmd();
+    cmd.args(["backup", "-q", "-d", &c.conn(&db), "-o", &format!("s3://{bucket}/p")])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3().port))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_PROFILE", "backups")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_CONFIG_FILE", t.path().join("none"));
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(s3().root.join(&bucket).join("p/manifest.json").exists());
+}

@@ -380,7 +380,8 @@ async fn run_step(
                 quiet,
             })?)
             .await?;
-            let m = Manifest::read(&dir)?;
+            let m = Manifest::read_at(&crate::store::Location::parse(&dir.display().to_string())?)
+                .await?;
             details.insert("folder".into(), dir.display().to_string().into());
             details.insert("tables".into(), m.tables.len().into());
             details.insert("rows".into(), m.tables.iter().map(|t| t.rows).sum::<u64>().into());
