@@ -156,7 +156,7 @@ fi
 if want s3; then
     # A local S3-compatible server (s3s-fs, installed by install-deps.sh), its
     # objects on the same disk as the local backup.
-    S3S="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
+    S3S="$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"
     mkdir -p "$WORK/s3/bench"
     S3PORT=$((20000 + RANDOM % 20000))
     "$S3S" --host 127.0.0.1 --port "$S3PORT" --access-key bench --secret-key bench-secret "$WORK/s3" >/dev/null 2>&1 &

@@ -34,7 +34,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # The S3-compatible server the object-store tests run against (crates.io;
 # 0.14 is the last line that builds with rustc 1.95).
-if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
     echo "installing: s3s-fs (cargo install, a few minutes)" >&2
     cargo install -q --locked s3s-fs --version "~0.14" --features binary
 fi

@@ -21,10 +21,14 @@ pub fn s3() -> &'static S3Server {
     SERVER.get_or_init(start)
 }
 
+/// `cargo install` puts it in `$CARGO_HOME/bin` (default `~/.cargo/bin`),
+/// which may not be on PATH.
 fn binary() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let in_cargo = Path::new(&home).join(".cargo/bin/s3s-fs");
-    if in_cargo.exists() { in_cargo } else { PathBuf::from("s3s-fs") }
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let installed = cargo_home.join("bin/s3s-fs");
+    if installed.exists() { installed } else { PathBuf::from("s3s-fs") }
 }
 
 fn start() -> S3Server {
