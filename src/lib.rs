@@ -1,9 +1,11 @@
 //! pgbarge: move PostgreSQL table data through the COPY protocol — verified CSV
-//! backups, database-to-database copies, selective restores.
+//! backups, database-to-database copies, selective restores, and a runbook
+//! driver for plain SQL migrations.
 //!
-//! Dependencies point one way: `cmd` → `pipeline`, `manifest`, `snapshot`,
-//! `catalog`, `connect` → `sink`, `digest`, `csvfmt`, `select`, `order`,
-//! `conninfo`. The lower modules know nothing of tokio-postgres or commands.
+//! Dependencies point one way: `cmd` → `load`, `pipeline`, `manifest`,
+//! `store`, `plan`, `snapshot`, `catalog`, `connect` → `sink`, `source`,
+//! `digest`, `csvfmt`, `binfmt`, `sqlfile`, `select`, `order`, `conninfo`. The
+//! lower modules know nothing of tokio-postgres or commands.
 
 pub mod binfmt;
 pub mod cancel;
