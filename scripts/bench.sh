@@ -101,7 +101,9 @@ empty_target() {
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
     pg_dump -s -t t -t t2 bench | psql -X -q -d "$1"
 }
-TRUNC="psql -X -q -d tgt -c 'TRUNCATE t'"
+# A CHECKPOINT before each run, so no run pays for the previous one's (or the
+# table creation's) dirty pages being written out in the background.
+TRUNC="psql -X -q -d tgt -c 'TRUNCATE t' -c CHECKPOINT"
 
 if want copy; then
     empty_target tgt
@@ -133,7 +135,7 @@ INI
     psql -X -q -c "CREATE TABLE IF NOT EXISTS t2 AS SELECT * FROM t"
     empty_target tgt
     hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/copy-j.csv" \
-        --prepare "psql -X -q -d tgt -c 'TRUNCATE t, t2'" \
+        --prepare "psql -X -q -d tgt -c 'TRUNCATE t, t2' -c CHECKPOINT" \
         -n "pgbarge copy -j 2 (two tables)" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 2 -q" \
         -n "one after the other: pgbarge copy -j 1" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 1 -q"
 fi

@@ -65,6 +65,14 @@ impl BinaryTupleCounter {
 
     pub fn feed(&mut self, mut chunk: &[u8]) {
         while !chunk.is_empty() {
+            if self.pending.is_empty()
+                && matches!(self.state, State::TupleStart | State::FieldLength(_))
+            {
+                chunk = self.walk(chunk);
+                if chunk.is_empty() {
+                    return;
+                }
+            }
             match self.state {
                 State::Done => {
                     self.state = State::Failed(BinaryShapeError::AfterTrailer);
@@ -98,6 +106,51 @@ impl BinaryTupleCounter {
                         self.pending.clear();
                     }
                 }
+            }
+        }
+    }
+
+    /// The fast path: whole counts, lengths and values read straight from
+    /// the chunk while they fit in it. Returns the rest, from the first item
+    /// that crosses the chunk's end (left to the byte-collecting path).
+    fn walk<'a>(&mut self, mut chunk: &'a [u8]) -> &'a [u8] {
+        loop {
+            match self.state {
+                State::TupleStart => {
+                    let Some((count, rest)) = chunk.split_first_chunk::<2>() else {
+                        return chunk;
+                    };
+                    chunk = rest;
+                    self.state = match i16::from_be_bytes(*count) {
+                        -1 => State::Done,
+                        0 => self.tuple_done(),
+                        n if n > 0 => State::FieldLength(n as u16 - 1),
+                        n => State::Failed(BinaryShapeError::BadFieldCount(n)),
+                    };
+                }
+                State::FieldLength(fields_left) => {
+                    let Some((len, rest)) = chunk.split_first_chunk::<4>() else {
+                        return chunk;
+                    };
+                    chunk = rest;
+                    let len = i32::from_be_bytes(*len);
+                    if len < -1 {
+                        self.state = State::Failed(BinaryShapeError::BadLength(len));
+                        return chunk;
+                    }
+                    let len = len.max(0) as usize;
+                    if len > chunk.len() {
+                        self.state = State::FieldData((len - chunk.len()) as u64, fields_left);
+                        return &[];
+                    }
+                    chunk = &chunk[len..];
+                    self.state = if fields_left == 0 {
+                        self.tuple_done()
+                    } else {
+                        State::FieldLength(fields_left - 1)
+                    };
+                }
+                _ => return chunk,
             }
         }
     }
