@@ -52,11 +52,13 @@ FROM generate_series(1, $ROWS) g;
 VACUUM ANALYZE t;
 SQL
 CSV_BYTES=$(psql -X -q -c "\\copy t to stdout csv header" | wc -c)
+# The table's pages are written out before anything is timed.
+psql -X -q -c CHECKPOINT && sync
 echo "table t: $ROWS rows, $CSV_BYTES bytes of CSV" >&2
 
 if want backup; then
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/backup.csv" \
-        --prepare "rm -rf '$OUT'/*" \
+        --prepare "rm -rf '$OUT'/* && sync" \
         -n "pgbarge backup" "'$BIN' backup -t t -o '$OUT/pgb' -q" \
         -n "psql copy to null" "psql -X -q -c '\\copy t to stdout csv header' > /dev/null" \
         -n "psql copy | zstd -3" "psql -X -q -c '\\copy t to stdout csv header' | zstd -3 -q -T1 > '$OUT/t.csv.zst'" \
@@ -101,9 +103,9 @@ empty_target() {
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
     pg_dump -s -t t -t t2 bench | psql -X -q -d "$1"
 }
-# A CHECKPOINT before each run, so no run pays for the previous one's (or the
-# table creation's) dirty pages being written out in the background.
-TRUNC="psql -X -q -d tgt -c 'TRUNCATE t' -c CHECKPOINT"
+# A CHECKPOINT and a sync before each run, so no run pays for the previous
+# one's (or the setup's) dirty pages being written out in the background.
+TRUNC="psql -X -q -d tgt -c 'TRUNCATE t' -c CHECKPOINT && sync"
 
 if want copy; then
     empty_target tgt
@@ -135,7 +137,7 @@ INI
     psql -X -q -c "CREATE TABLE IF NOT EXISTS t2 AS SELECT * FROM t"
     empty_target tgt
     hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/copy-j.csv" \
-        --prepare "psql -X -q -d tgt -c 'TRUNCATE t, t2' -c CHECKPOINT" \
+        --prepare "psql -X -q -d tgt -c 'TRUNCATE t, t2' -c CHECKPOINT && sync" \
         -n "pgbarge copy -j 2 (two tables)" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 2 -q" \
         -n "one after the other: pgbarge copy -j 1" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 1 -q"
 fi
