@@ -757,6 +757,11 @@ impl<'a> Loader<'a> {
         Ok(())
     }
 
+    /// The user triggers of `t` that fire during its load (none when disabled).
+    pub fn triggers_fired(&self, t: &TableLoad) -> Vec<String> {
+        if self.opts.disable_triggers { Vec::new() } else { t.target.triggers.clone() }
+    }
+
     /// Enables what was disabled and commits.
     ///
     /// # Errors

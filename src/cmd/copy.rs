@@ -294,11 +294,7 @@ impl CopyContext<'_> {
             rows: stream.rows,
             bytes: stream.bytes,
             loaded,
-            triggers: if self.plan.options.disable_triggers {
-                Vec::new()
-            } else {
-                t.target.triggers.clone()
-            },
+            triggers: loader.triggers_fired(t),
             sequences,
         })
     }

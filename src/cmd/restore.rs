@@ -334,11 +334,7 @@ impl TableStreamer for Restorer<'_> {
             rows: m.rows,
             bytes: m.csv_bytes,
             loaded,
-            triggers: if self.plan.options.disable_triggers {
-                Vec::new()
-            } else {
-                t.target.triggers.clone()
-            },
+            triggers: loader.triggers_fired(t),
             sequences,
         })
     }
