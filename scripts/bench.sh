@@ -165,7 +165,7 @@ if want s3; then
     S3PORT=$((20000 + RANDOM % 20000))
     "$S3S" --host 127.0.0.1 --port "$S3PORT" --access-key bench --secret-key bench-secret "$WORK/s3" >/dev/null 2>&1 &
     S3S_PID=$!
-    trap 'kill $S3S_PID 2>/dev/null; cleanup' EXIT
+    trap 'kill $S3S_PID 2>/dev/null || true; cleanup' EXIT
     export AWS_ENDPOINT_URL=http://127.0.0.1:$S3PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
     sleep 1
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/s3.csv" \
