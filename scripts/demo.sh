@@ -15,7 +15,7 @@ chmod 755 "$DEMO"
 SRC="$DEMO/src" TGT="$DEMO/tgt"
 S3S_PID=""
 cleanup() {
-    [ -n "$S3S_PID" ] && kill "$S3S_PID" 2>/dev/null
+    if [ -n "$S3S_PID" ]; then kill "$S3S_PID" 2>/dev/null || true; fi
     pg_stop "$SRC"; pg_stop "$TGT"; rm -rf "$DEMO"
 }
 trap cleanup EXIT
