@@ -334,6 +334,17 @@ impl Table {
         format!("SELECT count(*) FROM {only}{}", self.name.quoted())
     }
 
+    /// Its row count as COPY reads it (see [`Table::count_sql`]).
+    ///
+    /// # Errors
+    /// Server errors, or a signal.
+    pub async fn count_rows(&self, session: &Session) -> Result<u64> {
+        let n: i64 = session
+            .query_value(&self.count_sql(), format!("cannot count the rows of {}", self.name))
+            .await?;
+        Ok(n as u64)
+    }
+
     /// The primary key, or else the first unique key.
     pub fn best_key(&self) -> Option<&Key> {
         self.keys.iter().find(|k| k.is_primary).or_else(|| self.keys.first())

@@ -71,6 +71,41 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Runs `sql` (one or more statements), racing cancellation.
+    ///
+    /// # Errors
+    /// The server's error with `what` as its context, or `Interrupted`.
+    pub async fn execute(&self, sql: &str, what: impl Into<String>) -> Result<()> {
+        let r = tokio::select! {
+            r = self.client.batch_execute(sql) => r,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.db_error(what, e).await),
+        }
+    }
+
+    /// The first column of the one row `sql` returns, racing cancellation.
+    ///
+    /// # Errors
+    /// As [`Session::execute`].
+    pub async fn query_value<T>(&self, sql: &str, what: impl Into<String>) -> Result<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let r = tokio::select! {
+            r = self.client.query_one(sql, &[]) => r,
+            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        };
+        match r {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) => Err(self.db_error(what, e).await),
+        }
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Session({})", self.info)

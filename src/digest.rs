@@ -41,6 +41,13 @@ impl Sha256Stage {
     }
 }
 
+/// The sha256 of a whole (small) byte string, as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut s = Sha256Stage::new();
+    s.feed(bytes);
+    s.finish().0
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

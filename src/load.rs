@@ -442,14 +442,7 @@ impl<'a> Loader<'a> {
     }
 
     async fn exec(&self, sql: &str, what: &str) -> Result<()> {
-        let r = tokio::select! {
-            r = self.session.client.batch_execute(sql) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.session.db_error(what, e).await),
-        }
+        self.session.execute(sql, what).await
     }
 
     /// As superuser, `session_replication_role = replica` (every trigger,
@@ -647,11 +640,12 @@ impl<'a> Loader<'a> {
                     quote_ident(&s.column),
                     t.target.name.quoted()
                 );
-                self.query_i64(
-                    &sql,
-                    &format!("cannot read the largest {} of {}", s.column, t.target.name),
-                )
-                .await?
+                self.session
+                    .query_value(
+                        &sql,
+                        format!("cannot read the largest {} of {}", s.column, t.target.name),
+                    )
+                    .await?
             } else {
                 None
             };
@@ -676,29 +670,12 @@ impl<'a> Loader<'a> {
         Ok(moves)
     }
 
-    async fn query_i64(&self, sql: &str, what: &str) -> Result<Option<i64>> {
-        let row = tokio::select! {
-            r = self.session.client.query_one(sql, &[]) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
-        match row {
-            Ok(r) => Ok(r.get(0)),
-            Err(e) => Err(self.session.db_error(what, e).await),
-        }
-    }
-
     /// The target table's row count, inside the transaction.
     ///
     /// # Errors
     /// Server errors.
     pub async fn count(&self, t: &TableLoad) -> Result<u64> {
-        let n = self
-            .query_i64(
-                &t.target.count_sql(),
-                &format!("cannot count the rows of {}", t.target.name),
-            )
-            .await?;
-        Ok(n.unwrap_or(0) as u64)
+        t.target.count_rows(self.session).await
     }
 
     /// The fingerprint of the loaded columns as the target now holds them,
@@ -740,10 +717,10 @@ impl<'a> Loader<'a> {
                 fk.parent.quoted(),
                 pairs.join(" AND ")
             );
-            let orphans = self
-                .query_i64(&sql, &format!("cannot check foreign key {} of {}", fk.name, fk.child))
-                .await?
-                .unwrap_or(0);
+            let orphans: i64 = self
+                .session
+                .query_value(&sql, format!("cannot check foreign key {} of {}", fk.name, fk.child))
+                .await?;
             if orphans > 0 {
                 return Err(Error::Difference {
                     msg: format!(

@@ -80,6 +80,68 @@ pub struct RecordedSelection {
     pub exclude: Vec<String>,
 }
 
+impl ManifestTable {
+    /// The header line COPY writes for the recorded columns, without `\n`.
+    pub fn header(&self) -> String {
+        crate::csvfmt::csv_header(self.columns.iter().map(|c| c.name.as_str()))
+    }
+
+    /// What is wrong with the header read from the file (`None` when the
+    /// first line never ended), if anything. `csv_bytes`: bytes read so far.
+    pub fn header_difference(&self, got: Option<&[u8]>, csv_bytes: u64) -> Option<String> {
+        let want = self.header();
+        match got {
+            None if csv_bytes == 0 => Some("holds no CSV, not even a header".into()),
+            None => Some("its first line (the header) never ends".into()),
+            Some(h) if h != want.as_bytes() => Some(format!(
+                "header is `{}`, the manifest's columns give `{want}`",
+                String::from_utf8_lossy(h)
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether the file read is the one recorded: size and sha256.
+    pub fn file_difference(&self, file: &crate::sink::FileSummary) -> Option<String> {
+        (file.file_bytes != self.file_bytes || file.file_sha256 != self.file_sha256).then(|| {
+            format!(
+                "file sha256 is {} ({} bytes), the manifest records {} ({} bytes)",
+                file.file_sha256, file.file_bytes, self.file_sha256, self.file_bytes
+            )
+        })
+    }
+
+    /// How the CSV read differs from the recorded one: record count, bytes,
+    /// sha256, and the fingerprint when it was computed.
+    pub fn csv_differences(&self, csv: &crate::pipeline::CsvSummary) -> Vec<String> {
+        let mut v = Vec::new();
+        if csv.rows != self.rows {
+            v.push(format!("holds {} records, the manifest records {}", csv.rows, self.rows));
+        }
+        if csv.csv_bytes != self.csv_bytes {
+            v.push(format!(
+                "holds {} bytes of CSV, the manifest records {}",
+                csv.csv_bytes, self.csv_bytes
+            ));
+        }
+        if csv.csv_sha256 != self.csv_sha256 {
+            v.push(format!(
+                "CSV sha256 is {}, the manifest records {}",
+                csv.csv_sha256, self.csv_sha256
+            ));
+        }
+        if let Some(fp) = &csv.fingerprint
+            && fp != &self.fingerprint
+        {
+            v.push(format!(
+                "fingerprint is {} over {} records, the manifest records {} over {}",
+                fp.sum, fp.records, self.fingerprint.sum, self.fingerprint.records
+            ));
+        }
+        v
+    }
+}
+
 /// The whole manifest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Manifest {

@@ -53,12 +53,6 @@ fn file_of(dir: &Path, name: &str) -> String {
     table_entry(&mut v, name)["file"].as_str().unwrap().to_string()
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    let mut s = pgbarge::digest::Sha256Stage::new();
-    s.feed(bytes);
-    s.finish().0
-}
-
 #[test]
 fn whole_backup_verifies_offline_live_and_against_expected_counts() {
     let c = cluster();
@@ -195,11 +189,15 @@ fn every_kind_of_damage_is_named() {
     let mut v = manifest_json(&d);
     let e = table_entry(&mut v, "User");
     let old_sha = e["file_sha256"].as_str().unwrap().to_string();
-    e["file_sha256"] = sha256(&other).into();
+    e["file_sha256"] = pgbarge::digest::sha256_hex(&other).into();
     e["file_bytes"] = other.len().into();
     write_manifest(&d, &v);
     let sums = std::fs::read_to_string(d.join("SHA256SUMS")).unwrap();
-    std::fs::write(d.join("SHA256SUMS"), sums.replace(&old_sha, &sha256(&other))).unwrap();
+    std::fs::write(
+        d.join("SHA256SUMS"),
+        sums.replace(&old_sha, &pgbarge::digest::sha256_hex(&other)),
+    )
+    .unwrap();
     expect_damage(
         &d,
         &[

@@ -583,9 +583,7 @@ async fn dump_schema(
     }
     // A schema is small next to the data; written like every other file.
     dir.write(SCHEMA_FILE, &out.stdout).await?;
-    let mut sha = crate::digest::Sha256Stage::new();
-    sha.feed(&out.stdout);
-    Ok(sha.finish().0)
+    Ok(crate::digest::sha256_hex(&out.stdout))
 }
 
 /// `PGBARGE_PG_DUMP` when set; else pg_dump of the server's major version

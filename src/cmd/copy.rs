@@ -312,11 +312,8 @@ impl CopyContext<'_> {
     ) -> Result<()> {
         let name = &t.target.name;
         let source_table = self.chosen[t.index];
-        let row =
-            self.source.client.query_one(&source_table.count_sql(), &[]).await.map_err(|e| {
-                Error::db(format!("SOURCE: cannot count the rows of {}", source_table.name), e)
-            })?;
-        let source_rows = row.get::<_, i64>(0) as u64;
+        let source_rows =
+            source_table.count_rows(self.source).await.map_err(|e| e.context("SOURCE"))?;
         let mut problems = Vec::new();
         if source_rows != stream.rows {
             problems.push(format!(

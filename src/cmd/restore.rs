@@ -17,7 +17,7 @@ use crate::cli::RestoreArgs;
 use crate::cmd::{Outcome, resolve_conn};
 use crate::connect::{Purpose, Session, connect, repin};
 use crate::conninfo::ConnInfo;
-use crate::csvfmt::{FirstRecord, csv_header};
+use crate::csvfmt::FirstRecord;
 use crate::error::{Error, Result};
 use crate::load::{
     self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
@@ -160,9 +160,7 @@ async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -
         ))
     })?;
     if let Some(want) = &manifest.schema_sha256 {
-        let mut sha = crate::digest::Sha256Stage::new();
-        sha.feed(&text);
-        let got = sha.finish().0;
+        let got = crate::digest::sha256_hex(&text);
         if &got != want {
             return Err(Error::difference(format!(
                 "{}: sha256 is {got}, the manifest records {want}; the schema file was changed",
@@ -190,18 +188,8 @@ async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -
             "restore into a new database (createdb), or restore without --schema into the existing tables",
         ));
     }
-    target
-        .client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::db("TARGET: cannot start the transaction", e))?;
-    let r = tokio::select! {
-        r = target.client.batch_execute(&sql) => r,
-        signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-    };
-    if let Err(e) = r {
-        return Err(target.db_error(format!("TARGET: running {} failed", path.display()), e).await);
-    }
+    target.execute("BEGIN", "TARGET: cannot start the transaction").await?;
+    target.execute(&sql, format!("TARGET: running {} failed", path.display())).await?;
     if plan.per_table_commit && !plan.dry_run {
         // Other workers' sessions must see the tables.
         target
@@ -252,7 +240,6 @@ impl TableStreamer for Restorer<'_> {
         let mut source = self.plan.dir.open(file, self.manifest.compression)?;
         let mut stages = CsvStages::new(false);
         let mut header = FirstRecord::new();
-        let expected_header = csv_header(m.columns.iter().map(|c| c.name.as_str()));
         let mut header_checked = false;
         let mut bar = self.progress.table(&name.to_string(), Some(m.rows as i64));
         let loaded = loader
@@ -261,11 +248,8 @@ impl TableStreamer for Restorer<'_> {
                     header.feed(block);
                     if let Some(h) = header.get() {
                         header_checked = true;
-                        if h != expected_header.as_bytes() {
-                            return Err(Error::difference(format!(
-                                "{file}: header is `{}`, the manifest's columns give `{expected_header}`",
-                                String::from_utf8_lossy(h)
-                            )));
+                        if let Some(d) = m.header_difference(Some(h), 1) {
+                            return Err(Error::difference(format!("{file}: {d}")));
                         }
                     }
                 }
@@ -275,37 +259,21 @@ impl TableStreamer for Restorer<'_> {
             })
             .await
             .map_err(|e| match e.class() {
-                crate::error::Class::Difference => e.context(format!("restore of table {name} stopped: {file} is not the file the manifest describes")),
+                crate::error::Class::Difference => e.context(format!(
+                    "restore of table {name} stopped: {file} is not the file the manifest describes"
+                )),
                 _ => e.context(format!("restore of table {name} from {file} failed")),
             })?;
         bar.finish(self.progress);
         let summary = source.finish()?;
-        let mut problems = Vec::new();
-        if summary.file_bytes != m.file_bytes || summary.file_sha256 != m.file_sha256 {
-            problems.push(format!(
-                "file sha256 is {} ({} bytes), the manifest records {} ({} bytes)",
-                summary.file_sha256, summary.file_bytes, m.file_sha256, m.file_bytes
-            ));
-        }
+        let mut problems: Vec<String> = m.file_difference(&summary).into_iter().collect();
+        let stages_bytes = stages.bytes();
         match stages.finish() {
             Err(e) => problems.push(format!("CSV is cut short: {e}")),
-            Ok(csv) => {
-                if csv.rows != m.rows {
-                    problems.push(format!(
-                        "holds {} records, the manifest records {}",
-                        csv.rows, m.rows
-                    ));
-                }
-                if csv.csv_sha256 != m.csv_sha256 {
-                    problems.push(format!(
-                        "CSV sha256 is {}, the manifest records {}",
-                        csv.csv_sha256, m.csv_sha256
-                    ));
-                }
-            }
+            Ok(csv) => problems.extend(m.csv_differences(&csv)),
         }
         if !header_checked {
-            problems.push("has no complete header line".into());
+            problems.extend(m.header_difference(None, stages_bytes));
         }
         if loaded.copied != m.rows {
             problems.push(format!(

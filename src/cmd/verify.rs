@@ -22,7 +22,7 @@ use crate::cli::VerifyArgs;
 use crate::cmd::{Outcome, resolve_conn};
 use crate::connect::{Purpose, Session, connect};
 use crate::conninfo::ConnInfo;
-use crate::csvfmt::{FirstRecord, csv_header};
+use crate::csvfmt::FirstRecord;
 use crate::error::{Class, Error, Result};
 use crate::manifest::{DATA_DIR, MANIFEST_FILE, Manifest, ManifestTable, SCHEMA_FILE, SUMS_FILE};
 use crate::pipeline::{CsvStages, copy_out};
@@ -419,13 +419,8 @@ fn check_file(
                 damaged(&mut check, e.to_string());
                 // The reader stopped at the damage; hash the whole file to say
                 // whether it is the file the manifest describes.
-                if let Ok(sha) = sha256_of(dir, file)
-                    && sha != t.file_sha256
-                {
-                    damaged(
-                        &mut check,
-                        format!("file sha256 is {sha}, the manifest records {}", t.file_sha256),
-                    );
+                if let Some(d) = stored_file(dir, file).ok().and_then(|f| t.file_difference(&f)) {
+                    damaged(&mut check, d);
                 }
                 check.csv_bytes = stages.bytes();
                 bar.finish(progress);
@@ -440,79 +435,26 @@ fn check_file(
     bar.finish(progress);
     check.csv_bytes = stages.bytes();
     match source.finish() {
-        Ok(f) if f.file_sha256 != t.file_sha256 => damaged(
-            &mut check,
-            format!("file sha256 is {}, the manifest records {}", f.file_sha256, t.file_sha256),
-        ),
-        Ok(_) => {}
+        Ok(f) => t.file_difference(&f).into_iter().for_each(|d| damaged(&mut check, d)),
         Err(e) => check.failure = Some(e),
     }
-    let expected_header = csv_header(t.columns.iter().map(|c| c.name.as_str()));
-    match header.get() {
-        None if stages.bytes() == 0 => {
-            damaged(&mut check, "holds no CSV, not even a header".into())
-        }
-        None => damaged(&mut check, "its first line (the header) never ends".into()),
-        Some(h) if h != expected_header.as_bytes() => damaged(
-            &mut check,
-            format!(
-                "header is `{}`, the manifest's columns give `{expected_header}`",
-                String::from_utf8_lossy(h)
-            ),
-        ),
-        Some(_) => {}
+    if let Some(d) = t.header_difference(header.get(), stages.bytes()) {
+        damaged(&mut check, d);
     }
     match stages.finish() {
         Err(shape) => damaged(&mut check, format!("CSV is cut short: {shape}")),
-        Ok(csv) => {
-            if csv.rows != t.rows {
-                damaged(
-                    &mut check,
-                    format!("holds {} records, the manifest records {}", csv.rows, t.rows),
-                );
-            }
-            if csv.csv_bytes != t.csv_bytes {
-                damaged(
-                    &mut check,
-                    format!(
-                        "holds {} bytes of CSV, the manifest records {}",
-                        csv.csv_bytes, t.csv_bytes
-                    ),
-                );
-            }
-            if csv.csv_sha256 != t.csv_sha256 {
-                damaged(
-                    &mut check,
-                    format!(
-                        "CSV sha256 is {}, the manifest records {}",
-                        csv.csv_sha256, t.csv_sha256
-                    ),
-                );
-            }
-            if let Some(fp) = csv.fingerprint
-                && fp != t.fingerprint
-            {
-                damaged(
-                    &mut check,
-                    format!(
-                        "fingerprint is {} over {} records, the manifest records {} over {}",
-                        fp.sum, fp.records, t.fingerprint.sum, t.fingerprint.records
-                    ),
-                );
-            }
-        }
+        Ok(csv) => t.csv_differences(&csv).into_iter().for_each(|d| damaged(&mut check, d)),
     }
     Ok(check)
 }
 
-/// The sha256 of a file's bytes as stored, read whole (on a worker thread:
-/// it blocks).
-fn sha256_of(dir: &Location, name: &str) -> Result<String> {
+/// A file's size and sha256 as stored, read whole (on a worker thread: it blocks).
+fn stored_file(dir: &Location, name: &str) -> Result<crate::sink::FileSummary> {
     let mut source = dir.open(name, crate::sink::Compression::None)?;
     while let Some(block) = source.next_block() {
         block?;
     }
-    Ok(source.finish()?.file_sha256)
+    source.finish()
 }
 
 /// Problems of the folder as a whole: files the manifest does not list,
@@ -553,9 +495,7 @@ async fn check_folder(
         if !listing.contains_key(SCHEMA_FILE) {
             problems.push(format!("{SCHEMA_FILE}: missing (the manifest says the backup has one)"));
         } else if let Some(want) = &manifest.schema_sha256 {
-            let mut sha = crate::digest::Sha256Stage::new();
-            sha.feed(&dir.read(SCHEMA_FILE).await?.unwrap_or_default());
-            let got = sha.finish().0;
+            let got = crate::digest::sha256_hex(&dir.read(SCHEMA_FILE).await?.unwrap_or_default());
             if &got != want {
                 problems
                     .push(format!("{SCHEMA_FILE}: sha256 is {got}, the manifest records {want}"));
@@ -700,7 +640,7 @@ async fn compare_live(
             .filter(|c| !live_columns.contains(c))
             .collect();
         if !plan.deep || !missing.is_empty() {
-            let live_rows = count_rows(session, &live.count_sql(), &name).await?;
+            let live_rows = live.count_rows(session).await?;
             report.live_rows = Some(live_rows);
             if live_rows != t.rows {
                 report.flag(
@@ -767,7 +707,7 @@ async fn compare_live(
         {
             continue;
         }
-        let rows = count_rows(session, &live.count_sql(), &live.name).await?;
+        let rows = live.count_rows(session).await?;
         tables.push(TableReport {
             table: live.name.to_string(),
             schema: live.name.schema.clone(),
@@ -785,17 +725,6 @@ async fn compare_live(
     }
     let _ = session.client.batch_execute("COMMIT").await;
     Ok(())
-}
-
-async fn count_rows(session: &Session, sql: &str, name: &TableName) -> Result<u64> {
-    let row = tokio::select! {
-        r = session.client.query_one(sql, &[]) => r,
-        signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-    };
-    match row {
-        Ok(row) => Ok(row.get::<_, i64>(0) as u64),
-        Err(e) => Err(session.db_error(format!("cannot count the rows of {name}"), e).await),
-    }
 }
 
 fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bool) {
