@@ -318,6 +318,23 @@ pub fn remove_backup_files(dir: &Path) -> Result<()> {
     }
 }
 
+/// Removes a backup wherever it is: locally as [`remove_backup_files`] does;
+/// in a store every object under the prefix, the manifest first.
+///
+/// # Errors
+/// The listing or a removal failed.
+pub async fn remove_backup(location: &Location) -> Result<()> {
+    match location {
+        Location::Local(dir) => remove_backup_files(dir),
+        Location::S3(_) => {
+            let mut names: Vec<String> =
+                location.list().await?.into_iter().map(|(n, _)| n).collect();
+            names.sort_by_key(|n| n != MANIFEST_FILE);
+            location.delete(&names).await
+        }
+    }
+}
+
 /// Now as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()

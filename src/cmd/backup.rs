@@ -7,9 +7,9 @@
 //! any failure or signal every file this run wrote is removed: there is never a
 //! backup that looks whole but is not.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +25,7 @@ use crate::error::{Class, Error, Result};
 use crate::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
     ManifestSequence, ManifestTable, RecordedSelection, SCHEMA_FILE, SUMS_FILE, SourceInfo,
-    data_file_name, now_rfc3339, remove_backup_files,
+    data_file_name, now_rfc3339, remove_backup,
 };
 use crate::pipeline::{CsvStages, CsvSummary, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
@@ -78,10 +78,7 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
 /// errors naming the table; `Interrupted` on a signal. Nothing that looks
 /// like a complete backup is left behind on error.
 pub async fn run(plan: BackupPlan) -> Result<Outcome> {
-    let output = match &plan.dir {
-        Location::Local(dir) => OutputDir::prepare(dir, plan.force)?,
-        Location::S3(_) => OutputDir::prepare_store(&plan.dir, plan.force).await?,
-    };
+    let output = OutputDir::prepare(&plan.dir, plan.force).await?;
     let result = take_backup(&plan, &output).await;
     match result {
         Ok((manifest, seconds)) => {
@@ -107,89 +104,59 @@ struct OutputDir {
 const BACKUP_NAMES: [&str; 4] = [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, DATA_DIR];
 
 impl OutputDir {
-    /// Refuses a non-empty folder (unless `force` and it holds a pgbarge
-    /// backup), then creates it and `data/` private (0700).
-    fn prepare(dir: &Path, force: bool) -> Result<OutputDir> {
-        let existed = dir.exists();
-        if existed {
-            if !dir.is_dir() {
+    /// Refuses a non-empty folder or prefix (unless `force` and it holds a
+    /// pgbarge backup, which is removed, manifest first); creates a local
+    /// folder and its `data/` private (0700).
+    async fn prepare(location: &Location, force: bool) -> Result<OutputDir> {
+        let existed = match location {
+            Location::Local(dir) if dir.exists() && !dir.is_dir() => {
                 return Err(Error::usage(format!("{} exists and is not a folder", dir.display())));
             }
-            let entries: Vec<_> = std::fs::read_dir(dir)
-                .map_err(|e| Error::io("cannot read folder", dir, e))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name())
-                .collect();
-            if !entries.is_empty() {
-                let is_backup = entries.iter().all(|n| BACKUP_NAMES.iter().any(|o| n == *o));
-                if !force || !is_backup {
-                    return Err(Error::usage_hint(
-                        format!("output folder {} is not empty", dir.display()),
-                        if is_backup {
-                            "it holds a backup; choose a new folder, or pass --force to replace it"
-                        } else {
-                            "choose a new or empty folder; pgbarge never writes into a folder holding other files"
-                        },
-                    ));
-                }
-                remove_backup_files(dir)?;
-            }
-        }
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir.join(DATA_DIR))
-            .map_err(|e| Error::io("cannot create folder", dir.join(DATA_DIR), e))?;
-        if !existed {
-            // DirBuilder's mode is filtered by the umask; make it exact.
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
-        Ok(OutputDir { location: Location::Local(dir.to_path_buf()), created: !existed })
-    }
-
-    /// The same rules for a prefix in an object store: it must hold nothing,
-    /// or with `force` only a previous backup, which is deleted (manifest first).
-    async fn prepare_store(location: &Location, force: bool) -> Result<OutputDir> {
-        let existing = location.list().await?;
-        if !existing.is_empty() {
-            let is_backup = existing.iter().all(|(n, _)| {
-                BACKUP_NAMES.iter().any(|o| n == o || n.starts_with(&format!("{DATA_DIR}/")))
-            });
+            Location::Local(dir) => dir.exists(),
+            Location::S3(_) => true,
+        };
+        let top: BTreeSet<String> = location
+            .list()
+            .await?
+            .into_iter()
+            .map(|(n, _)| n.split('/').next().unwrap_or_default().to_string())
+            .collect();
+        if !top.is_empty() {
+            let is_backup = top.iter().all(|n| BACKUP_NAMES.contains(&n.as_str()));
             if !force || !is_backup {
                 return Err(Error::usage_hint(
-                    format!("{location} is not empty ({} objects)", existing.len()),
+                    format!("output {location} is not empty"),
                     if is_backup {
-                        "it holds a backup; choose a new prefix, or pass --force to replace it"
+                        "it holds a backup; choose a new folder or prefix, or pass --force to replace it"
                     } else {
-                        "choose a new or empty prefix; pgbarge never writes among other objects"
+                        "choose a new or empty folder or prefix; pgbarge never writes among other files"
                     },
                 ));
             }
-            let mut names: Vec<String> = existing.into_iter().map(|(n, _)| n).collect();
-            names.sort_by_key(|n| n != MANIFEST_FILE);
-            location.delete(&names).await?;
+            remove_backup(location).await?;
         }
-        Ok(OutputDir { location: location.clone(), created: false })
+        if let Location::Local(dir) = location {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir.join(DATA_DIR))
+                .map_err(|e| Error::io("cannot create folder", dir.join(DATA_DIR), e))?;
+            if !existed {
+                // DirBuilder's mode is filtered by the umask; make it exact.
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+        Ok(OutputDir { location: location.clone(), created: !existed })
     }
 
     /// Removes everything this run wrote (temp files and unfinished uploads
-    /// are already gone).
+    /// are already gone), and the folder if the run created it.
     async fn remove_written(&self) {
-        match &self.location {
-            Location::Local(dir) => {
-                let _ = remove_backup_files(dir);
-                if self.created {
-                    let _ = std::fs::remove_dir(dir);
-                }
-            }
-            Location::S3(_) => {
-                if let Ok(objects) = self.location.list().await {
-                    let mut names: Vec<String> = objects.into_iter().map(|(n, _)| n).collect();
-                    // The manifest first, so the backup never looks whole meanwhile.
-                    names.sort_by_key(|n| n != MANIFEST_FILE);
-                    let _ = self.location.delete(&names).await;
-                }
-            }
+        let _ = remove_backup(&self.location).await;
+        if let Location::Local(dir) = &self.location
+            && self.created
+        {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }
