@@ -32,55 +32,46 @@ pub struct CsvSummary {
     pub fingerprint: Option<Fingerprint>,
 }
 
-/// The stages every CSV stream goes through: record counter, sha256 and,
-/// when asked, the fingerprint. Feed blocks, then `finish`.
+/// The stages every CSV stream of a backup goes through: sha256 on top of
+/// [`StreamStages`] (record counter and, when asked, the fingerprint).
+/// Feed blocks, then `finish`.
 pub struct CsvStages {
-    scanner: RecordScanner,
     sha: Sha256Stage,
-    fingerprint: Option<Fingerprinter>,
+    stream: StreamStages,
 }
 
 impl CsvStages {
     pub fn new(with_fingerprint: bool) -> Self {
         CsvStages {
-            scanner: RecordScanner::new(),
             sha: Sha256Stage::new(),
-            fingerprint: with_fingerprint.then(Fingerprinter::new),
+            stream: StreamStages::new(WireFormat::Csv, with_fingerprint),
         }
     }
 
     /// Runs every stage over one block.
     pub fn feed(&mut self, block: &[u8]) {
         self.sha.feed(block);
-        match &mut self.fingerprint {
-            Some(f) => self.scanner.feed_with(block, |piece, ends| f.piece(piece, ends)),
-            None => self.scanner.feed(block),
-        }
+        self.stream.feed(block);
     }
 
-    /// Records so far, the header included (for progress).
-    pub fn records(&self) -> u64 {
-        self.scanner.records()
+    /// Data records so far (for progress).
+    pub fn rows(&self) -> u64 {
+        self.stream.rows()
     }
 
     /// Bytes so far.
     pub fn bytes(&self) -> u64 {
-        self.sha.bytes()
+        self.stream.bytes()
     }
 
     /// Checks the stream's shape and returns the summary.
     ///
     /// # Errors
-    /// The CSV ends inside quotes or mid-record, or has no header.
-    pub fn finish(self) -> std::result::Result<CsvSummary, crate::csvfmt::CsvShapeError> {
-        let rows = self.scanner.finish()?;
+    /// The CSV ends inside quotes or mid-record.
+    pub fn finish(self) -> std::result::Result<CsvSummary, String> {
+        let stream = self.stream.finish()?;
         let (csv_sha256, csv_bytes) = self.sha.finish();
-        Ok(CsvSummary {
-            rows,
-            csv_bytes,
-            csv_sha256,
-            fingerprint: self.fingerprint.map(Fingerprinter::finish),
-        })
+        Ok(CsvSummary { rows: stream.rows, csv_bytes, csv_sha256, fingerprint: stream.fingerprint })
     }
 }
 

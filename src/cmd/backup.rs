@@ -471,7 +471,7 @@ impl WorkerContext {
         let mut stages = CsvStages::new(true);
         let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
         copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
-            bar.update(stages.records().saturating_sub(1), stages.bytes());
+            bar.update(stages.rows(), stages.bytes());
             sink.feed(block)
         })
         .await?;

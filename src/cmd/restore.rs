@@ -254,7 +254,7 @@ impl TableStreamer for Restorer<'_> {
                     }
                 }
                 stages.feed(block);
-                bar.update(stages.records().saturating_sub(1), stages.bytes());
+                bar.update(stages.rows(), stages.bytes());
                 Ok(())
             })
             .await

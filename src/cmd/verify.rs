@@ -413,7 +413,7 @@ fn check_file(
             Ok(b) => {
                 header.feed(&b);
                 stages.feed(&b);
-                bar.update(stages.records().saturating_sub(1), stages.bytes());
+                bar.update(stages.rows(), stages.bytes());
             }
             Err(e) if e.class() == Class::Difference => {
                 damaged(&mut check, e.to_string());
@@ -669,7 +669,7 @@ async fn compare_live(
             &live.copy_columns_to_stdout_sql(&columns, "FORMAT csv, HEADER"),
             &mut stages,
             |_, st| {
-                bar.update(st.records().saturating_sub(1), st.bytes());
+                bar.update(st.rows(), st.bytes());
                 Ok(())
             },
         )
