@@ -187,6 +187,35 @@ fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<
     }
 }
 
+/// Prints rows (the first one the header) in aligned columns two spaces
+/// apart, the last column unpadded; `right_aligned(column)` says which
+/// columns (numbers) align to the right.
+pub fn print_columns(rows: &[Vec<String>], right_aligned: impl Fn(usize) -> bool) {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == columns {
+                line.push_str(cell);
+                break;
+            }
+            let pad = " ".repeat(widths[c] - cell.chars().count());
+            if right_aligned(c) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+            line.push_str("  ");
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::cmd::{Outcome, resolve_conn};
 use crate::connect::{Purpose, connect};
 use crate::conninfo::ConnInfo;
 use crate::error::Result;
-use crate::progress::{human_bytes, human_count};
+use crate::progress::{human_bytes, human_count, print_columns};
 use crate::select::Selection;
 
 /// What `list` needs, resolved.
@@ -99,50 +99,25 @@ pub async fn run(plan: ListPlan) -> Result<Outcome> {
 
 fn print_table(listing: &Listing<'_>) {
     let headers = ["TABLE", "EST. ROWS", "SIZE", "COLS", "KEY", "FK PARENTS", "KIND"];
-    let rows: Vec<[String; 7]> = listing
-        .tables
-        .iter()
-        .map(|t| {
-            [
-                t.qualified.clone(),
-                t.estimated_rows
-                    .map(|r| human_count(r.max(0) as u64))
-                    .unwrap_or_else(|| "?".into()),
-                human_bytes(t.estimated_bytes.max(0) as u64),
-                t.columns.to_string(),
-                t.key.map(|k| format!("({})", k.join(", "))).unwrap_or_else(|| "-".into()),
-                if t.fk_parents.is_empty() { "-".into() } else { t.fk_parents.join(", ") },
-                match t.kind {
-                    TableKind::Plain => "table".into(),
-                    TableKind::Partitioned => {
-                        format!("partitioned ({} partitions)", t.partitions.len())
-                    }
-                    TableKind::InheritanceParent => "inheritance parent".into(),
-                },
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(&headers.map(String::from));
-    for r in &rows {
-        line(r);
-    }
+    let mut rows: Vec<Vec<String>> = vec![headers.map(String::from).to_vec()];
+    rows.extend(listing.tables.iter().map(|t| {
+        vec![
+            t.qualified.clone(),
+            t.estimated_rows.map(|r| human_count(r.max(0) as u64)).unwrap_or_else(|| "?".into()),
+            human_bytes(t.estimated_bytes.max(0) as u64),
+            t.columns.to_string(),
+            t.key.map(|k| format!("({})", k.join(", "))).unwrap_or_else(|| "-".into()),
+            if t.fk_parents.is_empty() { "-".into() } else { t.fk_parents.join(", ") },
+            match t.kind {
+                TableKind::Plain => "table".into(),
+                TableKind::Partitioned => {
+                    format!("partitioned ({} partitions)", t.partitions.len())
+                }
+                TableKind::InheritanceParent => "inheritance parent".into(),
+            },
+        ]
+    }));
+    print_columns(&rows, |_| false);
     let total_bytes: i64 = listing.tables.iter().map(|t| t.estimated_bytes.max(0)).sum();
     println!(
         "{} tables, {} on disk, from {}",

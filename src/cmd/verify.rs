@@ -750,30 +750,9 @@ fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bo
         r.push(t.status_text());
         rows.push(r);
     }
-    let columns = rows[0].len();
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
-            if c == 0 || c == columns - 1 {
-                // Names and statuses read left-aligned, numbers right-aligned.
-                line.push_str(cell);
-                if c < columns - 1 {
-                    line.push_str(&" ".repeat(pad));
-                }
-            } else {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            }
-            if c < columns - 1 {
-                line.push_str("  ");
-            }
-        }
-        println!("{}", line.trim_end());
-    }
+    // Names and statuses read left-aligned, numbers right-aligned.
+    let last = rows[0].len() - 1;
+    crate::progress::print_columns(&rows, |c| c != 0 && c != last);
     let all: Vec<&String> =
         report.tables.iter().flat_map(|t| &t.problems).chain(&report.problems).collect();
     if !all.is_empty() {
