@@ -31,10 +31,20 @@ pub struct RunPlan {
     pub plan: LoadedPlan,
     /// Each connection's string (from its variable or `service=NAME`) and how
     /// the plan names it (`$ERP_TARGET`, `service=prod`) for logs and hints.
-    pub connections: BTreeMap<String, (String, String, Arc<ConnInfo>)>,
+    pub connections: BTreeMap<String, PlanConnection>,
     pub dry_run: bool,
     pub from: usize,
     pub quiet: bool,
+}
+
+/// A plan's connection, resolved.
+#[derive(Debug)]
+pub struct PlanConnection {
+    /// The connection string (from its variable, or `service=NAME`).
+    pub conn: String,
+    /// How the plan names it, for logs and hints: `"$ERP_TARGET"`, `service=prod`.
+    pub shown: String,
+    pub info: Arc<ConnInfo>,
 }
 
 /// Reads and checks the plan and its connections.
@@ -62,7 +72,8 @@ pub fn plan(args: RunArgs) -> Result<RunPlan> {
         };
         match resolve(&conn, &process_env) {
             Ok(info) => {
-                connections.insert(name.clone(), (conn, shown, Arc::new(info)));
+                connections
+                    .insert(name.clone(), PlanConnection { conn, shown, info: Arc::new(info) });
             }
             Err(e) => problems.push(format!("connection \"{name}\": {}", crate::error::render(&e))),
         }
@@ -222,9 +233,7 @@ fn step_log(plan: &RunPlan, i: usize, s: &Step) -> StepLog {
             .kind
             .connections()
             .into_iter()
-            .filter_map(|c| {
-                plan.connections.get(c).map(|(_, _, info)| (c.to_string(), info.to_string()))
-            })
+            .filter_map(|c| plan.connections.get(c).map(|pc| (c.to_string(), pc.info.to_string())))
             .collect(),
         started_at: None,
         finished_at: None,
@@ -335,8 +344,7 @@ fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
         Some((bi, s)) if bi < failed || plan.from > bi => {
             let StepKind::Backup { db, .. } = &s.kind else { unreachable!() };
             let dir = plan.plan.backup_dir(&s.label(bi));
-            let conn =
-                plan.connections.get(db).map(|(_, shown, _)| shown.clone()).unwrap_or_default();
+            let conn = plan.connections.get(db).map(|pc| pc.shown.clone()).unwrap_or_default();
             format!(
                 "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --cascade --disable-triggers\n\n(add -t TABLE to restore only some tables; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
                 s.label(bi),
@@ -351,7 +359,12 @@ fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
 }
 
 fn conn_arg(plan: &RunPlan, name: &str) -> String {
-    plan.connections.get(name).map(|(c, _, _)| c.clone()).expect("checked connection")
+    plan.connections[name].conn.clone()
+}
+
+/// A session on a plan's connection, for steps that run the user's SQL.
+async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::connect::Session> {
+    connect(&plan.connections[name].info, Purpose::UserSql).await
 }
 
 fn tables(include: &[String], exclude: &[String]) -> TableArgs {
@@ -417,8 +430,7 @@ async fn run_step(
             let paths: Vec<String> =
                 files.iter().map(|f| plan.plan.resolve(f).display().to_string()).collect();
             let files = sql::read_files(&paths, *single_transaction)?;
-            let info = plan.connections.get(db).expect("checked").2.clone();
-            let session = connect(&info, Purpose::UserSql).await?;
+            let session = user_session(plan, db).await?;
             sql::run_files(&session, &files, *single_transaction, quiet).await?;
             details.insert("files".into(), paths.into());
             Outcome::Ok
@@ -467,8 +479,7 @@ async fn run_step(
             .await?
         }
         StepKind::Check { db, query, expect, compare } => {
-            let info = plan.connections.get(db).expect("checked").2.clone();
-            let session = connect(&info, Purpose::UserSql).await?;
+            let session = user_session(plan, db).await?;
             let value = check_value(&session, query).await?;
             details.insert("value".into(), value.clone().into());
             details.insert(
@@ -548,7 +559,7 @@ fn compare_values(value: &str, op: &str, expect: &str) -> Result<bool> {
 async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
     let mut problems = Vec::new();
     let mut sessions = BTreeMap::new();
-    for (name, (_, shown, info)) in &plan.connections {
+    for (name, PlanConnection { shown, info, .. }) in &plan.connections {
         match connect(info, Purpose::UserSql).await {
             Ok(s) => {
                 sessions.insert(name.clone(), s);
