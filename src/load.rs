@@ -449,13 +449,14 @@ impl<'a> Loader<'a> {
     /// foreign-key checks included, is off for this transaction). Otherwise
     /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
     async fn disable_triggers(&mut self, tables: &[&TableLoad]) -> Result<()> {
-        let row = self
+        let superuser: bool = self
             .session
-            .client
-            .query_one("SELECT current_setting('is_superuser') = 'on'", &[])
-            .await
-            .map_err(|e| Error::db("cannot read whether the target user is superuser", e))?;
-        if row.get::<_, bool>(0) {
+            .query_value(
+                "SELECT current_setting('is_superuser') = 'on'",
+                "cannot read whether the target user is superuser",
+            )
+            .await?;
+        if superuser {
             self.exec(
                 "SET LOCAL session_replication_role = replica",
                 "cannot set session_replication_role",
@@ -768,12 +769,7 @@ pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<T
     let mut full = Vec::new();
     for t in tables {
         let sql = format!("SELECT EXISTS (SELECT 1 FROM {} LIMIT 1)", t.target.name.quoted());
-        let row = session
-            .client
-            .query_one(&sql, &[])
-            .await
-            .map_err(|e| Error::db(format!("cannot read {}", t.target.name), e))?;
-        if row.get::<_, bool>(0) {
+        if session.query_value(&sql, format!("cannot read {}", t.target.name)).await? {
             full.push(t.target.name.clone());
         }
     }
