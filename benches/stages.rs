@@ -1,11 +1,13 @@
 //! Throughput of each pipeline stage over COPY-like CSV, in MB/s: the record
-//! counter, the fingerprint (counter + per-record XXH3-128), sha256, zstd-3,
+//! counter, the fingerprint (counter + per-record XXH3-128), sha256, zstd 1 and 3
+//! (backup's frame encoder, and zstd's streaming encoder for comparison),
 //! and all of them together as backup runs them.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pgbarge::csvfmt::RecordScanner;
 use pgbarge::digest::{Fingerprinter, Sha256Stage};
 use pgbarge::pipeline::{BLOCK_SIZE, CsvStages};
+use pgbarge::zstdframes::FrameEncoder;
 
 /// About `size` bytes of CSV shaped like the bench table: ids, timestamps,
 /// quoted text with commas, quotes and newlines, numbers, jsonb, booleans.
@@ -66,7 +68,18 @@ fn stages(c: &mut Criterion) {
         })
     });
     for level in [1, 3] {
-        g.bench_with_input(BenchmarkId::new("zstd", level), &level, |b, &level| {
+        // What backup writes: independent frames (see src/zstdframes.rs) ...
+        g.bench_with_input(BenchmarkId::new("zstd_frames", level), &level, |b, &level| {
+            b.iter(|| {
+                let mut enc = FrameEncoder::new(Vec::new(), level).unwrap();
+                for blk in blocks(&data) {
+                    enc.write_all(blk).unwrap();
+                }
+                enc.finish().unwrap().len()
+            })
+        });
+        // ... and, for comparison, zstd's streaming encoder.
+        g.bench_with_input(BenchmarkId::new("zstd_stream", level), &level, |b, &level| {
             b.iter(|| {
                 let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level).unwrap();
                 for blk in blocks(&data) {

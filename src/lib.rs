@@ -4,7 +4,7 @@
 //!
 //! Dependencies point one way: `cmd` → `load`, `pipeline`, `manifest`,
 //! `store`, `plan`, `snapshot`, `catalog`, `connect` → `sink`, `source`,
-//! `digest`, `csvfmt`, `binfmt`, `sqlfile`, `select`, `order`, `conninfo`. The
+//! `zstdframes`, `digest`, `csvfmt`, `binfmt`, `sqlfile`, `select`, `order`, `conninfo`. The
 //! lower modules know nothing of tokio-postgres or commands.
 
 pub mod binfmt;
@@ -30,3 +30,4 @@ pub mod snapshot;
 pub mod source;
 pub mod sqlfile;
 pub mod store;
+pub mod zstdframes;

@@ -184,16 +184,22 @@ impl Location {
     }
 
     /// A data file's writer: temp file, fsync and rename on disk; a streamed
-    /// multipart upload in a store, aborted unless finished.
+    /// multipart upload in a store, aborted unless finished. `writers`: how
+    /// many data sinks run at once.
     ///
     /// # Errors
     /// The file cannot be created (local).
-    pub fn data_sink(&self, name: &str, compression: Compression) -> Result<FileSink> {
+    pub fn data_sink(
+        &self,
+        name: &str,
+        compression: Compression,
+        writers: usize,
+    ) -> Result<FileSink> {
         match self {
-            Location::Local(dir) => FileSink::create(&dir.join(name), compression),
+            Location::Local(dir) => FileSink::create(&dir.join(name), compression, writers),
             Location::S3(s) => {
                 let (s, name) = (s.clone(), name.to_string());
-                FileSink::start(self.path(&name), compression, move || {
+                FileSink::start(self.path(&name), compression, writers, move || {
                     Ok(Box::new(S3Upload::start(s, &name)?) as Box<dyn Destination>)
                 })
             }

@@ -356,6 +356,7 @@ async fn run_workers(
             snapshot: snapshot.to_string(),
             dir: dir.clone(),
             compression: plan.compression,
+            workers,
             jobs: jobs.clone(),
             queue: queue.clone(),
             stop: stop.clone(),
@@ -411,6 +412,8 @@ struct WorkerContext {
     snapshot: String,
     dir: Location,
     compression: Compression,
+    /// How many workers run at once (their writers share one queue budget).
+    workers: usize,
     jobs: Arc<Vec<Job>>,
     /// Indexes into `jobs`, largest table first.
     queue: Arc<Mutex<VecDeque<usize>>>,
@@ -467,7 +470,7 @@ impl WorkerContext {
         index: usize,
         job: &Job,
     ) -> Result<TableResult> {
-        let mut sink = self.dir.data_sink(&job.file, self.compression)?;
+        let mut sink = self.dir.data_sink(&job.file, self.compression, self.workers)?;
         let mut stages = CsvStages::new(true);
         let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
         copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
