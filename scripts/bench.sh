@@ -5,6 +5,14 @@
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
 #   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore, s3
+#   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
+#
+# Every client reaches the server over TCP on 127.0.0.1 by default, as a
+# production server is reached. On a unix socket the server's send buffer is
+# net.core.wmem_default (208 KiB on Debian), so the server stalls whenever the
+# reading client is off the CPU for about a millisecond; on two cores that
+# costs a client with real work per byte (pgbarge's compression) more than
+# one that discards the bytes (see README, "Speed").
 #
 # Stage throughput (MB/s per stage) is measured separately: cargo bench --bench stages
 set -euo pipefail
@@ -25,8 +33,14 @@ PGDIR="$WORK/pg" OUT="$WORK/out"
 mkdir -p "$OUT"
 cleanup() { pg_stop "$PGDIR"; rm -rf "$WORK"; }
 trap cleanup EXIT
-pg_start "$PGDIR" 5432
-export PGHOST="$PGDIR" PGPORT=5432 PGUSER=postgres PGDATABASE=bench
+PORT=54329
+pg_start "$PGDIR" "$PORT" 127.0.0.1
+case "${TRANSPORT:-tcp}" in
+    tcp) HOST=127.0.0.1 ;;
+    unix) HOST="$PGDIR" ;;
+    *) echo "TRANSPORT is tcp or unix" >&2; exit 2 ;;
+esac
+export PGHOST="$HOST" PGPORT="$PORT" PGUSER=postgres PGDATABASE=bench
 psql -X -q -d postgres -c "CREATE DATABASE bench"
 
 echo "creating table t with $ROWS rows..." >&2
@@ -73,7 +87,7 @@ fi
 # other command's (below 1.00x: pgbarge is faster). $1: hyperfine's CSV, $2: title.
 ratios() {
     echo
-    echo "== $2, mean seconds over $RUNS runs"
+    echo "== $2, over ${TRANSPORT:-tcp}, mean seconds over $RUNS runs"
     awk -F, 'NR > 1 { gsub(/"/, "", $1); n++; name[n] = $1; mean[n] = $2 }
         END {
             for (i = 1; i <= n; i++) printf "  %-28s %8.2f s\n", name[i], mean[i]
@@ -114,8 +128,8 @@ if want copy; then
 [include-only-table]
 public.t
 INI
-    PGCOPYDB=(pgcopydb copy table-data --source "host=$PGHOST port=5432 dbname=bench"
-        --target "host=$PGHOST port=5432 dbname=tgt" --filters "$WORK/filters.ini"
+    PGCOPYDB=(pgcopydb copy table-data --source "host=$PGHOST port=$PORT dbname=bench"
+        --target "host=$PGHOST port=$PORT dbname=tgt" --filters "$WORK/filters.ini"
         --dir "$WORK/pgcopydb" --restart --table-jobs 1 --index-jobs 1)
     WITH_PGCOPYDB=()
     if "${PGCOPYDB[@]}" >"$WORK/pgcopydb.log" 2>&1; then

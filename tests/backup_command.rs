@@ -265,6 +265,43 @@ fn big_table_db(test: &str, rows: u32) -> String {
     db
 }
 
+/// Frames in a zstd file, counted with the library's frame parser.
+fn zstd_frames(path: &Path) -> usize {
+    let data = std::fs::read(path).unwrap();
+    let (mut rest, mut frames) = (&data[..], 0);
+    while !rest.is_empty() {
+        let n = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+        rest = &rest[n..];
+        frames += 1;
+    }
+    frames
+}
+
+#[test]
+fn a_file_of_several_zstd_frames_reads_back_as_one_stream() {
+    let c = cluster();
+    // About 12 MB of CSV: three 4 MiB frames.
+    let db = big_table_db("bk_frames", 85_000);
+    let (_t, dir) = out_dir("frames");
+    pgbarge(&["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "-t", "big"], &[])
+        .expect_code(0);
+    let m = Manifest::read(&dir).unwrap();
+    let file = dir.join(&m.tables[0].file);
+    assert_eq!(zstd_frames(&file), 3);
+    let csv = unzstd(&file);
+    assert!(csv.len() > 2 * pgbarge::zstdframes::FRAME_INPUT, "{}", csv.len());
+    assert_eq!(csv, psql_copy(&db, "SELECT id, payload FROM big"));
+    assert_eq!(m.tables[0].rows, 85_000);
+    sha256sum_check(&dir);
+    pgbarge(&["verify", dir.to_str().unwrap(), "--deep", "-d", &c.conn(&db)], &[]).expect_code(0);
+    let copy = c.create_db("bk_frames_restored");
+    c.psql(&copy, "CREATE TABLE big (id int, payload text)");
+    pgbarge(&["restore", dir.to_str().unwrap(), "-d", &c.conn(&copy)], &[]).expect_code(0);
+    let rows =
+        "SELECT count(*), md5(string_agg(format('%s,%s', id, payload), '|' ORDER BY id)) FROM big";
+    assert_eq!(c.psql(&copy, rows), c.psql(&db, rows));
+}
+
 #[test]
 fn file_size_limit_fails_cleanly() {
     let c = cluster();

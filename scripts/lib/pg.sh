@@ -16,9 +16,10 @@ as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# pg_start DIR PORT: initdb (if needed) and start a cluster whose socket is in DIR.
+# pg_start DIR PORT [LISTEN]: initdb (if needed) and start a cluster whose
+# socket is in DIR; LISTEN (say 127.0.0.1) also opens a TCP port.
 pg_start() {
-    local dir="$1" port="$2" bin
+    local dir="$1" port="$2" listen="${3:-}" bin
     bin="$(pg_bindir)"
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
@@ -26,7 +27,7 @@ pg_start() {
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync >/dev/null
         cat >> "$dir/data/postgresql.conf" <<CONF
-listen_addresses = ''
+listen_addresses = '$listen'
 port = $port
 unix_socket_directories = '$dir'
 fsync = off
