@@ -9,19 +9,26 @@ use pgbarge::digest::{Fingerprinter, Sha256Stage};
 use pgbarge::pipeline::{BLOCK_SIZE, CsvStages};
 use pgbarge::zstdframes::FrameEncoder;
 
-/// About `size` bytes of CSV shaped like the bench table: ids, timestamps,
-/// quoted text with commas, quotes and newlines, numbers, jsonb, booleans.
+/// About `size` bytes of CSV shaped like scripts/bench.sh's table: ids,
+/// timestamps, quoted text with commas, quotes, a newline and a 32-hex-digit
+/// hash (its `md5`), numbers, jsonb with another hash, booleans. The hashes
+/// matter: they are what zstd cannot compress.
 fn sample_csv(size: usize) -> Vec<u8> {
+    let hash = |x: u64| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&x.to_le_bytes()));
     let mut out = b"id,created_at,message,amount,payload,is_active,ref_id\n".to_vec();
     let mut i: u64 = 0;
     while out.len() < size {
         i += 1;
         let line = format!(
-            "{i},2024-03-{:02} 10:{:02}:00+00,\"message {i}, with \"\"quotes\"\"\nand a second line\",{}.{:02},\"{{\"\"k\"\": {i}, \"\"tags\"\": [\"\"a\"\", \"\"b\"\"]}}\",{},{}\n",
-            i % 28 + 1,
+            "{i},2024-01-{:02} {:02}:{:02}:{:02}+00,\"message {i}, with \"\"quotes\"\" and\na second line {}\",{}.{:02},\"{{\"\"k\"\": {i}, \"\"tags\"\": [\"\"a\"\", \"\"b\"\", \"\"{}\"\"]}}\",{},{}\n",
+            i / 86_400 % 28 + 1,
+            i / 3600 % 24,
+            i / 60 % 60,
             i % 60,
-            i * 7 % 100_000,
+            hash(i),
+            i % 100_000 / 100,
             i % 100,
+            hash(i * 7),
             if i.is_multiple_of(2) { "t" } else { "f" },
             i % 1000
         );
