@@ -138,7 +138,7 @@ INI
         echo "pgcopydb failed here, left out (see its log below):" >&2
         tail -n 5 "$WORK/pgcopydb.log" >&2
     fi
-    hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/copy.csv" --prepare "$TRUNC" \
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/copy.csv" --prepare "$TRUNC" \
         -n "pgbarge copy" "'$BIN' copy --source bench --target tgt -t t -q" \
         -n "psql binary pipe" "psql -X -q -c '\\copy t to stdout (format binary)' | psql -X -q -d tgt -c '\\copy t from stdin (format binary)'" \
         -n "psql text pipe" "psql -X -q -c '\\copy t to stdout' | psql -X -q -d tgt -c '\\copy t from stdin'" \
@@ -150,7 +150,7 @@ INI
     # Two tables: -j 2 against one after the other.
     psql -X -q -c "CREATE TABLE IF NOT EXISTS t2 AS SELECT * FROM t"
     empty_target tgt
-    hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/copy-j.csv" \
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/copy-j.csv" \
         --prepare "psql -X -q -d tgt -c 'TRUNCATE t, t2' -c CHECKPOINT && sync" \
         -n "pgbarge copy -j 2 (two tables)" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 2 -q" \
         -n "one after the other: pgbarge copy -j 1" "'$BIN' copy --source bench --target tgt -t t -t t2 --per-table-commit -j 1 -q"
@@ -163,7 +163,7 @@ if want restore; then
     zstd -dc -q "$ZST" > "$SRV/t.csv"
     pg_dump -Fc -t t -f "$OUT/t.dump" bench
     empty_target tgt
-    hyperfine --runs "$RUNS" --style basic --export-csv "$WORK/restore.csv" --prepare "$TRUNC" \
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/restore.csv" --prepare "$TRUNC" \
         -n "pgbarge restore" "'$BIN' restore '$OUT/rb' -d tgt -q" \
         -n "zstd -dc | psql copy csv" "zstd -dc -q '$ZST' | psql -X -q -d tgt -c '\\copy t from stdin (format csv, header)'" \
         -n "pg_restore -a" "pg_restore -a -d tgt '$OUT/t.dump'" \

@@ -415,6 +415,33 @@ mod tests {
     }
 
     #[test]
+    fn writers_share_the_queue_budget() {
+        assert_eq!(queue_blocks(1), QUEUE_BUDGET_BLOCKS);
+        assert_eq!(queue_blocks(4), QUEUE_BUDGET_BLOCKS / 4);
+        assert_eq!(queue_blocks(64), 4);
+        assert_eq!(queue_blocks(0), QUEUE_BUDGET_BLOCKS);
+    }
+
+    #[test]
+    fn the_writer_runs_at_a_lower_priority() {
+        // SAFETY: getpriority only reads the calling thread's nice value.
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let file = AtomicFile::create(&path).unwrap();
+        let sink = FileSink::start(path.clone(), Compression::None, 1, move || {
+            // SAFETY: as above, on the writer thread.
+            tx.send(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }).unwrap();
+            Ok(Box::new(file))
+        })
+        .unwrap();
+        let writer = rx.recv().unwrap();
+        sink.finish().unwrap();
+        assert_eq!(writer, (ours + WRITER_NICENESS).min(19));
+    }
+
+    #[test]
     fn compression_values() {
         assert_eq!(Compression::parse("zstd").unwrap(), Compression::Zstd { level: 3 });
         assert_eq!(Compression::parse("zstd:9").unwrap(), Compression::Zstd { level: 9 });
