@@ -31,10 +31,6 @@ impl Sha256Stage {
         self.bytes += chunk.len() as u64;
     }
 
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
     /// The digest as hex, and the byte count.
     pub fn finish(self) -> (String, u64) {
         (hex(&self.hasher.finalize()), self.bytes)

@@ -18,7 +18,7 @@ use crate::catalog::{Catalog, ForeignKey, Key, Table, TableName, quote_ident};
 use crate::connect::Session;
 use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
-use crate::pipeline::{CsvStages, WireFormat, copy_out};
+use crate::pipeline::{StreamStages, WireFormat, copy_out};
 
 /// What to do with rows already in a target table (DESIGN.md's mode table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -143,7 +143,6 @@ pub struct LoadPlan {
     pub tables: Vec<TableLoad>,
     /// Deferrable foreign keys form a cycle among the tables: defer them.
     pub defer_constraints: bool,
-    pub cycles: Vec<Vec<TableName>>,
     /// Per table (same index): the other loaded tables it references.
     pub parents: Vec<Vec<TableName>>,
 }
@@ -297,7 +296,7 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
                 .collect()
         })
         .collect();
-    Ok(LoadPlan { tables, defer_constraints: defer, cycles: order.cycles, parents })
+    Ok(LoadPlan { tables, defer_constraints: defer, parents })
 }
 
 fn hint_for(problems: &[String]) -> String {
@@ -344,12 +343,6 @@ pub trait BlockSource {
     fn next_block(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>>>;
 }
 
-impl BlockSource for crate::pipeline::CopyOutBlocks<'_> {
-    async fn next_block(&mut self) -> Result<Option<Bytes>> {
-        self.next().await
-    }
-}
-
 impl BlockSource for crate::source::FileSource {
     async fn next_block(&mut self) -> Result<Option<Bytes>> {
         self.next_block_async().await.transpose()
@@ -382,15 +375,26 @@ impl<'a> Loader<'a> {
         let mut loader =
             Loader { session, opts: opts.clone(), altered: Vec::new(), replica: false };
         loader.exec("BEGIN", "cannot start the target transaction").await?;
-        if opts.disable_triggers {
-            loader.disable_triggers(tables).await?;
+        // Whatever fails from here on leaves no transaction open behind it.
+        match loader.prepare(tables, defer_constraints).await {
+            Ok(()) => Ok(loader),
+            Err(e) => {
+                loader.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare(&mut self, tables: &[&TableLoad], defer_constraints: bool) -> Result<()> {
+        if self.opts.disable_triggers {
+            self.disable_triggers(tables).await?;
         }
         if defer_constraints {
-            loader.exec("SET CONSTRAINTS ALL DEFERRED", "cannot defer constraints").await?;
+            self.exec("SET CONSTRAINTS ALL DEFERRED", "cannot defer constraints").await?;
         }
-        match opts.mode {
+        match self.opts.mode {
             Mode::Fail => {
-                let full = non_empty(session, tables).await?;
+                let full = non_empty(self.session, tables).await?;
                 if !full.is_empty() {
                     return Err(Error::usage_hint(
                         format!(
@@ -409,7 +413,7 @@ impl<'a> Loader<'a> {
                 let (kept, whole): (Vec<&&TableLoad>, Vec<&&TableLoad>) =
                     tables.iter().partition(|t| !t.kept_references.is_empty());
                 for t in kept {
-                    if !loader.replica {
+                    if !self.replica {
                         return Err(Error::usage_hint(
                             format!(
                                 "--mode truncate of {} keeps the rows of tables referencing it, which needs session_replication_role = replica, and the target user is not superuser",
@@ -418,27 +422,25 @@ impl<'a> Loader<'a> {
                             "pass --cascade to empty the referencing tables too, or select them as well",
                         ));
                     }
-                    loader
-                        .exec(
-                            &format!("DELETE FROM {}", t.target.name.quoted()),
-                            &format!("cannot empty {}", t.target.name),
-                        )
-                        .await?;
+                    self.exec(
+                        &format!("DELETE FROM {}", t.target.name.quoted()),
+                        &format!("cannot empty {}", t.target.name),
+                    )
+                    .await?;
                 }
                 if !whole.is_empty() {
                     let names: Vec<String> = whole.iter().map(|t| t.target.name.quoted()).collect();
-                    let cascade = if opts.cascade { " CASCADE" } else { "" };
-                    loader
-                        .exec(
-                            &format!("TRUNCATE {}{cascade}", names.join(", ")),
-                            "cannot truncate the target tables",
-                        )
-                        .await?;
+                    let cascade = if self.opts.cascade { " CASCADE" } else { "" };
+                    self.exec(
+                        &format!("TRUNCATE {}{cascade}", names.join(", ")),
+                        "cannot truncate the target tables",
+                    )
+                    .await?;
                 }
             }
             _ => {}
         }
-        Ok(loader)
+        Ok(())
     }
 
     async fn exec(&self, sql: &str, what: &str) -> Result<()> {
@@ -687,7 +689,7 @@ impl<'a> Loader<'a> {
     pub async fn fingerprint(&self, t: &TableLoad) -> Result<Fingerprint> {
         let cols: Vec<&str> = t.columns.iter().map(String::as_str).collect();
         let sql = t.target.copy_columns_to_stdout_sql(&cols, WireFormat::Csv.copy_options());
-        let mut stages = CsvStages::new(true);
+        let mut stages = StreamStages::new(WireFormat::Csv, true);
         copy_out(self.session, &sql, &mut stages, |_, _| Ok(())).await?;
         let csv = stages.finish().map_err(|e| {
             Error::runtime(format!("the COPY output of {} is malformed: {e}", t.target.name))

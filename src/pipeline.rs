@@ -175,16 +175,35 @@ impl<'a> CopyOutBlocks<'a> {
     }
 }
 
+/// What [`copy_out`] runs each block through: [`CsvStages`] when a file is
+/// written (its sha256 is recorded), [`StreamStages`] when only the count and
+/// fingerprint are wanted.
+pub trait Stages {
+    fn feed(&mut self, block: &[u8]);
+}
+
+impl Stages for CsvStages {
+    fn feed(&mut self, block: &[u8]) {
+        CsvStages::feed(self, block);
+    }
+}
+
+impl Stages for StreamStages {
+    fn feed(&mut self, block: &[u8]) {
+        StreamStages::feed(self, block);
+    }
+}
+
 /// Runs `COPY ... TO STDOUT` and passes each block through `stages` and then
 /// to `on_block` (the sink).
 ///
 /// # Errors
 /// The server's error, the sink's error, or `Interrupted` when a signal arrived.
-pub async fn copy_out(
+pub async fn copy_out<S: Stages>(
     session: &Session,
     copy_sql: &str,
-    stages: &mut CsvStages,
-    mut on_block: impl FnMut(Bytes, &CsvStages) -> Result<()>,
+    stages: &mut S,
+    mut on_block: impl FnMut(Bytes, &S) -> Result<()>,
 ) -> Result<()> {
     let mut blocks = CopyOutBlocks::start(session, copy_sql).await?;
     while let Some(block) = blocks.next().await? {

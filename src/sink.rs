@@ -108,10 +108,6 @@ impl AtomicFile {
         sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
         Ok(std::mem::take(&mut self.path))
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Where a sink's bytes go: written, then made durable and visible under

@@ -225,7 +225,7 @@ impl Read for HashingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Sha256Stage;
+    use crate::digest::sha256_hex as sha;
 
     fn read_all(path: &Path, c: Compression) -> (Result<Vec<u8>>, Option<Result<FileSummary>>) {
         let mut src = match FileSource::open(path, c) {
@@ -240,12 +240,6 @@ mod tests {
             }
         }
         (Ok(out), Some(src.finish()))
-    }
-
-    fn sha(bytes: &[u8]) -> String {
-        let mut s = Sha256Stage::new();
-        s.feed(bytes);
-        s.finish().0
     }
 
     #[test]

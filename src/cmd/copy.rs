@@ -122,10 +122,9 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
         })
         .collect();
     let load_plan = plan_load(&target_catalog, &incoming, &plan.options)?;
-    let formats: Vec<WireFormat> =
-        load_plan.tables.iter().map(|t| wire_format(t, plan.verify)).collect();
-
     if plan.dry_run {
+        let formats: Vec<WireFormat> =
+            load_plan.tables.iter().map(|t| wire_format(t, plan.verify)).collect();
         let estimates: Vec<Option<u64>> = load_plan
             .tables
             .iter()
@@ -154,15 +153,8 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
         let t = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
         sessions.push((s, t));
     }
-    let formats: HashMap<usize, WireFormat> =
-        load_plan.tables.iter().map(|t| t.index).zip(formats).collect();
-    let context = |source| CopyContext {
-        plan: &plan,
-        source,
-        chosen: &chosen.tables,
-        progress: &progress,
-        formats: formats.clone(),
-    };
+    let context =
+        |source| CopyContext { plan: &plan, source, chosen: &chosen.tables, progress: &progress };
     let mut workers = vec![(&target, context(&source))];
     workers.extend(sessions.iter().map(|(s, t)| (t, context(s))));
     let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await?;
@@ -225,15 +217,13 @@ struct CopyContext<'a> {
     source: &'a Session,
     chosen: &'a [&'a Table],
     progress: &'a Progress,
-    /// The wire format of each table, by its index among the chosen tables.
-    formats: HashMap<usize, WireFormat>,
 }
 
 impl TableStreamer for CopyContext<'_> {
     type Done = TableDone;
 
     async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
-        self.copy_table(loader, t, self.formats[&t.index]).await
+        self.copy_table(loader, t, wire_format(t, self.plan.verify)).await
     }
 }
 

@@ -130,13 +130,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     workers.extend(targets.iter().map(|t| (t, restorer())));
     let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await;
     drop(progress);
-    let done = match done {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = target.client.batch_execute("ROLLBACK").await;
-            return Err(e);
-        }
-    };
+    let done = done?;
     if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
     }
@@ -192,11 +186,7 @@ async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -
     target.execute(&sql, format!("TARGET: running {} failed", path.display())).await?;
     if plan.per_table_commit && !plan.dry_run {
         // Other workers' sessions must see the tables.
-        target
-            .client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| Error::db(format!("TARGET: committing {SCHEMA_FILE} failed"), e))?;
+        target.execute("COMMIT", format!("TARGET: committing {SCHEMA_FILE} failed")).await?;
     }
     // schema.sql sets its own search_path and more; pin ours again.
     repin(target).await

@@ -25,7 +25,7 @@ use crate::conninfo::ConnInfo;
 use crate::csvfmt::FirstRecord;
 use crate::error::{Class, Error, Result};
 use crate::manifest::{DATA_DIR, MANIFEST_FILE, Manifest, ManifestTable, SCHEMA_FILE, SUMS_FILE};
-use crate::pipeline::{CsvStages, copy_out};
+use crate::pipeline::{CsvStages, StreamStages, WireFormat, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
 use crate::select::{Pattern, Selection};
 use crate::store::Location;
@@ -620,10 +620,11 @@ async fn compare_live(
     tables: &mut Vec<TableReport>,
 ) -> Result<()> {
     session
-        .client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-        .map_err(|e| Error::db("cannot start a read-only transaction", e))?;
+        .execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            "cannot start a read-only transaction",
+        )
+        .await?;
     let catalog = read_catalog(session).await?;
     for (report, &i) in tables.iter_mut().zip(chosen) {
         let t = &manifest.tables[i];
@@ -662,11 +663,11 @@ async fn compare_live(
         }
         // The backup's columns, in its order, so extra live columns do not count.
         let columns: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
-        let mut stages = CsvStages::new(true);
+        let mut stages = StreamStages::new(WireFormat::Csv, true);
         let mut bar = progress.table(&format!("{name} (live)"), Some(t.rows as i64));
         copy_out(
             session,
-            &live.copy_columns_to_stdout_sql(&columns, "FORMAT csv, HEADER"),
+            &live.copy_columns_to_stdout_sql(&columns, WireFormat::Csv.copy_options()),
             &mut stages,
             |_, st| {
                 bar.update(st.rows(), st.bytes());
