@@ -340,13 +340,14 @@ fn file_size_limit_fails_cleanly() {
     assert!(!dir.exists());
 }
 
-/// Waits until pgbarge's COPY of `table` is running and returns its backend pid.
+/// Waits until pgbarge's COPY of `big` in `db` is running and returns its
+/// backend pid. Only in `db`: other tests back up tables named `big` too.
 fn wait_for_copy(db: &str) -> String {
     let c = cluster();
     for _ in 0..400 {
         let pid = c.psql(
             db,
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbarge' AND query LIKE 'COPY%big%' LIMIT 1",
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbarge' AND query LIKE 'COPY%big%' AND datname = current_database() LIMIT 1",
         );
         if !pid.is_empty() {
             return pid;

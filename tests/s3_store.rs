@@ -82,7 +82,7 @@ fn an_interrupted_upload_leaves_no_manifest() {
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut started = false;
     for _ in 0..400 {
-        let n = c.psql(&db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbarge' AND query LIKE 'COPY%big%'");
+        let n = c.psql(&db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbarge' AND query LIKE 'COPY%big%' AND datname = current_database()");
         if n != "0" {
             started = true;
             break;
