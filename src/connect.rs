@@ -154,14 +154,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         tokio::spawn(async move { record(conn.await) });
         client
     };
-    let mut pins = PINNED_SETTINGS.to_string();
-    if purpose == Purpose::Data {
-        pins.push_str("\nSET search_path = pg_catalog;");
-    }
-    client
-        .batch_execute(&pins)
-        .await
-        .map_err(|e| Error::db(format!("cannot set session settings on {info}"), e))?;
+    pin(&client, info, purpose).await?;
     Ok(Session { client, info: info.clone(), conn_error })
 }
 
@@ -171,11 +164,19 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
 /// # Errors
 /// Server errors.
 pub async fn repin(session: &Session) -> Result<()> {
-    session
-        .client
-        .batch_execute(&format!("{PINNED_SETTINGS}\nSET search_path = pg_catalog;"))
+    pin(&session.client, &session.info, Purpose::Data).await
+}
+
+/// Sets what `purpose` pins (see [`Purpose`]).
+async fn pin(client: &Client, info: &ConnInfo, purpose: Purpose) -> Result<()> {
+    let mut pins = PINNED_SETTINGS.to_string();
+    if purpose == Purpose::Data {
+        pins.push_str("\nSET search_path = pg_catalog;");
+    }
+    client
+        .batch_execute(&pins)
         .await
-        .map_err(|e| Error::db(format!("cannot set session settings on {}", session.info), e))
+        .map_err(|e| Error::db(format!("cannot set session settings on {info}"), e))
 }
 
 fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {

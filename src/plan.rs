@@ -286,15 +286,10 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                 }
                 problems.extend(files.iter().filter_map(|f| missing(f)));
             }
-            StepKind::Verify { backup, expect, .. } => {
-                problems.extend(expect.as_deref().and_then(missing));
-                if !backups_so_far.contains(backup) && !is_backup_place(&loaded, backup) {
-                    problems.push(format!(
-                        "step {label}: backup \"{backup}\" is neither an earlier backup step nor a folder"
-                    ));
+            StepKind::Verify { backup, .. } | StepKind::Restore { backup, .. } => {
+                if let StepKind::Verify { expect, .. } = &s.kind {
+                    problems.extend(expect.as_deref().and_then(missing));
                 }
-            }
-            StepKind::Restore { backup, .. } => {
                 if !backups_so_far.contains(backup) && !is_backup_place(&loaded, backup) {
                     problems.push(format!(
                         "step {label}: backup \"{backup}\" is neither an earlier backup step nor a folder"
@@ -307,12 +302,9 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
             StepKind::Copy { .. } | StepKind::Check { .. } => {}
         }
     }
+    // Every backup step's label is in backups_so_far by now.
     if let Some(r) = &plan.rollback
-        && !plan
-            .steps
-            .iter()
-            .enumerate()
-            .any(|(i, s)| matches!(s.kind, StepKind::Backup { .. }) && &s.label(i) == r)
+        && !backups_so_far.contains(r)
     {
         problems.push(format!("rollback = \"{r}\" names no backup step"));
     }

@@ -78,6 +78,14 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
 /// errors naming the table; `Interrupted` on a signal. Nothing that looks
 /// like a complete backup is left behind on error.
 pub async fn run(plan: BackupPlan) -> Result<Outcome> {
+    take(plan).await.map(|_| Outcome::Ok)
+}
+
+/// As [`run`], and returns the manifest written (a runbook step records it).
+///
+/// # Errors
+/// As [`run`].
+pub async fn take(plan: BackupPlan) -> Result<Manifest> {
     let output = OutputDir::prepare(&plan.dir, plan.force).await?;
     let result = take_backup(&plan, &output).await;
     match result {
@@ -85,7 +93,7 @@ pub async fn run(plan: BackupPlan) -> Result<Outcome> {
             if !plan.quiet {
                 print_summary(&manifest, seconds, &plan.dir);
             }
-            Ok(Outcome::Ok)
+            Ok(manifest)
         }
         Err(e) => {
             output.remove_written().await;

@@ -21,7 +21,6 @@ use crate::cmd::{Outcome, backup, copy, restore, sql, verify};
 use crate::connect::{Purpose, connect};
 use crate::conninfo::{ConnInfo, process_env, resolve};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
 use crate::plan::{LoadedPlan, Step, StepKind, read_plan};
 use crate::select::Selection;
 
@@ -342,8 +341,8 @@ fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
     });
     match backup {
         Some((bi, s)) if bi < failed || plan.from > bi => {
-            let StepKind::Backup { db, .. } = &s.kind else { unreachable!() };
-            let dir = plan.plan.backup_dir(&s.label(bi));
+            let StepKind::Backup { db, output, .. } = &s.kind else { unreachable!() };
+            let dir = plan.plan.resolve(output);
             let conn = plan.connections.get(db).map(|pc| pc.shown.clone()).unwrap_or_default();
             format!(
                 "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --cascade --disable-triggers\n\n(add -t TABLE to restore only some tables; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
@@ -381,7 +380,7 @@ async fn run_step(
     let outcome = match &step.kind {
         StepKind::Backup { db, output, tables: t, exclude, schema, compress, jobs } => {
             let dir = plan.plan.resolve(output);
-            let o = backup::run(backup::plan(BackupArgs {
+            let m = backup::take(backup::plan(BackupArgs {
                 conn: ConnArgs { conn: Some(conn_arg(plan, db)) },
                 output: dir.display().to_string(),
                 tables: tables(t, exclude),
@@ -393,8 +392,6 @@ async fn run_step(
                 quiet,
             })?)
             .await?;
-            let m = Manifest::read_at(&crate::store::Location::parse(&dir.display().to_string())?)
-                .await?;
             details.insert("folder".into(), dir.display().to_string().into());
             details.insert("tables".into(), m.tables.len().into());
             details.insert("rows".into(), m.tables.iter().map(|t| t.rows).sum::<u64>().into());
@@ -409,7 +406,7 @@ async fn run_step(
                 })
                 .collect();
             details.insert("checksums".into(), sums.into());
-            o
+            Outcome::Ok
         }
         StepKind::Verify { backup, db, tables: t, deep, expect } => {
             let dir = plan.plan.backup_dir(backup);
@@ -647,12 +644,7 @@ async fn parse_check(session: &crate::connect::Session, files: &[sql::SqlFile]) 
             if let Err(e) = session.client.prepare(&s.text).await
                 && e.code() == Some(&tokio_postgres::error::SqlState::SYNTAX_ERROR)
             {
-                let (line, col) = match e.as_db_error().and_then(|d| d.position()) {
-                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-                        s.locate(*p as usize)
-                    }
-                    _ => (s.line, s.column),
-                };
+                let (line, col) = sql::error_location(s, &e);
                 let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
                 problems.push(format!("{}:{line}:{col}: {msg}", f.path.display()));
             }

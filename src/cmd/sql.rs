@@ -164,13 +164,19 @@ async fn exec(session: &Session, sql: &str) -> std::result::Result<(), tokio_pos
     session.client.batch_execute(sql).await
 }
 
+/// The line and column of `s` that the server's error points at, else the
+/// statement's start.
+pub(crate) fn error_location(s: &Statement, e: &tokio_postgres::Error) -> (usize, usize) {
+    match e.as_db_error().and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => s.locate(*p as usize),
+        _ => (s.line, s.column),
+    }
+}
+
 /// `FILE:LINE:COLUMN: statement failed`, the position from the server's
 /// error when it gives one, else the statement's start.
 fn where_failed(path: &Path, s: &Statement, e: &tokio_postgres::Error) -> String {
-    let (line, column) = match e.as_db_error().and_then(|d| d.position()) {
-        Some(tokio_postgres::error::ErrorPosition::Original(p)) => s.locate(*p as usize),
-        _ => (s.line, s.column),
-    };
+    let (line, column) = error_location(s, e);
     let first_line = s.text.lines().next().unwrap_or("");
     let shown: String = first_line.chars().take(60).collect();
     format!(
