@@ -31,7 +31,11 @@ WORK="$(mktemp -d /tmp/pgbarge-bench.XXXXXX)"
 chmod 755 "$WORK"
 PGDIR="$WORK/pg" OUT="$WORK/out"
 mkdir -p "$OUT"
-cleanup() { pg_stop "$PGDIR"; rm -rf "$WORK"; }
+S3S_PID=""
+cleanup() {
+    if [ -n "$S3S_PID" ]; then kill "$S3S_PID" 2>/dev/null || true; fi
+    pg_stop "$PGDIR"; rm -rf "$WORK"
+}
 trap cleanup EXIT
 PORT=54329
 pg_start "$PGDIR" "$PORT" 127.0.0.1
@@ -174,14 +178,8 @@ fi
 if want s3; then
     # A local S3-compatible server (s3s-fs, installed by install-deps.sh), its
     # objects on the same disk as the local backup.
-    S3S="$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"
     mkdir -p "$WORK/s3/bench"
-    S3PORT=$((20000 + RANDOM % 20000))
-    "$S3S" --host 127.0.0.1 --port "$S3PORT" --access-key bench --secret-key bench-secret "$WORK/s3" >/dev/null 2>&1 &
-    S3S_PID=$!
-    trap 'kill $S3S_PID 2>/dev/null || true; cleanup' EXIT
-    export AWS_ENDPOINT_URL=http://127.0.0.1:$S3PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
-    sleep 1
+    s3_start "$WORK/s3" bench bench-secret
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/s3.csv" \
         --prepare "rm -rf '$OUT'/* '$WORK'/s3/bench/*" \
         -n "pgbarge backup to s3://" "'$BIN' backup -t t -o s3://bench/b -q" \

@@ -54,12 +54,7 @@ step "And read it: zstd -dc" sh -c "zstd -dc '$BACKUP'/data/*.public.User.csv.zs
 
 # An S3-compatible store on 127.0.0.1 (s3s-fs), as a stand-in for S3.
 mkdir -p "$DEMO/s3/erp-backups"
-S3PORT=$((20000 + RANDOM % 20000))
-"$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")" --host 127.0.0.1 --port "$S3PORT" \
-    --access-key demo --secret-key demo-secret "$DEMO/s3" >/dev/null 2>&1 &
-S3S_PID=$!
-sleep 1
-export AWS_ENDPOINT_URL="http://127.0.0.1:$S3PORT" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret AWS_REGION=us-east-1
+s3_start "$DEMO/s3" demo demo-secret
 step "The same backup straight into an S3-compatible store (AWS_* from the environment)" \
     "$BIN" backup -d "$TGT_CONN" -o s3://erp-backups/before-migration
 step "... and verified from there" "$BIN" verify s3://erp-backups/before-migration -q

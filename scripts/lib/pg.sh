@@ -1,5 +1,6 @@
 # Shell helpers shared by demo.sh and bench.sh: find the PostgreSQL server
-# binaries and start/stop throwaway clusters on a unix socket in a short folder.
+# binaries and start/stop throwaway clusters on a unix socket in a short folder;
+# start the local S3-compatible server.
 # Source this file; it defines functions only.
 
 pg_bindir() {
@@ -45,4 +46,17 @@ pg_stop() {
     local dir="$1" bin
     bin="$(pg_bindir)"
     [ -f "$dir/data/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# s3_start DIR KEY SECRET: start s3s-fs (installed by install-deps.sh) on a
+# random 127.0.0.1 port, serving the buckets under DIR (one folder each), and
+# export AWS_* for it. Sets S3S_PID; the caller kills it on exit.
+s3_start() {
+    local dir="$1" key="$2" secret="$3" bin port
+    bin="$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"
+    port=$((20000 + RANDOM % 20000))
+    "$bin" --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$dir" >/dev/null 2>&1 &
+    S3S_PID=$!
+    sleep 1
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION=us-east-1
 }
