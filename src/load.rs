@@ -810,26 +810,7 @@ pub async fn run_load<S: TableStreamer>(
     let mut workers = workers;
     if !per_table_commit {
         let (target, streamer) = workers.first_mut().expect("at least one worker");
-        let loader =
-            Loader::begin(target, &all, plan.defer_constraints, opts).await.map_err(target_err)?;
-        let mut done = Vec::with_capacity(all.len());
-        for t in &plan.tables {
-            match streamer.load(&loader, t).await {
-                Ok(d) => done.push(d),
-                Err(e) => {
-                    loader.rollback().await;
-                    return Err(e);
-                }
-            }
-        }
-        for t in &plan.tables {
-            if let Err(e) = loader.check_kept_references(t).await {
-                loader.rollback().await;
-                return Err(e);
-            }
-        }
-        loader.commit().await.map_err(target_err)?;
-        return Ok(done);
+        return load_in_one_transaction(target, streamer, &all, plan.defer_constraints, opts).await;
     }
     let mut per_table = opts.clone();
     if matches!(opts.mode, Mode::Fail | Mode::Truncate) {
@@ -865,6 +846,40 @@ pub async fn run_load<S: TableStreamer>(
         }));
     }
     Ok(state.results.into_iter().map(|r| r.expect("every table loaded")).collect())
+}
+
+/// Loads `tables` in one transaction on `target`: each streamed, then the
+/// references kept into them checked, then committed; rolled back on any error.
+///
+/// # Errors
+/// The first error, after the rollback.
+async fn load_in_one_transaction<S: TableStreamer>(
+    target: &Session,
+    streamer: &mut S,
+    tables: &[&TableLoad],
+    defer_constraints: bool,
+    opts: &LoadOptions,
+) -> Result<Vec<S::Done>> {
+    let loader =
+        Loader::begin(target, tables, defer_constraints, opts).await.map_err(target_err)?;
+    let mut done = Vec::with_capacity(tables.len());
+    let loaded: Result<()> = async {
+        for t in tables {
+            done.push(streamer.load(&loader, t).await?);
+        }
+        for t in tables {
+            loader.check_kept_references(t).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match loaded {
+        Ok(()) => loader.commit().await.map(|()| done).map_err(target_err),
+        Err(e) => {
+            loader.rollback().await;
+            Err(e)
+        }
+    }
 }
 
 fn target_err(e: Error) -> Error {
@@ -955,20 +970,10 @@ impl<D> Pool<'_, D> {
         streamer: &mut S,
         t: &TableLoad,
     ) -> Result<D> {
-        let loader = Loader::begin(target, &[t], self.plan.defer_constraints, self.opts)
-            .await
-            .map_err(target_err)?;
-        let loaded = match streamer.load(&loader, t).await {
-            Ok(d) => loader.check_kept_references(t).await.map(|()| d),
-            Err(e) => Err(e),
-        };
-        match loaded {
-            Ok(d) => loader.commit().await.map(|()| d).map_err(target_err),
-            Err(e) => {
-                loader.rollback().await;
-                Err(e)
-            }
-        }
+        let mut done =
+            load_in_one_transaction(target, streamer, &[t], self.plan.defer_constraints, self.opts)
+                .await?;
+        Ok(done.pop().expect("one table, one result"))
     }
 }
 
