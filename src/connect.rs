@@ -50,6 +50,9 @@ pub struct Session {
     /// terminated backend, a shutdown) the client only sees "connection
     /// closed", and the FATAL message with its SQLSTATE lands here.
     conn_error: Arc<std::sync::Mutex<Option<tokio_postgres::Error>>>,
+    /// Becomes `true` when the connection task ends, for whoever must notice
+    /// a session that dies while it sits idle (a backup's coordinator).
+    ended: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Session {
@@ -72,6 +75,21 @@ impl Session {
 }
 
 impl Session {
+    /// Resolves when the session has ended (the server terminated it, shut
+    /// down, or the network broke), with the server's reason when it sent one.
+    /// An idle session notices at once: its connection task reads the
+    /// server's FATAL message as it arrives.
+    pub async fn ended(&self) -> Error {
+        let mut rx = self.ended.clone();
+        if rx.wait_for(|ended| *ended).await.is_err() {
+            // The sender lives in the connection task; gone means ended too.
+        }
+        match self.conn_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(reason) => Error::db(format!("the session to {} ended", self.info), reason),
+            None => Error::runtime(format!("the session to {} ended", self.info)),
+        }
+    }
+
     /// Runs `sql` (one or more statements), racing cancellation.
     ///
     /// # Errors
@@ -133,10 +151,12 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     let mode = info.effective_sslmode();
     let conn_error = Arc::new(std::sync::Mutex::new(None));
     let slot = conn_error.clone();
+    let (ended_tx, ended) = tokio::sync::watch::channel(false);
     let record = move |r: std::result::Result<(), tokio_postgres::Error>| {
         if let Err(e) = r {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
+        ended_tx.send_replace(true);
     };
     let client = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
@@ -155,7 +175,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         client
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error })
+    Ok(Session { client, info: info.clone(), conn_error, ended })
 }
 
 /// Pins a data session's settings again, after SQL that may have changed

@@ -526,3 +526,42 @@ fn schema_needs_a_usable_pg_dump() {
     assert!(r.stderr.contains("is version 9, older than the server"), "{}", r.stderr);
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }
+
+/// Issue: the coordinator's session was terminated mid-run, its locks went
+/// with it, another session truncated a table not yet read, and the backup
+/// still said "complete" with that table empty.
+#[test]
+fn coordinator_terminated_mid_run_fails_the_backup() {
+    let c = cluster();
+    let db = big_table_db("bk_coord", 600_000);
+    c.psql(&db, "CREATE TABLE victim (x int); INSERT INTO victim SELECT generate_series(1, 500)");
+    let (_t, dir) = out_dir("coord");
+    let child = crate::common::pgbarge_cmd()
+        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()])
+        .args(["-t", "big", "-t", "victim", "-j", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copy(&db);
+    let coordinator = c.psql(
+        &db,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbarge' \
+         AND state = 'idle in transaction' AND datname = current_database()",
+    );
+    assert!(!coordinator.is_empty() && !coordinator.contains('\n'), "{coordinator:?}");
+    c.psql(&db, &format!("SELECT pg_terminate_backend({coordinator})"));
+    // With the coordinator's lock gone, TRUNCATE (not MVCC-safe) goes through.
+    c.psql(&db, "SET lock_timeout = '20s'; TRUNCATE victim");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the coordinator session ended before the backup finished"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("terminat"), "{stderr}");
+    assert!(!stdout.contains("backup complete"), "{stdout}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}

@@ -234,15 +234,21 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
             .collect(),
     );
     let progress = Arc::new(Progress::new("backup", jobs.len(), plan.quiet));
-    let results = run_workers(plan, &output.location, &snapshot, &jobs, &progress).await?;
+    let results =
+        run_workers(plan, &coordinator, &output.location, &snapshot, &jobs, &progress).await?;
 
     let schema_sha256 = if plan.schema {
         Some(dump_schema(&plan.conn, &server, &snapshot, &output.location).await?)
     } else {
         None
     };
-    // All data is read; the snapshot is no longer needed.
-    let _ = coordinator.client.batch_execute("COMMIT").await;
+    // All data is read. The coordinator's COMMIT succeeding proves its
+    // session, and so its locks, lasted the whole run: had it ended, a table
+    // not yet read could have been truncated (TRUNCATE is not MVCC-safe) and
+    // read back empty under the snapshot.
+    if let Err(e) = coordinator.execute("COMMIT", "the coordinator's COMMIT failed").await {
+        return Err(coordinator_lost(e));
+    }
 
     let manifest_tables = jobs
         .iter()
@@ -338,10 +344,24 @@ async fn read_sequences(
     Ok(all)
 }
 
+/// The error for a coordinator session that ended before the backup did.
+fn coordinator_lost(cause: Error) -> Error {
+    if cause.class() == Class::Interrupted {
+        return cause;
+    }
+    cause.context(
+        "the coordinator session ended before the backup finished: it held the snapshot and the \
+         ACCESS SHARE locks that keep tables not yet read from being truncated, dropped or \
+         altered, so the backup cannot prove it read them as they were; take it again",
+    )
+}
+
 /// Runs the workers and collects one result per job, in job order. The first
-/// error stops the others and is returned.
+/// error stops the others and is returned; so does the coordinator's session
+/// ending, since from then on no lock keeps the unread tables as they were.
 async fn run_workers(
     plan: &BackupPlan,
+    coordinator: &Session,
     dir: &Location,
     snapshot: &str,
     jobs: &Arc<Vec<Job>>,
@@ -381,7 +401,18 @@ async fn run_workers(
 
     let mut results: Vec<Option<TableResult>> = (0..jobs.len()).map(|_| None).collect();
     let mut first_error: Option<Error> = None;
-    while let Some(r) = rx.recv().await {
+    let mut watching = true;
+    loop {
+        let r = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            lost = coordinator.ended(), if watching => {
+                watching = false;
+                Err(coordinator_lost(lost))
+            }
+        };
         match r {
             Ok(res) => {
                 let i = res.index;
@@ -482,6 +513,11 @@ impl WorkerContext {
         let mut stages = CsvStages::new(true);
         let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
         copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
+            if self.stop.load(Ordering::Relaxed) {
+                // The run already failed elsewhere (its error is the one
+                // reported); finishing this table would only delay that.
+                return Err(Error::runtime("stopped: another part of the backup failed"));
+            }
             bar.update(stages.rows(), stages.bytes());
             sink.feed(block)
         })
