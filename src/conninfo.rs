@@ -189,12 +189,32 @@ pub fn parse_conn_string(s: &str) -> Result<BTreeMap<String, String>> {
     Ok(params)
 }
 
+/// Decodes one percent-encoded part of a URL. A `%` not followed by two hex
+/// digits is an error (percent-encoding's decoder would keep it as text and
+/// the mistake would surface later as an unknown host or a wrong password).
+/// The message names the part, never its text: it may be a password.
 fn decode(s: &str, what: &str) -> Result<String> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| Error::usage(format!("invalid percent-encoding in connection URL {what}")))
+    let bytes = s.as_bytes();
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    let invalid = || {
+        Error::usage_hint(
+            format!("invalid percent-encoding in the connection URL's {what}"),
+            "write a literal % as %25; every % must be followed by two hex digits",
+        )
+    };
+    if malformed {
+        return Err(invalid());
+    }
+    percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| invalid())
 }
+
+/// The hint for a URL whose parts did not land where they belong, which is
+/// what an unencoded reserved character in a password does.
+const URL_RESERVED_HINT: &str = "if the user name or password holds '/', '@', ':', '?' or '#', percent-encode it (%2F, %40, %3A, %3F, %23), or pass the password in PGPASSWORD or ~/.pgpass";
 
 fn parse_url(url: &str) -> Result<BTreeMap<String, String>> {
     let mut params = BTreeMap::new();
@@ -207,6 +227,14 @@ fn parse_url(url: &str) -> Result<BTreeMap<String, String>> {
         Some((a, p)) => (a, Some(p)),
         None => (rest, None),
     };
+    if !authority.contains('@') && path.is_some_and(|p| p.contains('@')) {
+        // `postgresql://app:se/cret@host/db`: the password's `/` ended the
+        // authority early. Said without echoing any of it.
+        return Err(Error::usage_hint(
+            "the connection URL has an '@' after the host part: the user name or password holds an unencoded '/'",
+            URL_RESERVED_HINT,
+        ));
+    }
     let hostport = match authority.rsplit_once('@') {
         Some((userinfo, hp)) => {
             let (user, password) = match userinfo.split_once(':') {
@@ -241,6 +269,14 @@ fn parse_url(url: &str) -> Result<BTreeMap<String, String>> {
         params.insert("host".into(), host);
     }
     if let Some(p) = port.filter(|p| !p.is_empty()) {
+        if !p.bytes().all(|b| b.is_ascii_digit()) {
+            // Without an '@', `app:secret` reads as host `app`, port `secret`:
+            // the text after ':' may be a password, so it is not shown.
+            return Err(Error::usage_hint(
+                "invalid port number in the connection URL (not shown: it may be a password)",
+                URL_RESERVED_HINT,
+            ));
+        }
         params.insert("port".into(), p);
     }
     if let Some(db) = path.filter(|p| !p.is_empty()) {
@@ -705,6 +741,36 @@ mod tests {
         assert_eq!(c.effective_sslmode(), SslMode::VerifyCa);
         let c = resolve("host=/tmp sslmode=require", &no_env).unwrap();
         assert_eq!(c.effective_sslmode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn url_with_unencoded_password_never_echoes_it() {
+        for url in [
+            "postgresql://app:secret/x@host/db",
+            "postgresql://app:secret/db",
+            "postgresql://app:secret",
+            "postgresql://app:sec%zzret@host/db",
+        ] {
+            let err = resolve(url, &no_env).unwrap_err();
+            let text = crate::error::render(&err);
+            assert_eq!(err.class(), crate::error::Class::Usage, "{url}: {text}");
+            for part in ["secret", "sec", "ret", "x@host"] {
+                assert!(!text.contains(part), "{url} echoes {part}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_percent_escape_is_bad_usage() {
+        for url in
+            ["postgresql://h%zz/db", "postgresql://u@host/d%2", "postgresql://u@h/db?sslmode=%q1"]
+        {
+            let err = resolve(url, &no_env).unwrap_err();
+            assert_eq!(err.class(), crate::error::Class::Usage, "{url}: {err}");
+            assert!(err.to_string().contains("percent-encoding"), "{url}: {err}");
+        }
+        let ok = resolve("postgresql://u:p%2Fw%40d@h/db%25x", &no_env).unwrap();
+        assert_eq!((ok.password(), ok.dbname.as_str()), (Some("p/w@d"), "db%x"));
     }
 
     #[test]
