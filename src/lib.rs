@@ -17,6 +17,7 @@ pub mod conninfo;
 pub mod csvfmt;
 pub mod digest;
 pub mod error;
+pub mod folder_lock;
 pub mod load;
 pub mod manifest;
 pub mod order;

@@ -565,3 +565,90 @@ fn coordinator_terminated_mid_run_fails_the_backup() {
     assert!(!stdout.contains("backup complete"), "{stdout}");
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }
+
+/// Starts a backup of `db` into `dir` with extra arguments, not waiting for it.
+fn spawn_backup(db: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
+    crate::common::pgbarge_cmd()
+        .args(["backup", "-d", &cluster().conn(db), "-o", dir.to_str().unwrap(), "-q"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The backup in `dir` is whole: verify passes, which also finds unlisted files.
+fn assert_whole_backup(dir: &Path, what: &str) {
+    let r = pgbarge(&["verify", dir.to_str().unwrap(), "-q"], &[]);
+    assert_eq!(r.code, 0, "{what}: verify\n{}\n{}", r.stdout, r.stderr);
+}
+
+/// Issue: `backup --force` started while another backup wrote into the same
+/// folder reported success, and then the first run's cleanup deleted the
+/// folder: a backup reported complete was gone.
+#[test]
+fn force_into_a_folder_being_written_is_refused() {
+    let db = big_table_db("bk_lock_force", 20_000);
+    let (_t, dir) = out_dir("locked");
+    let mut refused = 0;
+    for attempt in 0..40 {
+        let first = spawn_backup(&db, &dir, &["--force"]);
+        // Stagger the second run across the first one's lifetime.
+        std::thread::sleep(std::time::Duration::from_millis(5 * (attempt % 8)));
+        let second = spawn_backup(&db, &dir, &["--force"]);
+        let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+        for out in [&a, &b] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => {}
+                Some(2) => {
+                    refused += 1;
+                    assert!(
+                        stderr.contains("is being written by another pgbarge run (process "),
+                        "attempt {attempt}: {stderr}"
+                    );
+                }
+                other => panic!("attempt {attempt}: exit {other:?}: {stderr}"),
+            }
+        }
+        assert!(a.status.success() || b.status.success(), "attempt {attempt}: neither finished");
+        assert_whole_backup(&dir, &format!("attempt {attempt}"));
+    }
+    // The runs did overlap: the lock, not luck, kept the backup whole.
+    assert!(refused > 0, "no attempt overlapped");
+}
+
+/// Issue: two backups started at the same instant into one new folder both
+/// exited 0, leaving one manifest and a file it does not list.
+#[test]
+fn two_backups_into_one_new_folder_leave_one_whole_backup() {
+    let c = cluster();
+    let db = c.create_db("bk_lock_race");
+    c.psql(
+        &db,
+        "CREATE TABLE a (x int); INSERT INTO a SELECT generate_series(1, 1000);
+                 CREATE TABLE b (x int); INSERT INTO b SELECT generate_series(1, 1000)",
+    );
+    let root = tempfile::tempdir().unwrap();
+    for attempt in 0..40 {
+        let dir = root.path().join(format!("new{attempt}"));
+        let first = spawn_backup(&db, &dir, &["-t", "a"]);
+        let second = spawn_backup(&db, &dir, &["-t", "b"]);
+        let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+        let codes = (a.status.code(), b.status.code());
+        let stderr =
+            format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+        assert!(
+            codes == (Some(0), Some(2)) || codes == (Some(2), Some(0)),
+            "attempt {attempt}: exits {codes:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("is being written by another pgbarge run")
+                || stderr.contains("is not empty"),
+            "attempt {attempt}: {stderr}"
+        );
+        assert_whole_backup(&dir, &format!("attempt {attempt}"));
+        let manifest = Manifest::read(&dir).unwrap();
+        assert_eq!(manifest.tables.len(), 1, "attempt {attempt}");
+    }
+}

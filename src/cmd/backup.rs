@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use crate::cmd::{Outcome, resolve_conn};
 use crate::connect::{Purpose, ServerInfo, Session, connect, server_info};
 use crate::conninfo::ConnInfo;
 use crate::error::{Class, Error, Result};
+use crate::folder_lock::FolderLock;
 use crate::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
     ManifestSequence, ManifestTable, RecordedSelection, SCHEMA_FILE, SUMS_FILE, SourceInfo,
@@ -102,26 +103,32 @@ pub async fn take(plan: BackupPlan) -> Result<Manifest> {
     }
 }
 
-/// The backup folder: checked before anything is touched, cleaned on failure.
+/// The backup folder: locked for the whole run, checked before anything is
+/// touched, cleaned on failure.
 struct OutputDir {
     location: Location,
     created: bool,
+    /// Held until the run ends; `None` for an object store (see the README:
+    /// a prefix has no lock).
+    _lock: Option<FolderLock>,
 }
 
 /// The names a pgbarge backup consists of, at the top of its folder.
 const BACKUP_NAMES: [&str; 4] = [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, DATA_DIR];
 
 impl OutputDir {
-    /// Refuses a non-empty folder or prefix (unless `force` and it holds a
-    /// pgbarge backup, which is removed, manifest first); creates a local
-    /// folder and its `data/` private (0700).
+    /// Creates a local folder private (0700) when it is not there, locks it
+    /// against every other writer, then refuses a non-empty folder or prefix
+    /// (unless `force` and it holds a pgbarge backup, which is removed,
+    /// manifest first) and creates `data/`. A refusal removes nothing, not
+    /// even a folder this run created: another run may be using it by then.
     async fn prepare(location: &Location, force: bool) -> Result<OutputDir> {
-        let existed = match location {
-            Location::Local(dir) if dir.exists() && !dir.is_dir() => {
-                return Err(Error::usage(format!("{} exists and is not a folder", dir.display())));
+        let (created, lock) = match location {
+            Location::Local(dir) => {
+                let created = create_folder(dir)?;
+                (created, Some(FolderLock::exclusive(dir)?))
             }
-            Location::Local(dir) => dir.exists(),
-            Location::S3(_) => true,
+            Location::S3(_) => (false, None),
         };
         let top: BTreeSet<String> = location
             .list()
@@ -145,20 +152,16 @@ impl OutputDir {
         }
         if let Location::Local(dir) = location {
             std::fs::DirBuilder::new()
-                .recursive(true)
                 .mode(0o700)
                 .create(dir.join(DATA_DIR))
                 .map_err(|e| Error::io("cannot create folder", dir.join(DATA_DIR), e))?;
-            if !existed {
-                // DirBuilder's mode is filtered by the umask; make it exact.
-                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-            }
         }
-        Ok(OutputDir { location: location.clone(), created: !existed })
+        Ok(OutputDir { location: location.clone(), created, _lock: lock })
     }
 
     /// Removes everything this run wrote (temp files and unfinished uploads
-    /// are already gone), and the folder if the run created it.
+    /// are already gone), and the folder if the run created it. Runs while
+    /// the lock is still held, so nothing here is another run's.
     async fn remove_written(&self) {
         let _ = remove_backup(&self.location).await;
         if let Location::Local(dir) = &self.location
@@ -166,6 +169,36 @@ impl OutputDir {
         {
             let _ = std::fs::remove_dir(dir);
         }
+    }
+}
+
+/// Makes `dir` (and its parents) unless it exists; returns whether this call
+/// created `dir` itself. The last step is one `mkdir`, so of two runs
+/// starting at once exactly one learns it created the folder.
+fn create_folder(dir: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(false),
+        Ok(m) if m.file_type().is_symlink() && dir.is_dir() => return Ok(false),
+        Ok(_) => {
+            return Err(Error::usage(format!("{} exists and is not a folder", dir.display())));
+        }
+        Err(_) => {}
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| Error::io("cannot create folder", parent, e))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // DirBuilder's mode is filtered by the umask; make it exact.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) => Err(Error::io("cannot create folder", dir, e)),
     }
 }
 
