@@ -186,6 +186,9 @@ pub struct RestoreArgs {
     /// Commit table by table instead of once for the whole restore.
     #[arg(long)]
     pub per_table_commit: bool,
+    /// Restore even though the folder holds files the manifest does not list.
+    #[arg(long)]
+    pub ignore_unlisted: bool,
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod catalog;
 pub mod cli;
 pub mod cmd;
+pub mod confined;
 pub mod connect;
 pub mod conninfo;
 pub mod csvfmt;

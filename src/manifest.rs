@@ -5,6 +5,7 @@
 //! never a password. Data file names are derived here so that no table name
 //! can place a file outside `data/`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +81,41 @@ pub struct RecordedSelection {
     pub exclude: Vec<String>,
 }
 
+/// How a table's data file stands in a folder listing, before it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredFile {
+    /// Listed with the recorded size.
+    Present,
+    /// Not there.
+    Missing,
+    /// There, but not the file recorded: its size, or not a regular file.
+    Damaged(String),
+}
+
 impl ManifestTable {
+    /// How this table's file stands in `dir`, before it is read. A local file
+    /// is opened the way it will be read (nothing followed, regular files
+    /// only) and its size taken from what was opened; a stored object's size
+    /// comes from `listing` (name → size).
+    pub fn stored_file(&self, dir: &Location, listing: &BTreeMap<String, u64>) -> StoredFile {
+        let size = match dir {
+            Location::Local(root) => match crate::confined::open_file(root, &self.file) {
+                Err(e) => return StoredFile::Damaged(format!("{}: {e}", self.file)),
+                Ok(None) => None,
+                Ok(Some(f)) => f.metadata().ok().map(|m| m.len()),
+            },
+            Location::S3(_) => listing.get(&self.file).copied(),
+        };
+        match size {
+            None => StoredFile::Missing,
+            Some(n) if n != self.file_bytes => StoredFile::Damaged(format!(
+                "{}: is {n} bytes, the manifest records {}",
+                self.file, self.file_bytes
+            )),
+            Some(_) => StoredFile::Present,
+        }
+    }
+
     /// The header line COPY writes for the recorded columns, without `\n`.
     pub fn header(&self) -> String {
         crate::csvfmt::csv_header(self.columns.iter().map(|c| c.name.as_str()))
@@ -197,6 +232,32 @@ impl Manifest {
         json
     }
 
+    /// The entries of `listing` (name → size; folders end in `/`) that are
+    /// not part of this backup, each with why.
+    pub fn unlisted_files(&self, listing: &BTreeMap<String, u64>) -> Vec<String> {
+        let listed: std::collections::HashSet<&str> =
+            self.tables.iter().map(|t| t.file.as_str()).collect();
+        let data_prefix = format!("{DATA_DIR}/");
+        listing
+            .keys()
+            .filter(|name| match name.as_str() {
+                MANIFEST_FILE | SUMS_FILE => false,
+                SCHEMA_FILE => !self.has_schema,
+                n if n == data_prefix => false,
+                n => !listed.contains(n),
+            })
+            .map(|name| {
+                if name.ends_with(".tmp") {
+                    format!(
+                        "{name}: a left-over temporary file (from an interrupted write), not part of the backup"
+                    )
+                } else {
+                    format!("{name}: not listed in the manifest")
+                }
+            })
+            .collect()
+    }
+
     /// Writes `SHA256SUMS` then `manifest.json`, each whole, the manifest last.
     ///
     /// # Errors
@@ -218,12 +279,9 @@ impl Manifest {
             )));
         }
         let path = dir.join(MANIFEST_FILE);
-        match std::fs::read(&path) {
-            Ok(t) => Self::parse(&t, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(incomplete(&dir.display().to_string()))
-            }
-            Err(e) => Err(Error::io("cannot read", &path, e)),
+        match crate::confined::read_file(dir, MANIFEST_FILE)? {
+            Some(t) => Self::parse(&t, &path.display().to_string()),
+            None => Err(incomplete(&dir.display().to_string())),
         }
     }
 

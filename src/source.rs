@@ -8,7 +8,6 @@
 //! the COPY of restore) and memory stays bounded. Each file is read once.
 //! Nothing here interprets the CSV.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,15 +37,6 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Opens `path` and starts decompressing it.
-    ///
-    /// # Errors
-    /// The file cannot be opened (`NotFound` included), naming it.
-    pub fn open(path: &Path, compression: Compression) -> Result<FileSource> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        Self::start(path.to_path_buf(), compression, move || Ok(Box::new(file)))
-    }
-
     /// Starts the reader thread, which first opens its bytes with `open` (on
     /// that thread: a download needs the thread's own runtime).
     ///
@@ -228,7 +218,9 @@ mod tests {
     use crate::digest::sha256_hex as sha;
 
     fn read_all(path: &Path, c: Compression) -> (Result<Vec<u8>>, Option<Result<FileSummary>>) {
-        let mut src = match FileSource::open(path, c) {
+        let dir = crate::store::Location::Local(path.parent().unwrap().to_path_buf());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let mut src = match dir.open(name, c) {
             Ok(s) => s,
             Err(e) => return (Err(e), None),
         };
@@ -283,8 +275,11 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_an_io_error() {
-        let e = FileSource::open(Path::new("/nonexistent/x.csv"), Compression::None).err().unwrap();
-        assert!(crate::error::render(&e).contains("/nonexistent/x.csv"));
+    fn missing_file_is_a_difference_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, _) = read_all(&dir.path().join("x.csv"), Compression::None);
+        let e = out.unwrap_err();
+        assert_eq!(e.class(), crate::error::Class::Difference);
+        assert!(crate::error::render(&e).contains("x.csv: missing"), "{e}");
     }
 }

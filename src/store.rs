@@ -85,11 +85,7 @@ impl Location {
     /// I/O and store errors other than not-found.
     pub async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match self {
-            Location::Local(dir) => match std::fs::read(dir.join(name)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::io("cannot read", dir.join(name), e)),
-            },
+            Location::Local(dir) => crate::confined::read_file(dir, name),
             Location::S3(s) => {
                 let store = s.store()?;
                 match store.get(&s.key(name)).await {
@@ -212,7 +208,12 @@ impl Location {
     /// The local file cannot be opened; store errors arrive as its first block.
     pub fn open(&self, name: &str, compression: Compression) -> Result<FileSource> {
         match self {
-            Location::Local(dir) => FileSource::open(&dir.join(name), compression),
+            Location::Local(dir) => {
+                let path = dir.join(name);
+                let file = crate::confined::open_file(dir, name)?
+                    .ok_or_else(|| Error::difference(format!("{}: missing", path.display())))?;
+                FileSource::start(path, compression, move || Ok(Box::new(file)))
+            }
             Location::S3(s) => {
                 let (s, name) = (s.clone(), name.to_string());
                 FileSource::start(self.path(&name), compression, move || {

@@ -14,4 +14,5 @@ mod restore_command;
 mod run_command;
 mod s3_store;
 mod sql_command;
+mod tampered_backup;
 mod verify_command;

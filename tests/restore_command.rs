@@ -203,12 +203,21 @@ fn damaged_files_abort_and_roll_back() {
                 let b = std::fs::read(&p).unwrap();
                 std::fs::write(&p, &b[..b.len() - 7]).unwrap();
             }),
-            "does not decompress",
+            // Refused before anything is read: the size differs.
+            "bytes, the manifest records",
         ),
         (
             "other data",
             Box::new(|d: &Path| {
-                std::fs::write(d.join(&te), zstd::encode_all(&b"id\n1\n"[..], 3).unwrap()).unwrap();
+                // Other CSV, padded with a zstd skippable frame to the recorded
+                // size, so only reading it shows the difference.
+                let size = std::fs::metadata(d.join(&te)).unwrap().len() as usize;
+                let mut b = zstd::encode_all(&b"id\n1\n"[..], 3).unwrap();
+                let pad = size - b.len() - 8;
+                b.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18]);
+                b.extend_from_slice(&(pad as u32).to_le_bytes());
+                b.resize(size, 0);
+                std::fs::write(d.join(&te), b).unwrap();
             }),
             "header is `id`",
         ),

@@ -8,7 +8,7 @@
 //! one target transaction commits. The load side is [`crate::load`], shared
 //! with copy.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::load::{
     self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
 };
-use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE};
+use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE, StoredFile};
 use crate::pipeline::{CsvStages, WireFormat};
 use crate::progress::Progress;
 use crate::select::Selection;
@@ -36,6 +36,7 @@ pub struct RestorePlan {
     pub selection: Selection,
     pub options: LoadOptions,
     pub per_table_commit: bool,
+    pub ignore_unlisted: bool,
     pub jobs: usize,
     pub schema: bool,
     pub dry_run: bool,
@@ -58,6 +59,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
             cascade: args.cascade,
         },
         per_table_commit: args.per_table_commit,
+        ignore_unlisted: args.ignore_unlisted,
         jobs,
         schema: args.schema,
         dry_run: args.dry_run,
@@ -85,6 +87,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
         .filter(|(_, n)| picked.contains(n))
         .map(|(t, _)| t)
         .collect();
+    check_folder(&plan, &manifest, &chosen).await?;
 
     let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
     if plan.schema {
@@ -135,6 +138,54 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
     }
     Ok(Outcome::Ok)
+}
+
+/// Refuses, before anything is written, what `verify` would call damaged
+/// without reading a file: a chosen table's file missing, of the wrong size,
+/// or not a regular file inside the folder; and files the manifest does not
+/// list (unless `--ignore-unlisted`), since a folder someone has changed must
+/// not be loaded silently. The files' content is checked as they load.
+///
+/// # Errors
+/// A difference (exit 1) listing every problem.
+async fn check_folder(
+    plan: &RestorePlan,
+    manifest: &Manifest,
+    chosen: &[&ManifestTable],
+) -> Result<()> {
+    let listing: BTreeMap<String, u64> = plan.dir.list().await?.into_iter().collect();
+    let mut problems: Vec<String> = chosen
+        .iter()
+        .filter_map(|t| match t.stored_file(&plan.dir, &listing) {
+            StoredFile::Present => None,
+            StoredFile::Missing => {
+                Some(format!("{}: missing (table {}.{})", t.file, t.schema, t.name))
+            }
+            StoredFile::Damaged(what) => Some(what),
+        })
+        .collect();
+    let unlisted =
+        if plan.ignore_unlisted { Vec::new() } else { manifest.unlisted_files(&listing) };
+    let has_unlisted = !unlisted.is_empty();
+    problems.extend(unlisted);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Difference {
+        msg: format!(
+            "the backup at {} is not as its manifest records; nothing was restored:\n    {}",
+            plan.dir,
+            problems.join("\n    ")
+        ),
+        hint: Some(if has_unlisted {
+            format!(
+                "`pgbarge verify {}` reports on the whole backup; --ignore-unlisted restores despite files the manifest does not list",
+                plan.dir
+            )
+        } else {
+            format!("`pgbarge verify {}` reports on the whole backup", plan.dir)
+        }),
+    })
 }
 
 /// Runs `schema.sql` into an empty target, inside the transaction the data

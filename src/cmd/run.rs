@@ -470,6 +470,7 @@ async fn run_step(
                 disable_triggers: *disable_triggers,
                 cascade: *cascade,
                 per_table_commit: false,
+                ignore_unlisted: false,
                 dry_run: false,
                 quiet,
             })?)

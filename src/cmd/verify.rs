@@ -24,7 +24,7 @@ use crate::connect::{Purpose, Session, connect};
 use crate::conninfo::ConnInfo;
 use crate::csvfmt::FirstRecord;
 use crate::error::{Class, Error, Result};
-use crate::manifest::{DATA_DIR, MANIFEST_FILE, Manifest, ManifestTable, SCHEMA_FILE, SUMS_FILE};
+use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE, SUMS_FILE, StoredFile};
 use crate::pipeline::{CsvStages, StreamStages, WireFormat, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
 use crate::select::{Pattern, Selection};
@@ -344,14 +344,7 @@ fn check_files(
                         return;
                     };
                     let table = &manifest.tables[chosen[k]];
-                    let r = check_file(
-                        dir,
-                        sizes.get(&table.file).copied(),
-                        table,
-                        manifest,
-                        deep,
-                        progress,
-                    );
+                    let r = check_file(dir, sizes, table, manifest, deep, progress);
                     results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
                 }
             });
@@ -374,7 +367,7 @@ fn check_files(
 /// Only `Interrupted`; everything else is part of the result.
 fn check_file(
     dir: &Location,
-    size: Option<u64>,
+    listing: &BTreeMap<String, u64>,
     t: &ManifestTable,
     manifest: &Manifest,
     deep: bool,
@@ -385,18 +378,28 @@ fn check_file(
     let damaged = |check: &mut FileCheck, what: String| {
         check.problems.push((Status::Damaged, format!("{file}: {what}")));
     };
-    match size {
-        None => {
+    match t.stored_file(dir, listing) {
+        StoredFile::Present => {}
+        StoredFile::Missing => {
             check.problems.push((Status::FileMissing, format!("{file}: missing")));
             return Ok(check);
         }
-        Some(n) if n != t.file_bytes => {
-            damaged(&mut check, format!("is {n} bytes, the manifest records {}", t.file_bytes))
+        StoredFile::Damaged(what) => {
+            check.problems.push((Status::Damaged, what));
+            // A file of the wrong size is still read, to say what it holds;
+            // a link or a FIFO is not opened at all.
+            if !listing.contains_key(file) || dir.open(file, manifest.compression).is_err() {
+                return Ok(check);
+            }
         }
-        Some(_) => {}
     }
     let mut source = match dir.open(file, manifest.compression) {
         Ok(s) => s,
+        Err(e) if e.class() == Class::Difference => {
+            // A link, a FIFO, a device where the file should be.
+            damaged(&mut check, e.to_string());
+            return Ok(check);
+        }
         Err(e) => {
             check.failure = Some(e);
             return Ok(check);
@@ -467,30 +470,7 @@ async fn check_folder(
     listing: &BTreeMap<String, u64>,
     manifest: &Manifest,
 ) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    let listed: HashSet<&str> = manifest.tables.iter().map(|t| t.file.as_str()).collect();
-    let unlisted = |name: &str| {
-        if name.ends_with(".tmp") {
-            format!(
-                "{name}: a left-over temporary file (from an interrupted write), not part of the backup"
-            )
-        } else {
-            format!("{name}: not listed in the manifest")
-        }
-    };
-    let data_prefix = format!("{DATA_DIR}/");
-    for name in listing.keys() {
-        let belongs = match name.as_str() {
-            MANIFEST_FILE | SUMS_FILE => true,
-            SCHEMA_FILE => manifest.has_schema,
-            // The local listing names folders with a trailing slash.
-            n if n == data_prefix => true,
-            n => listed.contains(n),
-        };
-        if !belongs {
-            problems.push(unlisted(name));
-        }
-    }
+    let mut problems = manifest.unlisted_files(listing);
     if manifest.has_schema {
         if !listing.contains_key(SCHEMA_FILE) {
             problems.push(format!("{SCHEMA_FILE}: missing (the manifest says the backup has one)"));
