@@ -148,6 +148,10 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     if let Some(p) = info.password() {
         config.password(p);
     }
+    if let Some(addr) = info.hostaddr {
+        // Connect there; TLS still verifies `host` (libpq's hostaddr).
+        config.hostaddr(addr);
+    }
     let mode = info.effective_sslmode();
     let conn_error = Arc::new(std::sync::Mutex::new(None));
     let slot = conn_error.clone();

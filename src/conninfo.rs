@@ -74,7 +74,10 @@ pub enum PasswordSource {
 #[derive(Clone)]
 pub struct ConnInfo {
     /// A host name, an IP address, or a unix-socket directory (starts with `/`).
+    /// With `hostaddr`, the name TLS verifies and `.pgpass` matches, as in libpq.
     pub host: String,
+    /// The address to connect to without a name lookup (libpq's `hostaddr`).
+    pub hostaddr: Option<std::net::IpAddr>,
     pub port: u16,
     pub user: String,
     pub dbname: String,
@@ -93,9 +96,9 @@ impl ConnInfo {
         self.password.as_deref()
     }
 
-    /// Whether the host is a unix-socket directory.
+    /// Whether the host is a unix-socket directory (a `hostaddr` overrides it).
     pub fn is_unix_socket(&self) -> bool {
-        self.host.starts_with('/')
+        self.hostaddr.is_none() && self.host.starts_with('/')
     }
 
     /// The effective sslmode: libpq ignores TLS on unix sockets, and `require`
@@ -130,7 +133,11 @@ impl fmt::Display for ConnInfo {
             host,
             self.port,
             utf8_percent_encode(&self.dbname, HOST_ENCODE)
-        )
+        )?;
+        match self.hostaddr {
+            Some(a) if a.to_string() != self.host => write!(f, "?hostaddr={a}"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -436,13 +443,18 @@ pub fn resolve(conn_string: &str, env: Env<'_>) -> Result<ConnInfo> {
     }
     let get = |key: &str, var: &str| explicit.get(key).cloned().or_else(|| env(var));
 
-    let host = explicit
-        .get("host")
-        .cloned()
-        .or_else(|| explicit.get("hostaddr").cloned())
-        .or_else(|| env("PGHOST"))
-        .or_else(|| env("PGHOSTADDR"))
+    // libpq: `hostaddr` is where to connect, with no name lookup; `host`
+    // stays the name that TLS verifies and `.pgpass` matches, and defaults
+    // to the address when only that is given.
+    let hostaddr = match get("hostaddr", "PGHOSTADDR").filter(|a| !a.is_empty()) {
+        Some(a) => Some(a.trim().parse::<std::net::IpAddr>().map_err(|_| {
+            Error::usage(format!("invalid hostaddr \"{a}\": not a numeric IPv4 or IPv6 address"))
+        })?),
+        None => None,
+    };
+    let host = get("host", "PGHOST")
         .filter(|h| !h.is_empty())
+        .or_else(|| hostaddr.map(|a| a.to_string()))
         .unwrap_or_else(|| DEFAULT_SOCKET_DIR.to_string());
     if host.contains(',') {
         return Err(Error::usage("connection strings with several hosts are not supported"));
@@ -500,6 +512,7 @@ pub fn resolve(conn_string: &str, env: Env<'_>) -> Result<ConnInfo> {
     }
     Ok(ConnInfo {
         host,
+        hostaddr,
         port,
         user,
         dbname,
@@ -771,6 +784,27 @@ mod tests {
         }
         let ok = resolve("postgresql://u:p%2Fw%40d@h/db%25x", &no_env).unwrap();
         assert_eq!((ok.password(), ok.dbname.as_str()), (Some("p/w@d"), "db%x"));
+    }
+
+    #[test]
+    fn hostaddr_is_where_to_connect_and_host_the_name() {
+        let c = resolve("host=db.example.com hostaddr=10.1.2.3 port=5433", &no_env).unwrap();
+        assert_eq!((c.host.as_str(), c.hostaddr), ("db.example.com", Some([10, 1, 2, 3].into())));
+        assert_eq!(
+            c.to_string(),
+            "postgresql://".to_string()
+                + &c.user
+                + "@db.example.com:5433/"
+                + &c.dbname
+                + "?hostaddr=10.1.2.3"
+        );
+        let c = resolve("hostaddr=::1", &no_env).unwrap();
+        assert_eq!(c.host, "::1");
+        assert!(!c.is_unix_socket());
+        let env = |k: &str| (k == "PGHOSTADDR").then(|| "127.0.0.1".to_string());
+        assert_eq!(resolve("host=h", &env).unwrap().hostaddr, Some([127, 0, 0, 1].into()));
+        let e = resolve("hostaddr=db.example.com", &no_env).unwrap_err();
+        assert!(e.to_string().contains("not a numeric"), "{e}");
     }
 
     #[test]

@@ -319,3 +319,35 @@ fn user_application_name_is_kept() {
     });
     assert_eq!(name, "runbook-7");
 }
+
+/// Issue: `hostaddr` was taken as the host, so `verify-full` checked the
+/// certificate against the address and `.pgpass` matched the address.
+#[test]
+fn hostaddr_connects_without_lookup_and_host_is_verified_and_matched() {
+    let c = cluster();
+    let db = one_table_db("hostaddr");
+    c.psql(&db, &format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {PW_USER}"));
+    let ca = c.ca_cert.display().to_string();
+    let with = |host: &str, mode: &str| {
+        format!(
+            "host={host} hostaddr=127.0.0.1 port={} user=postgres dbname={db} sslmode={mode} sslrootcert={ca}",
+            c.port
+        )
+    };
+    pgbarge(&["list", "-d", &with("localhost", "verify-full")], &[]).expect_code(0);
+    // A name that resolves nowhere: connecting works because no lookup is
+    // made, and verify-full checks the certificate against that name.
+    pgbarge(&["list", "-d", &with("db.invalid", "verify-ca")], &[]).expect_code(0);
+    let r = pgbarge(&["list", "-d", &with("db.invalid", "verify-full")], &[]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("not valid for") && r.stderr.contains("db.invalid"), "{}", r.stderr);
+    // The password file matches the host name, not the address.
+    let f = pgpass_file(&format!("db.invalid:{}:*:{PW_USER}:{PW_PASSWORD}\n", c.port), 0o600);
+    let conn = format!(
+        "host=db.invalid hostaddr=127.0.0.1 port={} user={PW_USER} dbname={db} sslmode=disable",
+        c.port
+    );
+    pgbarge(&["list", "-d", &conn], &[("PGPASSFILE", f.path().to_str().unwrap())])
+        .expect_code(0)
+        .expect_no_password();
+}

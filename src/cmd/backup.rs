@@ -618,6 +618,9 @@ async fn dump_schema(
     if let Some(ca) = &conn.sslrootcert {
         cmd.env("PGSSLROOTCERT", ca);
     }
+    if let Some(addr) = conn.hostaddr {
+        cmd.env("PGHOSTADDR", addr.to_string());
+    }
     let out = tokio::select! {
         o = cmd.kill_on_drop(true).output() => o.map_err(|e| Error::io("cannot run", &pg_dump, e))?,
         signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
