@@ -788,6 +788,15 @@ pub trait TableStreamer {
         loader: &Loader<'_>,
         t: &TableLoad,
     ) -> impl std::future::Future<Output = Result<Self::Done>>;
+
+    /// Runs, in the one transaction, after every table is loaded and checked
+    /// and before the commit (restore's post-data schema section).
+    fn before_commit(
+        &mut self,
+        _target: &Session,
+    ) -> impl std::future::Future<Output = Result<()>> {
+        async { Ok(()) }
+    }
 }
 
 /// Runs the whole load: by default every table in one transaction, committed
@@ -870,7 +879,7 @@ async fn load_in_one_transaction<S: TableStreamer>(
         for t in tables {
             loader.check_kept_references(t).await?;
         }
-        Ok(())
+        streamer.before_commit(target).await
     }
     .await;
     match loaded {

@@ -18,12 +18,21 @@ use crate::store::Location;
 
 /// The manifest format's name.
 pub const FORMAT_NAME: &str = "pgbarge-backup";
-/// The version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes and the newest it reads. Version 2 stores
+/// the schema as pg_dump's pre-data and post-data sections; version 1 as
+/// one `schema.sql`, which is still read.
+pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const DATA_DIR: &str = "data";
+/// The whole schema in one file: what format 1 backups hold.
 pub const SCHEMA_FILE: &str = "schema.sql";
+/// pg_dump's pre-data section (types, tables, functions): run before the rows.
+pub const SCHEMA_PRE_FILE: &str = "schema-pre.sql";
+/// pg_dump's post-data section (indexes, constraints, triggers): run after them.
+pub const SCHEMA_POST_FILE: &str = "schema-post.sql";
+/// Every schema file name a backup folder may hold, of any format.
+pub const SCHEMA_FILES: [&str; 3] = [SCHEMA_FILE, SCHEMA_PRE_FILE, SCHEMA_POST_FILE];
 
 /// Where the data came from. No password, ever.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -189,11 +198,17 @@ pub struct Manifest {
     pub snapshot: String,
     pub compression: Compression,
     pub fingerprint_algorithm: String,
-    /// Whether `schema.sql` is part of the backup.
+    /// Whether the schema is part of the backup.
     pub has_schema: bool,
-    /// sha256 of `schema.sql`, when there is one.
+    /// sha256 of `schema.sql` (format 1 backups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_sha256: Option<String>,
+    /// sha256 of `schema-pre.sql` (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_pre_sha256: Option<String>,
+    /// sha256 of `schema-post.sql` (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_post_sha256: Option<String>,
     /// The `-t`/`-T` patterns the backup was taken with, so that verify can
     /// tell a table the backup should hold from one it never meant to.
     #[serde(default)]
@@ -232,17 +247,35 @@ impl Manifest {
         json
     }
 
+    /// The schema files this backup holds, in the order they run around the
+    /// data: (name, recorded sha256). Format 2 backups hold the pre-data and
+    /// post-data sections; format 1 backups one `schema.sql`, run before the
+    /// rows; a backup without `--schema`, none.
+    pub fn schema_files(&self) -> Vec<(&'static str, Option<&str>)> {
+        if !self.has_schema {
+            Vec::new()
+        } else if self.schema_pre_sha256.is_some() || self.schema_post_sha256.is_some() {
+            vec![
+                (SCHEMA_PRE_FILE, self.schema_pre_sha256.as_deref()),
+                (SCHEMA_POST_FILE, self.schema_post_sha256.as_deref()),
+            ]
+        } else {
+            vec![(SCHEMA_FILE, self.schema_sha256.as_deref())]
+        }
+    }
+
     /// The entries of `listing` (name → size; folders end in `/`) that are
     /// not part of this backup, each with why.
     pub fn unlisted_files(&self, listing: &BTreeMap<String, u64>) -> Vec<String> {
         let listed: std::collections::HashSet<&str> =
             self.tables.iter().map(|t| t.file.as_str()).collect();
         let data_prefix = format!("{DATA_DIR}/");
+        let schema: Vec<&str> = self.schema_files().into_iter().map(|(f, _)| f).collect();
         listing
             .keys()
             .filter(|name| match name.as_str() {
                 MANIFEST_FILE | SUMS_FILE => false,
-                SCHEMA_FILE => !self.has_schema,
+                n if schema.contains(&n) => false,
                 n if n == data_prefix => false,
                 n => !listed.contains(n),
             })
@@ -352,13 +385,14 @@ fn incomplete(place: &str) -> Error {
 }
 
 /// Removes a backup's files from `dir`: the manifest first, so a backup never
-/// looks whole while it is being removed, then `SHA256SUMS`, `schema.sql` and
-/// `data/`. Files that are not there are fine; nothing else in `dir` is touched.
+/// looks whole while it is being removed, then `SHA256SUMS`, the schema files
+/// and `data/`. Files that are not there are fine; nothing else in `dir` is
+/// touched.
 ///
 /// # Errors
 /// The first removal that fails, naming the file.
 pub fn remove_backup_files(dir: &Path) -> Result<()> {
-    for f in [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE] {
+    for f in [MANIFEST_FILE, SUMS_FILE].into_iter().chain(SCHEMA_FILES) {
         let p = dir.join(f);
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

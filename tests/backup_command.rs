@@ -242,13 +242,18 @@ fn schema_flag_writes_pg_dump_of_the_snapshot() {
         &[],
     );
     r.expect_code(0);
-    let schema = std::fs::read_to_string(dir.join("schema.sql")).unwrap();
-    assert!(schema.contains("CREATE TABLE public.\"Role\""), "{schema}");
-    assert!(Manifest::read(&dir).unwrap().has_schema);
-    assert_eq!(
-        std::fs::metadata(dir.join("schema.sql")).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    let pre = std::fs::read_to_string(dir.join("schema-pre.sql")).unwrap();
+    assert!(pre.contains("CREATE TABLE public.\"Role\""), "{pre}");
+    assert!(!pre.contains("PRIMARY KEY"), "{pre}");
+    let post = std::fs::read_to_string(dir.join("schema-post.sql")).unwrap();
+    assert!(post.contains("PRIMARY KEY"), "{post}");
+    let manifest = Manifest::read(&dir).unwrap();
+    assert!(manifest.has_schema);
+    assert_eq!(manifest.schema_pre_sha256.unwrap(), pgbarge::digest::sha256_hex(pre.as_bytes()));
+    assert_eq!(manifest.schema_post_sha256.unwrap(), pgbarge::digest::sha256_hex(post.as_bytes()));
+    for f in ["schema-pre.sql", "schema-post.sql"] {
+        assert_eq!(std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 }
 
 fn big_table_db(test: &str, rows: u32) -> String {

@@ -289,7 +289,7 @@ fn bad_input_is_refused_before_writing() {
     let text = std::fs::read_to_string(d.join("manifest.json")).unwrap();
     std::fs::write(
         d.join("manifest.json"),
-        text.replace("\"format_version\": 1", "\"format_version\": 7"),
+        text.replace("\"format_version\": 2", "\"format_version\": 7"),
     )
     .unwrap();
     let r = restore(&d, &other, &[]);
@@ -299,4 +299,95 @@ fn bad_input_is_refused_before_writing() {
     let r = restore(&d, &other, &[]);
     r.expect_code(1);
     assert!(r.stderr.contains("the backup is incomplete"), "{}", r.stderr);
+}
+
+/// Issue: `restore --schema` ran the whole schema before the rows, so a table
+/// whose rows violate a `CHECK ... NOT VALID` constraint (pg_dump puts it in
+/// post-data) could not be restored.
+#[test]
+fn schema_restore_runs_post_data_after_the_rows() {
+    let c = cluster();
+    let db = c.create_db("rs_sections");
+    c.psql(
+        &db,
+        "CREATE TABLE pos (id int PRIMARY KEY, x int);
+         INSERT INTO pos VALUES (1, -1), (2, 5);
+         ALTER TABLE pos ADD CONSTRAINT nv_pos CHECK (x > 0) NOT VALID;
+         CREATE TABLE log (n int);
+         CREATE FUNCTION log_it() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO log VALUES (NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER pos_log AFTER INSERT ON pos FOR EACH ROW EXECUTE FUNCTION log_it();",
+    );
+    let (_t, dir) = backup_of(&db, &["--schema"]);
+    for f in ["schema-pre.sql", "schema-post.sql"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    assert!(!dir.join("schema.sql").exists());
+    let pre = std::fs::read_to_string(dir.join("schema-pre.sql")).unwrap();
+    assert!(pre.contains("CREATE TABLE public.pos") && !pre.contains("nv_pos"), "{pre}");
+    pgbarge(&["verify", "-q", dir.to_str().unwrap()], &[]).expect_code(0);
+
+    let fresh = c.create_db("rs_sections_fresh");
+    // No --disable-triggers: triggers are post-data, created after the rows.
+    restore(&dir, &fresh, &["--schema", "-q"]).expect_code(0);
+    assert_eq!(digest_of(&fresh), digest_of(&db));
+    assert_eq!(
+        c.psql(&fresh, "SELECT convalidated FROM pg_constraint WHERE conname = 'nv_pos'"),
+        "f"
+    );
+    assert_eq!(c.psql(&fresh, "SELECT count(*) FROM pg_trigger WHERE tgname = 'pos_log'"), "1");
+    assert_eq!(
+        c.psql(&fresh, "SELECT count(*) FROM pg_index WHERE indrelid = 'pos'::regclass"),
+        "1"
+    );
+
+    // A post-data failure rolls everything back, the pre-data too.
+    let broken = c.create_db("rs_sections_broken");
+    c.psql(&broken, "CREATE ROLE rs_sections_gone");
+    let post = dir.join("schema-post.sql");
+    let mut text = std::fs::read_to_string(&post).unwrap();
+    text.push_str("\nALTER TABLE public.pos VALIDATE CONSTRAINT nv_pos;\n");
+    std::fs::write(&post, &text).unwrap();
+    let m = dir.join("manifest.json");
+    let manifest = std::fs::read_to_string(&m).unwrap();
+    let parsed = pgbarge::manifest::Manifest::read(&dir).unwrap();
+    let old = parsed.schema_post_sha256.clone().unwrap();
+    let new = pgbarge::digest::sha256_hex(text.as_bytes());
+    std::fs::write(&m, manifest.replace(&old, &new)).unwrap();
+    let r = restore(&dir, &broken, &["--schema"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("schema-post.sql failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("nv_pos"), "{}", r.stderr);
+    assert_eq!(c.psql(&broken, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+}
+
+/// Backups taken before the schema was split hold one `schema.sql`
+/// (manifest format 1); they still restore.
+#[test]
+fn format_1_backups_with_one_schema_file_still_restore() {
+    let c = cluster();
+    let db = c.create_db("rs_format1");
+    c.psql(
+        &db,
+        "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a'), ('b')",
+    );
+    let (_t, dir) = backup_of(&db, &["--schema"]);
+    // Rewrite it as format 1 left it: schema.sql, schema_sha256.
+    let out = c.pg_dump_cmd(&db).arg("--schema-only").output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(dir.join("schema.sql"), &out.stdout).unwrap();
+    std::fs::remove_file(dir.join("schema-pre.sql")).unwrap();
+    std::fs::remove_file(dir.join("schema-post.sql")).unwrap();
+    let m = dir.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("schema_pre_sha256");
+    o.remove("schema_post_sha256");
+    o.insert("format_version".into(), 1.into());
+    o.insert("schema_sha256".into(), pgbarge::digest::sha256_hex(&out.stdout).into());
+    std::fs::write(&m, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    pgbarge(&["verify", "-q", dir.to_str().unwrap()], &[]).expect_code(0);
+    let fresh = c.create_db("rs_format1_fresh");
+    restore(&dir, &fresh, &["--schema", "-q"]).expect_code(0);
+    assert_eq!(digest_of(&fresh), digest_of(&db));
 }

@@ -25,8 +25,8 @@ use crate::error::{Class, Error, Result};
 use crate::folder_lock::FolderLock;
 use crate::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
-    ManifestSequence, ManifestTable, RecordedSelection, SCHEMA_FILE, SUMS_FILE, SourceInfo,
-    data_file_name, now_rfc3339, remove_backup,
+    ManifestSequence, ManifestTable, RecordedSelection, SCHEMA_FILE, SCHEMA_POST_FILE,
+    SCHEMA_PRE_FILE, SUMS_FILE, SourceInfo, data_file_name, now_rfc3339, remove_backup,
 };
 use crate::pipeline::{CsvStages, CsvSummary, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
@@ -114,7 +114,8 @@ struct OutputDir {
 }
 
 /// The names a pgbarge backup consists of, at the top of its folder.
-const BACKUP_NAMES: [&str; 4] = [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, DATA_DIR];
+const BACKUP_NAMES: [&str; 6] =
+    [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, SCHEMA_PRE_FILE, SCHEMA_POST_FILE, DATA_DIR];
 
 impl OutputDir {
     /// Creates a local folder private (0700) when it is not there, locks it
@@ -233,7 +234,7 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
     );
     println!(
         "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
-        if manifest.has_schema { ", schema.sql" } else { "" },
+        if manifest.has_schema { ", the schema (pre-data and post-data)" } else { "" },
         manifest.snapshot
     );
 }
@@ -270,10 +271,18 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
     let results =
         run_workers(plan, &coordinator, &output.location, &snapshot, &jobs, &progress).await?;
 
-    let schema_sha256 = if plan.schema {
-        Some(dump_schema(&plan.conn, &server, &snapshot, &output.location).await?)
+    let (schema_pre_sha256, schema_post_sha256) = if plan.schema {
+        let pg_dump = find_usable_pg_dump(&server).await?;
+        let mut sums = Vec::new();
+        for (section, file) in [("pre-data", SCHEMA_PRE_FILE), ("post-data", SCHEMA_POST_FILE)] {
+            sums.push(
+                dump_schema(&pg_dump, &plan.conn, &snapshot, section, file, &output.location)
+                    .await?,
+            );
+        }
+        (sums.first().cloned(), sums.get(1).cloned())
     } else {
-        None
+        (None, None)
     };
     // All data is read. The coordinator's COMMIT succeeding proves its
     // session, and so its locks, lasted the whole run: had it ended, a table
@@ -331,7 +340,9 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
         compression: plan.compression,
         fingerprint_algorithm: crate::digest::FINGERPRINT_ALGORITHM.into(),
         has_schema: plan.schema,
-        schema_sha256,
+        schema_sha256: None,
+        schema_pre_sha256,
+        schema_post_sha256,
         selection: RecordedSelection {
             include: plan.selection.include.iter().map(|p| p.text.clone()).collect(),
             exclude: plan.selection.exclude.iter().map(|p| p.text.clone()).collect(),
@@ -565,14 +576,12 @@ impl WorkerContext {
     }
 }
 
-/// Writes `schema.sql` with `pg_dump --schema-only` of the same snapshot;
-/// returns its sha256.
-async fn dump_schema(
-    conn: &ConnInfo,
-    server: &ServerInfo,
-    snapshot: &str,
-    dir: &Location,
-) -> Result<String> {
+/// A pg_dump at least as new as the server (pg_dump refuses older servers'
+/// dumps otherwise... and a newer server's with an older pg_dump).
+///
+/// # Errors
+/// None found that runs, or one older than the server.
+async fn find_usable_pg_dump(server: &ServerInfo) -> Result<PathBuf> {
     let server_major = server.server_version_num / 10000;
     let pg_dump = find_pg_dump(server_major);
     let version =
@@ -599,8 +608,25 @@ async fn dump_schema(
             format!("install pg_dump {server_major} or newer (postgresql-client-{server_major})"),
         ));
     }
-    let mut cmd = tokio::process::Command::new(&pg_dump);
+    Ok(pg_dump)
+}
+
+/// Writes one section of the schema (`pre-data` or `post-data`) to `file`
+/// with `pg_dump --schema-only --section` of the same snapshot; returns its
+/// sha256. The sections are what pg_restore runs around the rows: tables
+/// before them, indexes, constraints (`NOT VALID` ones among them) and
+/// triggers after.
+async fn dump_schema(
+    pg_dump: &Path,
+    conn: &ConnInfo,
+    snapshot: &str,
+    section: &str,
+    file: &str,
+    dir: &Location,
+) -> Result<String> {
+    let mut cmd = tokio::process::Command::new(pg_dump);
     cmd.arg("--schema-only")
+        .arg(format!("--section={section}"))
         .arg(format!("--snapshot={snapshot}"))
         .arg("--no-password")
         .env_clear()
@@ -622,17 +648,17 @@ async fn dump_schema(
         cmd.env("PGHOSTADDR", addr.to_string());
     }
     let out = tokio::select! {
-        o = cmd.kill_on_drop(true).output() => o.map_err(|e| Error::io("cannot run", &pg_dump, e))?,
+        o = cmd.kill_on_drop(true).output() => o.map_err(|e| Error::io("cannot run", pg_dump, e))?,
         signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
     };
     if !out.status.success() {
         return Err(Error::runtime(format!(
-            "pg_dump --schema-only failed: {}",
+            "pg_dump --schema-only --section={section} failed: {}",
             crate::redact::redact(String::from_utf8_lossy(&out.stderr).trim())
         )));
     }
     // A schema is small next to the data; written like every other file.
-    dir.write(SCHEMA_FILE, &out.stdout).await?;
+    dir.write(file, &out.stdout).await?;
     Ok(crate::digest::sha256_hex(&out.stdout))
 }
 

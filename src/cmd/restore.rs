@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::load::{
     self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
 };
-use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE, StoredFile};
+use crate::manifest::{Manifest, ManifestTable, StoredFile};
 use crate::pipeline::{CsvStages, WireFormat};
 use crate::progress::Progress;
 use crate::select::Selection;
@@ -90,9 +90,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     check_folder(&plan, &manifest, &chosen).await?;
 
     let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
-    if plan.schema {
-        run_schema(&plan, &manifest, &target).await?;
-    }
+    let post_data = if plan.schema { run_schema(&plan, &manifest, &target).await? } else { None };
     let catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
     let incoming: Vec<Incoming> = chosen
         .iter()
@@ -127,13 +125,26 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
         targets.push(connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?);
     }
-    let restorer =
-        || Restorer { plan: &plan, manifest: &manifest, chosen: &chosen, progress: &progress };
+    let restorer = || Restorer {
+        plan: &plan,
+        manifest: &manifest,
+        chosen: &chosen,
+        progress: &progress,
+        post_data: post_data.as_ref(),
+    };
     let mut workers = vec![(&target, restorer())];
     workers.extend(targets.iter().map(|t| (t, restorer())));
     let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await;
     drop(progress);
     let done = done?;
+    if plan.per_table_commit
+        && let Some(post) = &post_data
+    {
+        // Each table committed on its own; post-data gets its own transaction.
+        target.execute("BEGIN", "TARGET: cannot start the transaction").await?;
+        run_post_data(&target, post).await?;
+        target.execute("COMMIT", format!("TARGET: committing {} failed", post.0)).await?;
+    }
     if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
     }
@@ -188,39 +199,31 @@ async fn check_folder(
     })
 }
 
-/// Runs `schema.sql` into an empty target, inside the transaction the data
-/// then loads in (the load's own BEGIN only warns), so a failure undoes both.
-async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -> Result<()> {
-    let path = plan.dir.path(SCHEMA_FILE);
-    if !manifest.has_schema {
+/// A schema file of the backup, read and checked: (its name, its SQL).
+type SchemaSql = (&'static str, String);
+
+/// Reads every schema file of the backup and checks each against the
+/// manifest before anything runs, then runs the first (pre-data, or a format
+/// 1 backup's whole `schema.sql`) into an empty target, inside the
+/// transaction the data then loads in (the load's own BEGIN only warns), so a
+/// failure undoes both. Returns the post-data section, which runs after the
+/// rows (indexes, constraints, triggers), as pg_restore orders them.
+async fn run_schema(
+    plan: &RestorePlan,
+    manifest: &Manifest,
+    target: &Session,
+) -> Result<Option<SchemaSql>> {
+    let files = manifest.schema_files();
+    if files.is_empty() {
         return Err(Error::usage_hint(
-            format!("{} was taken without --schema: it has no {SCHEMA_FILE}", plan.dir),
+            format!("{} was taken without --schema: it holds no schema", plan.dir),
             "create the tables first (pg_dump --schema-only of the source, or your DDL files), then restore without --schema",
         ));
     }
-    let text = plan.dir.read(SCHEMA_FILE).await?.ok_or_else(|| {
-        Error::difference(format!(
-            "{}: missing (the manifest says the backup has one)",
-            path.display()
-        ))
-    })?;
-    if let Some(want) = &manifest.schema_sha256 {
-        let got = crate::digest::sha256_hex(&text);
-        if &got != want {
-            return Err(Error::difference(format!(
-                "{}: sha256 is {got}, the manifest records {want}; the schema file was changed",
-                path.display()
-            )));
-        }
+    let mut sql = Vec::new();
+    for (file, want) in files {
+        sql.push((file, read_schema_file(plan, file, want).await?));
     }
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::difference(format!("{} is not UTF-8 text", path.display())))?;
-    let sql = strip_restrict_lines(&text).map_err(|line| {
-        Error::usage(format!(
-            "{} line {line}: a psql meta-command; {SCHEMA_FILE} must be plain SQL",
-            path.display()
-        ))
-    })?;
     let catalog = read_catalog(target).await.map_err(|e| e.context("TARGET"))?;
     if !catalog.tables.is_empty() {
         return Err(Error::usage_hint(
@@ -233,14 +236,52 @@ async fn run_schema(plan: &RestorePlan, manifest: &Manifest, target: &Session) -
             "restore into a new database (createdb), or restore without --schema into the existing tables",
         ));
     }
+    let mut sql = sql.into_iter();
+    let (first, first_sql) = sql.next().expect("at least one schema file");
     target.execute("BEGIN", "TARGET: cannot start the transaction").await?;
-    target.execute(&sql, format!("TARGET: running {} failed", path.display())).await?;
+    target.execute(&first_sql, format!("TARGET: running {first} failed")).await?;
     if plan.per_table_commit && !plan.dry_run {
         // Other workers' sessions must see the tables.
-        target.execute("COMMIT", format!("TARGET: committing {SCHEMA_FILE} failed")).await?;
+        target.execute("COMMIT", format!("TARGET: committing {first} failed")).await?;
     }
-    // schema.sql sets its own search_path and more; pin ours again.
+    // pg_dump's output sets its own search_path and more; pin ours again.
+    repin(target).await?;
+    Ok(sql.next())
+}
+
+/// Runs the post-data section on `target` inside its open transaction.
+async fn run_post_data(target: &Session, (file, sql): &SchemaSql) -> Result<()> {
+    target.execute(sql, format!("TARGET: running {file} failed")).await?;
     repin(target).await
+}
+
+/// One schema file's SQL, checked against its recorded sha256, with the
+/// lines only psql understands taken out.
+async fn read_schema_file(plan: &RestorePlan, file: &str, want: Option<&str>) -> Result<String> {
+    let path = plan.dir.path(file);
+    let text = plan.dir.read(file).await?.ok_or_else(|| {
+        Error::difference(format!(
+            "{}: missing (the manifest says the backup has one)",
+            path.display()
+        ))
+    })?;
+    if let Some(want) = want {
+        let got = crate::digest::sha256_hex(&text);
+        if got != want {
+            return Err(Error::difference(format!(
+                "{}: sha256 is {got}, the manifest records {want}; the schema file was changed",
+                path.display()
+            )));
+        }
+    }
+    let text = String::from_utf8(text)
+        .map_err(|_| Error::difference(format!("{} is not UTF-8 text", path.display())))?;
+    strip_restrict_lines(&text).map_err(|line| {
+        Error::usage(format!(
+            "{} line {line}: a psql meta-command; {file} must be plain SQL",
+            path.display()
+        ))
+    })
 }
 
 /// pg_dump 17.6, 16.10 and later wrap plain output in `\restrict KEY` and
@@ -266,10 +307,20 @@ struct Restorer<'a> {
     manifest: &'a Manifest,
     chosen: &'a [&'a ManifestTable],
     progress: &'a Progress,
+    /// The schema's post-data section, run after every row is in and before
+    /// the one transaction commits.
+    post_data: Option<&'a SchemaSql>,
 }
 
 impl TableStreamer for Restorer<'_> {
     type Done = TableDone;
+
+    async fn before_commit(&mut self, target: &Session) -> Result<()> {
+        match self.post_data {
+            Some(post) if !self.plan.per_table_commit => run_post_data(target, post).await,
+            _ => Ok(()),
+        }
+    }
 
     /// Streams one file into the table and checks, before the caller
     /// commits, that it was exactly the file the manifest describes.

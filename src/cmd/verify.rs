@@ -24,7 +24,7 @@ use crate::connect::{Purpose, Session, connect};
 use crate::conninfo::ConnInfo;
 use crate::csvfmt::FirstRecord;
 use crate::error::{Class, Error, Result};
-use crate::manifest::{Manifest, ManifestTable, SCHEMA_FILE, SUMS_FILE, StoredFile};
+use crate::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
 use crate::pipeline::{CsvStages, StreamStages, WireFormat, copy_out};
 use crate::progress::{Progress, human_bytes, human_count};
 use crate::select::{Pattern, Selection};
@@ -471,14 +471,13 @@ async fn check_folder(
     manifest: &Manifest,
 ) -> Result<Vec<String>> {
     let mut problems = manifest.unlisted_files(listing);
-    if manifest.has_schema {
-        if !listing.contains_key(SCHEMA_FILE) {
-            problems.push(format!("{SCHEMA_FILE}: missing (the manifest says the backup has one)"));
-        } else if let Some(want) = &manifest.schema_sha256 {
-            let got = crate::digest::sha256_hex(&dir.read(SCHEMA_FILE).await?.unwrap_or_default());
-            if &got != want {
-                problems
-                    .push(format!("{SCHEMA_FILE}: sha256 is {got}, the manifest records {want}"));
+    for (file, want) in manifest.schema_files() {
+        if !listing.contains_key(file) {
+            problems.push(format!("{file}: missing (the manifest says the backup has one)"));
+        } else if let Some(want) = want {
+            let got = crate::digest::sha256_hex(&dir.read(file).await?.unwrap_or_default());
+            if got != want {
+                problems.push(format!("{file}: sha256 is {got}, the manifest records {want}"));
             }
         }
     }

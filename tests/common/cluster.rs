@@ -264,6 +264,19 @@ impl Cluster {
             .stdin(Stdio::null());
         c
     }
+
+    /// pg_dump with the connection set.
+    pub fn pg_dump_cmd(&self, db: &str) -> Command {
+        let mut c = Command::new(self.bindir.join("pg_dump"));
+        c.arg("-h")
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db])
+            .env_remove("PGPASSWORD")
+            .stdin(Stdio::null());
+        c
+    }
 }
 
 fn append(path: &Path, text: &str) {
