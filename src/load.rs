@@ -534,10 +534,11 @@ impl<'a> Loader<'a> {
         let cols =
             if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
         let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
-        let sink = tokio::select! {
-            s = self.session.client.copy_in::<_, Bytes>(sql.as_str()) => s,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
+        let sink = self
+            .session
+            .cancellable(self.session.client.copy_in::<_, Bytes>(sql.as_str()))
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
         let sink = match sink {
             Ok(s) => s,
             Err(e) => {
@@ -547,18 +548,20 @@ impl<'a> Loader<'a> {
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
             on_block(&block)?;
-            let sent = tokio::select! {
-                r = sink.feed(block) => r,
-                signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-            };
+            let sent = self
+                .session
+                .cancellable(sink.feed(block))
+                .await
+                .map_err(|signal| Error::Interrupted { signal })?;
             if let Err(e) = sent {
                 return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
             }
         }
-        let finished = tokio::select! {
-            r = sink.as_mut().finish() => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
+        let finished = self
+            .session
+            .cancellable(sink.as_mut().finish())
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
         let copied = match finished {
             Ok(n) => n,
             Err(e) => {
@@ -602,10 +605,11 @@ impl<'a> Loader<'a> {
             t.column_list(),
             key_cols.join(", ")
         );
-        let row = tokio::select! {
-            r = self.session.client.query_one(sql.as_str(), &[]) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
+        let row = self
+            .session
+            .cancellable(self.session.client.query_one(sql.as_str(), &[]))
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
         let row = match row {
             Ok(r) => r,
             Err(e) => {
