@@ -188,7 +188,7 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
             if incoming_names.contains(c.name.as_str()) {
                 continue;
             }
-            if c.not_null && c.default.is_none() && c.identity.is_none() {
+            if c.not_null && !c.has_default && c.identity.is_none() {
                 problems.push(format!(
                     "table {}: target column \"{}\" is NOT NULL without a default, and the data has no such column",
                     inc.name, c.name
