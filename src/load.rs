@@ -18,6 +18,7 @@ use crate::catalog::{Catalog, ForeignKey, Key, Table, TableName, quote_ident};
 use crate::connect::Session;
 use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
+use crate::locks::LockMode;
 use crate::pipeline::{StreamStages, WireFormat, copy_out};
 
 /// What to do with rows already in a target table (DESIGN.md's mode table).
@@ -79,6 +80,9 @@ pub struct LoadOptions {
     pub mode: Mode,
     pub disable_triggers: bool,
     pub cascade: bool,
+    /// The longest wait for any lock on the target (`--lock-wait-timeout`):
+    /// the load transactions' `lock_timeout`.
+    pub lock_wait_timeout: std::time::Duration,
 }
 
 /// A table as its data arrives: its name and columns in stream order.
@@ -386,8 +390,10 @@ impl<'a> Loader<'a> {
     }
 
     async fn prepare(&mut self, tables: &[&TableLoad], defer_constraints: bool) -> Result<()> {
+        let superuser = self.opts.disable_triggers && self.is_superuser().await?;
+        self.lock_tables(tables, superuser).await?;
         if self.opts.disable_triggers {
-            self.disable_triggers(tables).await?;
+            self.disable_triggers(tables, superuser).await?;
         }
         if defer_constraints {
             self.exec("SET CONSTRAINTS ALL DEFERRED", "cannot defer constraints").await?;
@@ -447,17 +453,47 @@ impl<'a> Loader<'a> {
         self.session.execute(sql, what).await
     }
 
-    /// As superuser, `session_replication_role = replica` (every trigger,
-    /// foreign-key checks included, is off for this transaction). Otherwise
-    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
-    async fn disable_triggers(&mut self, tables: &[&TableLoad]) -> Result<()> {
-        let superuser: bool = self
-            .session
+    async fn is_superuser(&self) -> Result<bool> {
+        self.session
             .query_value(
                 "SELECT current_setting('is_superuser') = 'on'",
                 "cannot read whether the target user is superuser",
             )
-            .await?;
+            .await
+    }
+
+    /// Takes every lock the load needs, parents first, before anything is
+    /// written, each in the strongest mode the transaction will ask for
+    /// (`TRUNCATE`: ACCESS EXCLUSIVE; `ALTER TABLE ... DISABLE TRIGGER`:
+    /// SHARE ROW EXCLUSIVE; `DELETE` and `COPY`: ROW EXCLUSIVE), so a table
+    /// another session holds fails the load here, naming that session, rather
+    /// than halfway. `lock_timeout` then stays set for the transaction, so
+    /// any lock taken later (a foreign key's parent, `TRUNCATE ... CASCADE`'s
+    /// referencing tables) is bounded too.
+    async fn lock_tables(&self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
+        let wanted: Vec<(&TableName, LockMode)> = tables
+            .iter()
+            .map(|t| {
+                let mode = if self.opts.mode == Mode::Truncate && t.kept_references.is_empty() {
+                    LockMode::AccessExclusive
+                } else if self.opts.disable_triggers && !superuser && !t.target.triggers.is_empty()
+                {
+                    LockMode::ShareRowExclusive
+                } else {
+                    LockMode::RowExclusive
+                };
+                (&t.target.name, mode)
+            })
+            .collect();
+        crate::locks::lock_tables(self.session, &wanted, self.opts.lock_wait_timeout)
+            .await
+            .map_err(|e| e.context("TARGET: nothing was written"))
+    }
+
+    /// As superuser, `session_replication_role = replica` (every trigger,
+    /// foreign-key checks included, is off for this transaction). Otherwise
+    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
+    async fn disable_triggers(&mut self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
         if superuser {
             self.exec(
                 "SET LOCAL session_replication_role = replica",

@@ -55,9 +55,7 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
     if args.jobs == Some(0) {
         return Err(Error::usage("-j/--jobs must be at least 1"));
     }
-    if !(args.lock_wait_timeout > 0.0 && args.lock_wait_timeout.is_finite()) {
-        return Err(Error::usage("--lock-wait-timeout must be a positive number of seconds"));
-    }
+    let lock_wait_timeout = crate::locks::parse_timeout(args.lock_wait_timeout)?;
     Ok(BackupPlan {
         conn: resolve_conn(&args.conn)?,
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
@@ -66,7 +64,7 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
         compression: Compression::parse(&args.compress)?,
         schema: args.schema,
         force: args.force,
-        lock_wait_timeout: Duration::from_secs_f64(args.lock_wait_timeout),
+        lock_wait_timeout,
         quiet: args.quiet,
     })
 }
@@ -237,7 +235,10 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
     let results = run_workers(plan, &output.location, &snapshot, &jobs, &progress).await?;
 
     let schema_sha256 = if plan.schema {
-        Some(dump_schema(&plan.conn, &server, &snapshot, &output.location).await?)
+        Some(
+            dump_schema(&plan.conn, &server, &snapshot, &output.location, plan.lock_wait_timeout)
+                .await?,
+        )
     } else {
         None
     };
@@ -503,6 +504,7 @@ async fn dump_schema(
     server: &ServerInfo,
     snapshot: &str,
     dir: &Location,
+    lock_wait_timeout: Duration,
 ) -> Result<String> {
     let server_major = server.server_version_num / 10000;
     let pg_dump = find_pg_dump(server_major);
@@ -533,6 +535,8 @@ async fn dump_schema(
     let mut cmd = tokio::process::Command::new(&pg_dump);
     cmd.arg("--schema-only")
         .arg(format!("--snapshot={snapshot}"))
+        // pg_dump locks every table it dumps; it waits no longer than we do.
+        .arg(format!("--lock-wait-timeout={}", lock_wait_timeout.as_millis().max(1)))
         .arg("--no-password")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

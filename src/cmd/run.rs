@@ -452,6 +452,7 @@ async fn run_step(
                 cascade: *cascade,
                 per_table_commit: false,
                 dry_run: false,
+                lock_wait_timeout: 30.0,
                 verify: verify.clone(),
                 quiet,
             })?)
@@ -471,6 +472,7 @@ async fn run_step(
                 cascade: *cascade,
                 per_table_commit: false,
                 dry_run: false,
+                lock_wait_timeout: 30.0,
                 quiet,
             })?)
             .await?
