@@ -391,6 +391,9 @@ impl<'a> Loader<'a> {
 
     async fn prepare(&mut self, tables: &[&TableLoad], defer_constraints: bool) -> Result<()> {
         let superuser = self.opts.disable_triggers && self.is_superuser().await?;
+        if self.opts.disable_triggers && !superuser {
+            self.refuse_unowned(tables).await?;
+        }
         self.lock_tables(tables, superuser).await?;
         if self.opts.disable_triggers {
             self.disable_triggers(tables, superuser).await?;
@@ -490,23 +493,11 @@ impl<'a> Loader<'a> {
             .map_err(|e| e.context("TARGET: nothing was written"))
     }
 
-    /// As superuser, `session_replication_role = replica` (every trigger,
-    /// foreign-key checks included, is off for this transaction). Otherwise
-    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
-    async fn disable_triggers(&mut self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
-        if superuser {
-            self.exec(
-                "SET LOCAL session_replication_role = replica",
-                "cannot set session_replication_role",
-            )
-            .await?;
-            self.replica = true;
-            return Ok(());
-        }
-        for t in tables {
-            if t.target.triggers.is_empty() {
-                continue;
-            }
+    /// Without superuser, `--disable-triggers` needs to own every table with
+    /// triggers; checked before the locks, since locking a table in SHARE
+    /// ROW EXCLUSIVE mode needs a privilege a mere writer lacks.
+    async fn refuse_unowned(&self, tables: &[&TableLoad]) -> Result<()> {
+        for t in tables.iter().filter(|t| !t.target.triggers.is_empty()) {
             let name = &t.target.name;
             let owner = self
                 .session
@@ -526,6 +517,29 @@ impl<'a> Loader<'a> {
                     "connect as the table's owner (on RDS, the master user owns what it created), or load with the triggers firing",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// As superuser, `session_replication_role = replica` (every trigger,
+    /// foreign-key checks included, is off for this transaction). Otherwise
+    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
+    async fn disable_triggers(&mut self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
+        // Owners were checked before the locks (see `refuse_unowned`).
+        if superuser {
+            self.exec(
+                "SET LOCAL session_replication_role = replica",
+                "cannot set session_replication_role",
+            )
+            .await?;
+            self.replica = true;
+            return Ok(());
+        }
+        for t in tables {
+            if t.target.triggers.is_empty() {
+                continue;
+            }
+            let name = &t.target.name;
             self.exec(
                 &format!("ALTER TABLE {} DISABLE TRIGGER USER", name.quoted()),
                 &format!("cannot disable the triggers of {name}"),
