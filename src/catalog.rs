@@ -222,8 +222,11 @@ pub struct Column {
     /// `format_type()`, schema-qualified for user types.
     pub type_name: String,
     pub not_null: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
+    /// It has a default expression. Only whether, not which: reading the
+    /// expression (`pg_get_expr`) locks the table, and would wait on any
+    /// session holding it exclusively, selected or not.
+    #[serde(default)]
+    pub has_default: bool,
     /// A stored generated column: never copied, the target regenerates it.
     #[serde(default)]
     pub generated: bool,
@@ -374,7 +377,20 @@ const USER_TABLES: &str = "
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                         AND d.deptype = 'e')";
 
-/// Reads the whole catalog of user tables.
+/// Every table of the partition tree rooted at `c.oid`, the root included,
+/// read from `pg_inherits` without locking any (`pg_partition_tree()` takes
+/// an ACCESS SHARE lock on each partition, and would wait on a session
+/// holding one exclusively).
+const PARTITION_TREE: &str = "
+    WITH RECURSIVE tree(relid) AS (
+        SELECT c.oid
+        UNION ALL
+        SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+    SELECT relid FROM tree";
+
+/// Reads the whole catalog of user tables. No query here locks a table
+/// (no `pg_get_expr`, `pg_table_size` or `pg_partition_tree`), so a session
+/// holding any table exclusively cannot make it wait.
 ///
 /// # Errors
 /// A server error if a catalog query fails.
@@ -391,16 +407,16 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text,
                 EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS has_children,
                 CASE WHEN c.relkind = 'p' THEN
-                    (SELECT sum(l.reltuples)::float8 FROM pg_partition_tree(c.oid) t
-                     JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf AND l.reltuples >= 0)
+                    (SELECT sum(l.reltuples)::float8 FROM pg_class l
+                     WHERE l.oid IN ({PARTITION_TREE}) AND l.relkind <> 'p' AND l.reltuples >= 0)
                 ELSE coalesce(nullif(c.reltuples, -1)::float8,
                               (SELECT s.n_live_tup::float8 FROM pg_stat_all_tables s WHERE s.relid = c.oid))
                 END AS est_rows,
                 -- From relpages, not pg_table_size(): that would take a lock and
                 -- hang on a table another session holds exclusively.
                 (CASE WHEN c.relkind = 'p' THEN
-                    (SELECT coalesce(sum(l.relpages), 0) FROM pg_partition_tree(c.oid) t
-                     JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+                    (SELECT coalesce(sum(l.relpages), 0) FROM pg_class l
+                     WHERE l.oid IN ({PARTITION_TREE}) AND l.relkind <> 'p')
                  ELSE c.relpages END)::int8 * current_setting('block_size')::int8 AS est_bytes
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.oid IN ({USER_TABLES})
@@ -437,7 +453,7 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
 
     for r in q(format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text,
+                d.adbin IS NOT NULL, a.attgenerated::text, a.attidentity::text,
                 (SELECT t.typnamespace = 'pg_catalog'::regnamespace FROM pg_type t
                  WHERE t.oid = a.atttypid) AS builtin_type
          FROM pg_attribute a
@@ -455,7 +471,7 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
             name: r.get(1),
             type_name: r.get(2),
             not_null: r.get(3),
-            default: if is_generated { None } else { r.get(4) },
+            has_default: !is_generated && r.get::<_, bool>(4),
             generated: is_generated,
             identity: match identity.as_str() {
                 "a" => Some(Identity::Always),

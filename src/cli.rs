@@ -87,7 +87,8 @@ pub struct BackupArgs {
     /// Replace a previous pgbarge backup in DIR (its manifest is removed first).
     #[arg(long)]
     pub force: bool,
-    /// Seconds to wait for each table's lock before failing (like pg_dump's option).
+    /// Seconds to wait for each table's lock before failing, naming the sessions in the way
+    /// (like pg_dump's option).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub lock_wait_timeout: f64,
     /// No progress and no summary; errors only.
@@ -151,6 +152,9 @@ pub struct CopyArgs {
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the way.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub lock_wait_timeout: f64,
     /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
     pub verify: Option<String>,
@@ -192,6 +196,9 @@ pub struct RestoreArgs {
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the way.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub lock_wait_timeout: f64,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,

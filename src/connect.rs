@@ -53,6 +53,8 @@ pub struct Session {
     /// Becomes `true` when the connection task ends, for whoever must notice
     /// a session that dies while it sits idle (a backup's coordinator).
     ended: tokio::sync::watch::Receiver<bool>,
+    /// How a cancel request reaches the server: over TLS when the session is.
+    cancel_tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl Session {
@@ -90,18 +92,51 @@ impl Session {
         }
     }
 
+    /// Awaits `fut`, a request on this session, racing cancellation. When a
+    /// signal arrives first, a cancel request is sent to the server, so a
+    /// statement waiting there (on a lock, a sleep, a slow query) stops at
+    /// once instead of holding its locks until it finishes; the statement's
+    /// error is then awaited for a moment, leaving the session ready for the
+    /// caller's ROLLBACK.
+    ///
+    /// # Errors
+    /// The signal's name when cancelled.
+    pub async fn cancellable<F: std::future::Future>(
+        &self,
+        fut: F,
+    ) -> std::result::Result<F::Output, &'static str> {
+        let mut fut = std::pin::pin!(fut);
+        let signal = tokio::select! {
+            r = &mut fut => return Ok(r),
+            signal = crate::cancel::cancelled() => signal,
+        };
+        self.cancel_server().await;
+        let _ = tokio::time::timeout(CANCEL_GRACE, fut).await;
+        Err(signal)
+    }
+
+    /// Asks the server to cancel whatever this session is running (a cancel
+    /// request on its own short connection, as psql sends on Ctrl-C).
+    /// Harmless when nothing runs; failures are ignored, since the caller is
+    /// stopping anyway.
+    pub async fn cancel_server(&self) {
+        let token = self.client.cancel_token();
+        let _ = match &self.cancel_tls {
+            None => tokio::time::timeout(CANCEL_GRACE, token.cancel_query(NoTls)).await,
+            Some(tls) => tokio::time::timeout(CANCEL_GRACE, token.cancel_query(tls.clone())).await,
+        };
+    }
+
     /// Runs `sql` (one or more statements), racing cancellation.
     ///
     /// # Errors
-    /// The server's error with `what` as its context, or `Interrupted`.
+    /// The server's error with `what` as its context, or `Interrupted`
+    /// (the statement cancelled on the server).
     pub async fn execute(&self, sql: &str, what: impl Into<String>) -> Result<()> {
-        let r = tokio::select! {
-            r = self.client.batch_execute(sql) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.db_error(what, e).await),
+        match self.cancellable(self.client.batch_execute(sql)).await {
+            Err(signal) => Err(Error::Interrupted { signal }),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.db_error(what, e).await),
         }
     }
 
@@ -113,16 +148,17 @@ impl Session {
     where
         T: for<'a> tokio_postgres::types::FromSql<'a>,
     {
-        let r = tokio::select! {
-            r = self.client.query_one(sql, &[]) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
-        match r {
-            Ok(row) => Ok(row.get(0)),
-            Err(e) => Err(self.db_error(what, e).await),
+        match self.cancellable(self.client.query_one(sql, &[])).await {
+            Err(signal) => Err(Error::Interrupted { signal }),
+            Ok(Ok(row)) => Ok(row.get(0)),
+            Ok(Err(e)) => Err(self.db_error(what, e).await),
         }
     }
 }
+
+/// How long a cancel request, and the cancelled statement's answer, are
+/// waited for before the run stops anyway.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,11 +198,11 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         }
         ended_tx.send_replace(true);
     };
-    let client = if mode == SslMode::Disable {
+    let (client, cancel_tls) = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
         let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
         tokio::spawn(async move { record(conn.await) });
-        client
+        (client, None)
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
             PgSslMode::Prefer
@@ -174,12 +210,13 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
             PgSslMode::Require
         });
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
-        let (client, conn) = config.connect(tls).await.map_err(|e| connect_error(info, e))?;
+        let (client, conn) =
+            config.connect(tls.clone()).await.map_err(|e| connect_error(info, e))?;
         tokio::spawn(async move { record(conn.await) });
-        client
+        (client, Some(tls))
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error, ended })
+    Ok(Session { client, info: info.clone(), conn_error, ended, cancel_tls })
 }
 
 /// Pins a data session's settings again, after SQL that may have changed

@@ -3,7 +3,7 @@
 //! driver for plain SQL migrations.
 //!
 //! Dependencies point one way: `cmd` → `load`, `pipeline`, `manifest`,
-//! `store`, `plan`, `snapshot`, `catalog`, `connect` → `sink`, `source`,
+//! `store`, `plan`, `snapshot`, `locks`, `catalog`, `connect` → `sink`, `source`,
 //! `zstdframes`, `digest`, `csvfmt`, `binfmt`, `sqlfile`, `select`, `order`, `conninfo`. The
 //! lower modules know nothing of tokio-postgres or commands.
 
@@ -20,6 +20,7 @@ pub mod digest;
 pub mod error;
 pub mod folder_lock;
 pub mod load;
+pub mod locks;
 pub mod manifest;
 pub mod order;
 pub mod pipeline;

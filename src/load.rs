@@ -18,6 +18,7 @@ use crate::catalog::{Catalog, ForeignKey, Key, Table, TableName, quote_ident};
 use crate::connect::Session;
 use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
+use crate::locks::LockMode;
 use crate::pipeline::{StreamStages, WireFormat, copy_out};
 
 /// What to do with rows already in a target table (DESIGN.md's mode table).
@@ -79,6 +80,9 @@ pub struct LoadOptions {
     pub mode: Mode,
     pub disable_triggers: bool,
     pub cascade: bool,
+    /// The longest wait for any lock on the target (`--lock-wait-timeout`):
+    /// the load transactions' `lock_timeout`.
+    pub lock_wait_timeout: std::time::Duration,
 }
 
 /// A table as its data arrives: its name and columns in stream order.
@@ -188,7 +192,7 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
             if incoming_names.contains(c.name.as_str()) {
                 continue;
             }
-            if c.not_null && c.default.is_none() && c.identity.is_none() {
+            if c.not_null && !c.has_default && c.identity.is_none() {
                 problems.push(format!(
                     "table {}: target column \"{}\" is NOT NULL without a default, and the data has no such column",
                     inc.name, c.name
@@ -386,8 +390,13 @@ impl<'a> Loader<'a> {
     }
 
     async fn prepare(&mut self, tables: &[&TableLoad], defer_constraints: bool) -> Result<()> {
+        let superuser = self.opts.disable_triggers && self.is_superuser().await?;
+        if self.opts.disable_triggers && !superuser {
+            self.refuse_unowned(tables).await?;
+        }
+        self.lock_tables(tables, superuser).await?;
         if self.opts.disable_triggers {
-            self.disable_triggers(tables).await?;
+            self.disable_triggers(tables, superuser).await?;
         }
         if defer_constraints {
             self.exec("SET CONSTRAINTS ALL DEFERRED", "cannot defer constraints").await?;
@@ -447,30 +456,48 @@ impl<'a> Loader<'a> {
         self.session.execute(sql, what).await
     }
 
-    /// As superuser, `session_replication_role = replica` (every trigger,
-    /// foreign-key checks included, is off for this transaction). Otherwise
-    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
-    async fn disable_triggers(&mut self, tables: &[&TableLoad]) -> Result<()> {
-        let superuser: bool = self
-            .session
+    async fn is_superuser(&self) -> Result<bool> {
+        self.session
             .query_value(
                 "SELECT current_setting('is_superuser') = 'on'",
                 "cannot read whether the target user is superuser",
             )
-            .await?;
-        if superuser {
-            self.exec(
-                "SET LOCAL session_replication_role = replica",
-                "cannot set session_replication_role",
-            )
-            .await?;
-            self.replica = true;
-            return Ok(());
-        }
-        for t in tables {
-            if t.target.triggers.is_empty() {
-                continue;
-            }
+            .await
+    }
+
+    /// Takes every lock the load needs, parents first, before anything is
+    /// written, each in the strongest mode the transaction will ask for
+    /// (`TRUNCATE`: ACCESS EXCLUSIVE; `ALTER TABLE ... DISABLE TRIGGER`:
+    /// SHARE ROW EXCLUSIVE; `DELETE` and `COPY`: ROW EXCLUSIVE), so a table
+    /// another session holds fails the load here, naming that session, rather
+    /// than halfway. `lock_timeout` then stays set for the transaction, so
+    /// any lock taken later (a foreign key's parent, `TRUNCATE ... CASCADE`'s
+    /// referencing tables) is bounded too.
+    async fn lock_tables(&self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
+        let wanted: Vec<(&TableName, LockMode)> = tables
+            .iter()
+            .map(|t| {
+                let mode = if self.opts.mode == Mode::Truncate && t.kept_references.is_empty() {
+                    LockMode::AccessExclusive
+                } else if self.opts.disable_triggers && !superuser && !t.target.triggers.is_empty()
+                {
+                    LockMode::ShareRowExclusive
+                } else {
+                    LockMode::RowExclusive
+                };
+                (&t.target.name, mode)
+            })
+            .collect();
+        crate::locks::lock_tables(self.session, &wanted, self.opts.lock_wait_timeout)
+            .await
+            .map_err(|e| e.context("TARGET: nothing was written"))
+    }
+
+    /// Without superuser, `--disable-triggers` needs to own every table with
+    /// triggers; checked before the locks, since locking a table in SHARE
+    /// ROW EXCLUSIVE mode needs a privilege a mere writer lacks.
+    async fn refuse_unowned(&self, tables: &[&TableLoad]) -> Result<()> {
+        for t in tables.iter().filter(|t| !t.target.triggers.is_empty()) {
             let name = &t.target.name;
             let owner = self
                 .session
@@ -490,6 +517,29 @@ impl<'a> Loader<'a> {
                     "connect as the table's owner (on RDS, the master user owns what it created), or load with the triggers firing",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// As superuser, `session_replication_role = replica` (every trigger,
+    /// foreign-key checks included, is off for this transaction). Otherwise
+    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
+    async fn disable_triggers(&mut self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
+        // Owners were checked before the locks (see `refuse_unowned`).
+        if superuser {
+            self.exec(
+                "SET LOCAL session_replication_role = replica",
+                "cannot set session_replication_role",
+            )
+            .await?;
+            self.replica = true;
+            return Ok(());
+        }
+        for t in tables {
+            if t.target.triggers.is_empty() {
+                continue;
+            }
+            let name = &t.target.name;
             self.exec(
                 &format!("ALTER TABLE {} DISABLE TRIGGER USER", name.quoted()),
                 &format!("cannot disable the triggers of {name}"),
@@ -534,10 +584,11 @@ impl<'a> Loader<'a> {
         let cols =
             if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
         let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
-        let sink = tokio::select! {
-            s = self.session.client.copy_in::<_, Bytes>(sql.as_str()) => s,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
+        let sink = self
+            .session
+            .cancellable(self.session.client.copy_in::<_, Bytes>(sql.as_str()))
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
         let sink = match sink {
             Ok(s) => s,
             Err(e) => {
@@ -547,18 +598,20 @@ impl<'a> Loader<'a> {
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
             on_block(&block)?;
-            let sent = tokio::select! {
-                r = sink.feed(block) => r,
-                signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-            };
+            let sent = self
+                .session
+                .cancellable(sink.feed(block))
+                .await
+                .map_err(|signal| Error::Interrupted { signal })?;
             if let Err(e) = sent {
                 return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
             }
         }
-        let finished = tokio::select! {
-            r = sink.as_mut().finish() => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
+        let finished = self
+            .session
+            .cancellable(sink.as_mut().finish())
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
         let copied = match finished {
             Ok(n) => n,
             Err(e) => {
@@ -602,10 +655,11 @@ impl<'a> Loader<'a> {
             t.column_list(),
             key_cols.join(", ")
         );
-        let row = tokio::select! {
-            r = self.session.client.query_one(sql.as_str(), &[]) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
+        let row = self
+            .session
+            .cancellable(self.session.client.query_one(sql.as_str(), &[]))
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
         let row = match row {
             Ok(r) => r,
             Err(e) => {

@@ -119,12 +119,10 @@ impl<'a> CopyOutBlocks<'a> {
     /// # Errors
     /// The server refused the statement, or a signal arrived.
     pub async fn start(session: &'a Session, copy_sql: &str) -> Result<CopyOutBlocks<'a>> {
-        let stream = tokio::select! {
-            s = session.client.copy_out(copy_sql) => match s {
-                Ok(s) => s,
-                Err(e) => return Err(session.db_error("COPY TO STDOUT failed", e).await),
-            },
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
+        let stream = match session.cancellable(session.client.copy_out(copy_sql)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(session.db_error("COPY TO STDOUT failed", e).await),
+            Err(signal) => return Err(Error::Interrupted { signal }),
         };
         Ok(CopyOutBlocks {
             session,
@@ -143,6 +141,7 @@ impl<'a> CopyOutBlocks<'a> {
             return Ok(None);
         }
         if let Some(signal) = crate::cancel::reason() {
+            self.session.cancel_server().await;
             return Err(Error::Interrupted { signal });
         }
         let cancelled = crate::cancel::cancelled();
@@ -155,7 +154,10 @@ impl<'a> CopyOutBlocks<'a> {
             let item = tokio::select! {
                 biased;
                 item = self.stream.next() => item,
-                signal = &mut cancelled => return Err(Error::Interrupted { signal }),
+                signal = &mut cancelled => {
+                    self.session.cancel_server().await;
+                    return Err(Error::Interrupted { signal });
+                }
             };
             match item {
                 Some(Ok(bytes)) => {

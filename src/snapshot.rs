@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::Table;
+use crate::catalog::{Table, TableName};
 use crate::connect::{Purpose, Session, connect};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result};
+use crate::locks::LockMode;
 
 /// Starts the coordinator's transaction and exports its snapshot.
 ///
@@ -51,40 +52,14 @@ pub async fn join_snapshot(info: &Arc<ConnInfo>, snapshot: &str) -> Result<Sessi
 
 /// Takes `ACCESS SHARE` locks on the tables inside the coordinator's
 /// transaction, as pg_dump does, so none can be dropped or altered while it
-/// is read. Waits at most `timeout` per table.
+/// is read. Waits at most `timeout` per table; a signal cancels the wait on
+/// the server.
 ///
 /// # Errors
-/// A runtime error naming the table that is locked or gone.
+/// A runtime error naming the table that is locked and the sessions in the
+/// way, or the server's error for a table that is gone.
 pub async fn lock_tables(session: &Session, tables: &[&Table], timeout: Duration) -> Result<()> {
-    session
-        .client
-        .batch_execute(&format!("SET LOCAL lock_timeout = {}", timeout.as_millis().max(1)))
-        .await
-        .map_err(|e| Error::db("cannot set lock_timeout", e))?;
-    for t in tables {
-        let sql = format!("LOCK TABLE {} IN ACCESS SHARE MODE", t.name.quoted());
-        let locked = tokio::select! {
-            r = session.client.batch_execute(&sql) => r,
-            signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),
-        };
-        if let Err(e) = locked {
-            let err = if e.code().map(|c| c.code()) == Some("55P03") {
-                Error::Runtime {
-                    msg: format!(
-                        "table {} is locked by another session; waited {} s",
-                        t.name,
-                        timeout.as_secs_f64()
-                    ),
-                    hint: Some(
-                        "find the blocking session in pg_locks / pg_stat_activity, or raise --lock-wait-timeout"
-                            .into(),
-                    ),
-                }
-            } else {
-                Error::db(format!("cannot lock table {}", t.name), e)
-            };
-            return Err(err);
-        }
-    }
-    Ok(())
+    let wanted: Vec<(&TableName, LockMode)> =
+        tables.iter().map(|t| (&t.name, LockMode::AccessShare)).collect();
+    crate::locks::lock_tables(session, &wanted, timeout).await
 }

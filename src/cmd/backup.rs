@@ -56,9 +56,7 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
     if args.jobs == Some(0) {
         return Err(Error::usage("-j/--jobs must be at least 1"));
     }
-    if !(args.lock_wait_timeout > 0.0 && args.lock_wait_timeout.is_finite()) {
-        return Err(Error::usage("--lock-wait-timeout must be a positive number of seconds"));
-    }
+    let lock_wait_timeout = crate::locks::parse_timeout(args.lock_wait_timeout)?;
     Ok(BackupPlan {
         conn: resolve_conn(&args.conn)?,
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
@@ -67,7 +65,7 @@ pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
         compression: Compression::parse(&args.compress)?,
         schema: args.schema,
         force: args.force,
-        lock_wait_timeout: Duration::from_secs_f64(args.lock_wait_timeout),
+        lock_wait_timeout,
         quiet: args.quiet,
     })
 }
@@ -276,8 +274,16 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
         let mut sums = Vec::new();
         for (section, file) in [("pre-data", SCHEMA_PRE_FILE), ("post-data", SCHEMA_POST_FILE)] {
             sums.push(
-                dump_schema(&pg_dump, &plan.conn, &snapshot, section, file, &output.location)
-                    .await?,
+                dump_schema(
+                    &pg_dump,
+                    &plan.conn,
+                    &snapshot,
+                    section,
+                    file,
+                    &output.location,
+                    plan.lock_wait_timeout,
+                )
+                .await?,
             );
         }
         (sums.first().cloned(), sums.get(1).cloned())
@@ -623,11 +629,14 @@ async fn dump_schema(
     section: &str,
     file: &str,
     dir: &Location,
+    lock_wait_timeout: Duration,
 ) -> Result<String> {
     let mut cmd = tokio::process::Command::new(pg_dump);
     cmd.arg("--schema-only")
         .arg(format!("--section={section}"))
         .arg(format!("--snapshot={snapshot}"))
+        // pg_dump locks every table it dumps; it waits no longer than we do.
+        .arg(format!("--lock-wait-timeout={}", lock_wait_timeout.as_millis().max(1)))
         .arg("--no-password")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -84,6 +84,7 @@ pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
             mode,
             disable_triggers: args.disable_triggers,
             cascade: args.cascade,
+            lock_wait_timeout: crate::locks::parse_timeout(args.lock_wait_timeout)?,
         },
         jobs,
         per_table_commit: args.per_table_commit,
@@ -109,7 +110,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
         crate::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
     let source_catalog = read_catalog(&source).await.map_err(|e| e.context("SOURCE"))?;
     let chosen = source_catalog.choose(&plan.selection).map_err(|e| e.context("SOURCE"))?;
-    crate::snapshot::lock_tables(&source, &chosen.tables, Duration::from_secs(30))
+    crate::snapshot::lock_tables(&source, &chosen.tables, plan.options.lock_wait_timeout)
         .await
         .map_err(|e| e.context("SOURCE"))?;
     let target_catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;

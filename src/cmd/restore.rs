@@ -57,6 +57,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
             mode: Mode::parse(&args.mode)?,
             disable_triggers: args.disable_triggers,
             cascade: args.cascade,
+            lock_wait_timeout: crate::locks::parse_timeout(args.lock_wait_timeout)?,
         },
         per_table_commit: args.per_table_commit,
         ignore_unlisted: args.ignore_unlisted,

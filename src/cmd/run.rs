@@ -452,6 +452,7 @@ async fn run_step(
                 cascade: *cascade,
                 per_table_commit: false,
                 dry_run: false,
+                lock_wait_timeout: 30.0,
                 verify: verify.clone(),
                 quiet,
             })?)
@@ -472,6 +473,7 @@ async fn run_step(
                 per_table_commit: false,
                 ignore_unlisted: false,
                 dry_run: false,
+                lock_wait_timeout: 30.0,
                 quiet,
             })?)
             .await?

@@ -115,10 +115,23 @@ pub async fn run_files(
     for f in files {
         let started = Instant::now();
         for s in &f.statements {
-            let r = tokio::select! {
-                r = exec(session, &s.text) => r,
-                signal = crate::cancel::cancelled() => {
-                    return Err(Error::Interrupted { signal });
+            let r = match session.cancellable(exec(session, &s.text)).await {
+                Ok(r) => r,
+                Err(signal) => {
+                    // The statement was cancelled on the server; end whatever
+                    // transaction it was in.
+                    let _ = exec(session, "ROLLBACK").await;
+                    let (file, line) = (f.path.display(), s.line);
+                    return Err(Error::Interrupted { signal }.context(format!(
+                        "{file}:{line}: statement cancelled on the server and its transaction rolled back{}",
+                        if single_transaction {
+                            "; no file took effect (--single-transaction)".to_string()
+                        } else if completed.is_empty() {
+                            "; no file completed".to_string()
+                        } else {
+                            format!("; completed: {}", completed.join(", "))
+                        }
+                    )));
                 }
             };
             if let Err(e) = r {
