@@ -19,6 +19,7 @@ pub mod csvfmt;
 pub mod digest;
 pub mod error;
 pub mod folder_lock;
+pub mod limits;
 pub mod load;
 pub mod locks;
 pub mod manifest;

@@ -98,10 +98,7 @@ pub struct Incoming {
 /// # Errors
 /// A usage error for 0, or more than 1 without per-table commits.
 pub fn parse_jobs(jobs: Option<usize>, per_table_commit: bool) -> Result<usize> {
-    let jobs = jobs.unwrap_or(1);
-    if jobs == 0 {
-        return Err(Error::usage("-j/--jobs must be at least 1"));
-    }
+    let jobs = crate::limits::jobs(jobs)?.unwrap_or(1);
     if jobs > 1 && !per_table_commit {
         return Err(Error::usage_hint(
             "-j greater than 1 needs --per-table-commit",

@@ -63,12 +63,9 @@ impl LockMode {
 /// Parses `--lock-wait-timeout` (seconds), shared by every command that locks.
 ///
 /// # Errors
-/// A usage error unless it is a positive, finite number.
+/// A usage error unless it is above 0 and within PostgreSQL's `lock_timeout`.
 pub fn parse_timeout(secs: f64) -> Result<Duration> {
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(Error::usage("--lock-wait-timeout must be a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::limits::seconds("--lock-wait-timeout", secs, crate::limits::MAX_LOCK_WAIT_SECS)
 }
 
 /// Sets `lock_timeout` for the rest of the open transaction.

@@ -65,8 +65,10 @@ pub enum StepKind {
         schema: bool,
         #[serde(default)]
         compress: Option<String>,
+        /// Signed, so a negative value is reported as out of range by name
+        /// (see `read_plan`) rather than as a type error.
         #[serde(default)]
-        jobs: Option<usize>,
+        jobs: Option<i64>,
     },
     Verify {
         /// A backup step's name, or a folder.
@@ -296,7 +298,19 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                     ));
                 }
             }
-            StepKind::Backup { .. } => {
+            StepKind::Backup { jobs, compress, .. } => {
+                // Numbers and formats are checked here, before any step runs.
+                if let Some(j) = jobs
+                    && !(1..=crate::limits::MAX_JOBS as i64).contains(j)
+                {
+                    problems.push(format!(
+                        "step {label}: jobs must be from 1 to {}, not {j}",
+                        crate::limits::MAX_JOBS
+                    ));
+                }
+                if let Some(Err(e)) = compress.as_deref().map(crate::sink::Compression::parse) {
+                    problems.push(format!("step {label}: {e}"));
+                }
                 backups_so_far.insert(label.clone());
             }
             StepKind::Copy { .. } | StepKind::Check { .. } => {}

@@ -155,19 +155,21 @@ impl TableProgress {
     }
 }
 
-/// Seconds between plain progress lines: `PGBARGE_PROGRESS_SECS`, default 10.
-fn plain_interval() -> Duration {
-    std::env::var("PGBARGE_PROGRESS_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| *v > 0.0 && v.is_finite())
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+/// Seconds between plain progress lines: `PGBARGE_PROGRESS_SECS` (up to a
+/// day), default 10.
+///
+/// # Errors
+/// A usage error for a value that is not a number of seconds in range;
+/// commands call this before they start, so a bad value stops nothing midway.
+pub fn plain_interval() -> crate::error::Result<Duration> {
+    crate::limits::seconds_from_env("PGBARGE_PROGRESS_SECS", Duration::from_secs(10), 86_400.0)
 }
 
 fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<AtomicBool>) {
     let start = Instant::now();
     let mut last = Instant::now();
-    let interval = plain_interval();
+    // Checked before any command starts (cmd::run); the default is a fallback only.
+    let interval = plain_interval().unwrap_or(Duration::from_secs(10));
     while !stop.load(Ordering::Relaxed) {
         // Parked rather than asleep, so Drop can wake it and nobody waits.
         std::thread::park_timeout(interval.min(Duration::from_millis(200)));

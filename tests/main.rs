@@ -11,6 +11,7 @@ mod copy_command;
 mod erp_fixture;
 mod list_command;
 mod lock_waits;
+mod numeric_input;
 mod restore_command;
 mod run_command;
 mod s3_store;

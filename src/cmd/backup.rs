@@ -53,9 +53,7 @@ pub struct BackupPlan {
 /// # Errors
 /// Usage errors: connection string, patterns, compression, jobs, timeout.
 pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
-    if args.jobs == Some(0) {
-        return Err(Error::usage("-j/--jobs must be at least 1"));
-    }
+    crate::limits::jobs(args.jobs)?;
     let lock_wait_timeout = crate::locks::parse_timeout(args.lock_wait_timeout)?;
     Ok(BackupPlan {
         conn: resolve_conn(&args.conn)?,

@@ -39,6 +39,7 @@ impl Outcome {
 /// Whatever the command reports; the caller prints it and maps its class to
 /// the exit code.
 pub async fn run(command: Command) -> Result<Outcome> {
+    crate::progress::plain_interval()?;
     match command {
         Command::List(args) => list::run(list::plan(args)?).await,
         Command::Backup(args) => backup::run(backup::plan(args)?).await,

@@ -384,7 +384,8 @@ async fn run_step(
                 conn: ConnArgs { conn: Some(conn_arg(plan, db)) },
                 output: dir.display().to_string(),
                 tables: tables(t, exclude),
-                jobs: *jobs,
+                // In range: read_plan checked it.
+                jobs: jobs.and_then(|j| usize::try_from(j).ok()),
                 compress: compress.clone().unwrap_or_else(|| "zstd".into()),
                 schema: *schema,
                 force: false,

@@ -66,9 +66,7 @@ pub struct Expectation {
 /// Usage errors: connection string, patterns, jobs, an unreadable or
 /// malformed expectations file (naming its line).
 pub fn plan(args: VerifyArgs) -> Result<VerifyPlan> {
-    if args.jobs == Some(0) {
-        return Err(Error::usage("-j/--jobs must be at least 1"));
-    }
+    crate::limits::jobs(args.jobs)?;
     let conn = match &args.conn.conn {
         Some(_) => Some(resolve_conn(&args.conn)?),
         None => None,
