@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Waker};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -50,6 +52,9 @@ pub struct Session {
     /// terminated backend, a shutdown) the client only sees "connection
     /// closed", and the FATAL message with its SQLSTATE lands here.
     conn_error: Arc<std::sync::Mutex<Option<tokio_postgres::Error>>>,
+    gate: Arc<ReadGate>,
+    /// The connection's I/O task, awaited by [`Session::close`].
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Session {
@@ -72,6 +77,24 @@ impl Session {
 }
 
 impl Session {
+    /// Stops the connection task from running (so from reading the socket)
+    /// until the returned pause is dropped. The server then waits on the
+    /// socket's flow control. Used while a very large row is held, so that
+    /// tokio-postgres does not read the next ones into fresh buffers beside
+    /// it. Nothing may wait on this session while paused: that would never end.
+    pub fn pause_reading(&self) -> ReadPause {
+        self.gate.paused.store(true, Ordering::SeqCst);
+        ReadPause { gate: self.gate.clone() }
+    }
+
+    /// Ends the session and waits until its connection task has ended, so
+    /// that its buffers are freed (an open transaction is rolled back).
+    pub async fn close(self) {
+        let Session { client, task, .. } = self;
+        drop(client);
+        let _ = task.await;
+    }
+
     /// Runs `sql` (one or more statements), racing cancellation.
     ///
     /// # Errors
@@ -112,6 +135,45 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// Whether a session's connection task may run; see [`Session::pause_reading`].
+#[derive(Default)]
+struct ReadGate {
+    paused: AtomicBool,
+    /// The connection task, woken when the pause ends.
+    waker: std::sync::Mutex<Option<Waker>>,
+}
+
+/// A paused connection; dropping it lets the connection run again.
+#[must_use = "the pause ends when this is dropped"]
+pub struct ReadPause {
+    gate: Arc<ReadGate>,
+}
+
+impl Drop for ReadPause {
+    fn drop(&mut self) {
+        self.gate.paused.store(false, Ordering::SeqCst);
+        if let Some(w) = self.gate.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.wake();
+        }
+    }
+}
+
+/// Runs a connection future except while its gate is paused.
+async fn run_gated<F: Future>(conn: F, gate: Arc<ReadGate>) -> F::Output {
+    let mut conn = std::pin::pin!(conn);
+    std::future::poll_fn(move |cx| {
+        if gate.paused.load(Ordering::SeqCst) {
+            *gate.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+            // The pause may have ended between the load and storing the waker.
+            if gate.paused.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// Opens a session and pins its settings. The connection's I/O task is spawned on
 /// the current tokio runtime, so call this on the runtime that will use it.
 ///
@@ -132,17 +194,18 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     }
     let mode = info.effective_sslmode();
     let conn_error = Arc::new(std::sync::Mutex::new(None));
+    let gate = Arc::new(ReadGate::default());
     let slot = conn_error.clone();
     let record = move |r: std::result::Result<(), tokio_postgres::Error>| {
         if let Err(e) = r {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
     };
-    let client = if mode == SslMode::Disable {
+    let (client, task) = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
         let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(async move { record(conn.await) });
-        client
+        let gate = gate.clone();
+        (client, tokio::spawn(async move { record(run_gated(conn, gate).await) }))
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
             PgSslMode::Prefer
@@ -151,11 +214,11 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         });
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
         let (client, conn) = config.connect(tls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(async move { record(conn.await) });
-        client
+        let gate = gate.clone();
+        (client, tokio::spawn(async move { record(run_gated(conn, gate).await) }))
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error })
+    Ok(Session { client, info: info.clone(), conn_error, gate, task })
 }
 
 /// Pins a data session's settings again, after SQL that may have changed
