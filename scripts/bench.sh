@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore, s3
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore, s3, memory
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -175,6 +175,36 @@ if want restore; then
     rm -f "$SRV/t.csv"
 fi
 
+if want memory; then
+    # Peak RSS of every command that moves data, on t and on a table of three
+    # rows of 100 MiB values; the goal is 64 MB plus 1.5 times the largest row.
+    psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE big (id int PRIMARY KEY, v text);
+INSERT INTO big SELECT i, repeat(md5(i::text), 100 * 1024 * 1024 / 32) FROM generate_series(1, 3) i;
+SQL
+    empty_target tgt
+    psql -X -q -d tgt -c "CREATE TABLE big (id int PRIMARY KEY, v text)"
+    # The peak RSS in MB of the command given.
+    peak_rss_mb() {
+        /usr/bin/time -f %M -o "$WORK/rss.txt" "$@" > /dev/null
+        echo $(( $(tail -n 1 "$WORK/rss.txt") / 1024 ))
+    }
+    # One line of the table: $1 the label, $2 the table.
+    rss_line() {
+        local b="$OUT/mem-$2" backup verify copy deep restore
+        rm -rf "$b"
+        backup=$(peak_rss_mb "$BIN" backup -q -d bench -t "$2" -o "$b")
+        verify=$(peak_rss_mb "$BIN" verify -q "$b" -d bench --deep)
+        copy=$(peak_rss_mb "$BIN" copy -q --source bench --target tgt -t "$2" --mode truncate)
+        deep=$(peak_rss_mb "$BIN" copy -q --source bench --target tgt -t "$2" --mode truncate --verify=deep)
+        restore=$(peak_rss_mb "$BIN" restore -q "$b" -d tgt -t "$2" --mode truncate)
+        rm -rf "$b"
+        printf '  %-34s %7s %9s %7s %12s %8s\n' "$1" "$backup" "$verify" "$copy" "$deep" "$restore"
+    }
+    MEMORY_LINES="$(rss_line "t ($ROWS rows)" t)
+$(rss_line "big (3 rows of 100 MiB values)" big)"
+fi
+
 if want s3; then
     # A local S3-compatible server (s3s-fs, installed by install-deps.sh), its
     # objects on the same disk as the local backup.
@@ -202,4 +232,10 @@ if want s3; then
 fi
 if want verify; then
     ratios "$WORK/verify.csv" "offline verify of a backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
+fi
+if want memory; then
+    echo
+    echo "== pgbarge peak RSS, MB"
+    printf '  %-34s %7s %9s %7s %12s %8s\n' table backup "verify -d" copy "copy --deep" restore
+    echo "$MEMORY_LINES"
 fi

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Waker};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -55,6 +57,9 @@ pub struct Session {
     ended: tokio::sync::watch::Receiver<bool>,
     /// How a cancel request reaches the server: over TLS when the session is.
     cancel_tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    gate: Arc<ReadGate>,
+    /// The connection's I/O task, awaited by [`Session::close`].
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Session {
@@ -127,6 +132,24 @@ impl Session {
         };
     }
 
+    /// Stops the connection task from running (so from reading the socket)
+    /// until the returned pause is dropped. The server then waits on the
+    /// socket's flow control. Used while a very large row is held, so that
+    /// tokio-postgres does not read the next ones into fresh buffers beside
+    /// it. Nothing may wait on this session while paused: that would never end.
+    pub fn pause_reading(&self) -> ReadPause {
+        self.gate.paused.store(true, Ordering::SeqCst);
+        ReadPause { gate: self.gate.clone() }
+    }
+
+    /// Ends the session and waits until its connection task has ended, so
+    /// that its buffers are freed (an open transaction is rolled back).
+    pub async fn close(self) {
+        let Session { client, task, .. } = self;
+        drop(client);
+        let _ = task.await;
+    }
+
     /// Runs `sql` (one or more statements), racing cancellation.
     ///
     /// # Errors
@@ -166,6 +189,45 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// Whether a session's connection task may run; see [`Session::pause_reading`].
+#[derive(Default)]
+struct ReadGate {
+    paused: AtomicBool,
+    /// The connection task, woken when the pause ends.
+    waker: std::sync::Mutex<Option<Waker>>,
+}
+
+/// A paused connection; dropping it lets the connection run again.
+#[must_use = "the pause ends when this is dropped"]
+pub struct ReadPause {
+    gate: Arc<ReadGate>,
+}
+
+impl Drop for ReadPause {
+    fn drop(&mut self) {
+        self.gate.paused.store(false, Ordering::SeqCst);
+        if let Some(w) = self.gate.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.wake();
+        }
+    }
+}
+
+/// Runs a connection future except while its gate is paused.
+async fn run_gated<F: Future>(conn: F, gate: Arc<ReadGate>) -> F::Output {
+    let mut conn = std::pin::pin!(conn);
+    std::future::poll_fn(move |cx| {
+        if gate.paused.load(Ordering::SeqCst) {
+            *gate.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+            // The pause may have ended between the load and storing the waker.
+            if gate.paused.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// Opens a session and pins its settings. The connection's I/O task is spawned on
 /// the current tokio runtime, so call this on the runtime that will use it.
 ///
@@ -190,6 +252,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     }
     let mode = info.effective_sslmode();
     let conn_error = Arc::new(std::sync::Mutex::new(None));
+    let gate = Arc::new(ReadGate::default());
     let slot = conn_error.clone();
     let (ended_tx, ended) = tokio::sync::watch::channel(false);
     let record = move |r: std::result::Result<(), tokio_postgres::Error>| {
@@ -198,11 +261,11 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         }
         ended_tx.send_replace(true);
     };
-    let (client, cancel_tls) = if mode == SslMode::Disable {
+    let (client, task, cancel_tls) = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
         let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(async move { record(conn.await) });
-        (client, None)
+        let gate = gate.clone();
+        (client, tokio::spawn(async move { record(run_gated(conn, gate).await) }), None)
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
             PgSslMode::Prefer
@@ -212,11 +275,11 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
         let (client, conn) =
             config.connect(tls.clone()).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(async move { record(conn.await) });
-        (client, Some(tls))
+        let gate = gate.clone();
+        (client, tokio::spawn(async move { record(run_gated(conn, gate).await) }), Some(tls))
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error, ended, cancel_tls })
+    Ok(Session { client, info: info.clone(), conn_error, ended, cancel_tls, gate, task })
 }
 
 /// Pins a data session's settings again, after SQL that may have changed

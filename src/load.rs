@@ -19,7 +19,7 @@ use crate::connect::Session;
 use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
 use crate::locks::LockMode;
-use crate::pipeline::{StreamStages, WireFormat, copy_out};
+use crate::pipeline::{BLOCK_SIZE, StreamStages, WireFormat, copy_out};
 
 /// What to do with rows already in a target table (DESIGN.md's mode table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -595,13 +595,36 @@ impl<'a> Loader<'a> {
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
             on_block(&block)?;
-            let sent = self
-                .session
-                .cancellable(sink.feed(block))
-                .await
-                .map_err(|signal| Error::Interrupted { signal })?;
-            if let Err(e) = sent {
-                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+            // A block holding a large row goes out in pieces: tokio-postgres
+            // copies each CopyData message whole into its write buffer, which
+            // keeps its size, so one 100 MB message would add 100 MB for the
+            // rest of the run. CopyData need not follow row boundaries
+            // (protocol-flow.html, "COPY Operations"). The flush waits until
+            // the connection took the last piece, so the block is let go of
+            // before the next is asked for.
+            let is_large = block.len() > 2 * BLOCK_SIZE;
+            let piece_size = if is_large { BLOCK_SIZE } else { block.len() };
+            let mut rest = block;
+            while !rest.is_empty() {
+                let piece = rest.split_to(rest.len().min(piece_size));
+                let sent = self
+                    .session
+                    .cancellable(sink.feed(piece))
+                    .await
+                    .map_err(|signal| Error::Interrupted { signal })?;
+                if let Err(e) = sent {
+                    return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+                }
+            }
+            if is_large {
+                let flushed = self
+                    .session
+                    .cancellable(sink.flush())
+                    .await
+                    .map_err(|signal| Error::Interrupted { signal })?;
+                if let Err(e) = flushed {
+                    return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+                }
             }
         }
         let finished = self

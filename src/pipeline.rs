@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio_postgres::CopyOutStream;
 
 use crate::binfmt::BinaryTupleCounter;
-use crate::connect::Session;
+use crate::connect::{ReadPause, Session};
 use crate::csvfmt::RecordScanner;
 use crate::digest::{Fingerprint, Fingerprinter, Sha256Stage};
 use crate::error::{Error, Result};
@@ -76,19 +76,39 @@ impl CsvStages {
 }
 
 /// Gathers small items into blocks of about [`BLOCK_SIZE`] bytes.
+///
+/// An item of [`BLOCK_SIZE`] or more is a block of its own, passed on
+/// uncopied after what was gathered before it: a 100 MB row is one CopyData
+/// message, already in memory once in tokio-postgres's read buffer, and
+/// copying it into a growing buffer here would hold it twice (or more, while
+/// the buffer doubles).
 #[derive(Default)]
 pub struct BlockGatherer {
     buf: BytesMut,
+    /// A large item waiting behind the gathered block returned before it.
+    waiting: Option<Bytes>,
 }
 
 impl BlockGatherer {
     pub fn new() -> Self {
-        BlockGatherer { buf: BytesMut::with_capacity(BLOCK_SIZE) }
+        BlockGatherer { buf: BytesMut::with_capacity(BLOCK_SIZE), waiting: None }
     }
 
-    /// Adds an item; returns a full block when there is one.
-    pub fn push(&mut self, item: &[u8]) -> Option<Bytes> {
-        self.buf.extend_from_slice(item);
+    /// Adds an item; returns a block when there is one. After a `Some`, call
+    /// [`BlockGatherer::take_waiting`] before pushing again: a large item that
+    /// followed gathered bytes waits there.
+    pub fn push(&mut self, item: Bytes) -> Option<Bytes> {
+        debug_assert!(self.waiting.is_none(), "take_waiting before the next push");
+        if item.len() >= BLOCK_SIZE {
+            return match self.flush() {
+                Some(gathered) => {
+                    self.waiting = Some(item);
+                    Some(gathered)
+                }
+                None => Some(item),
+            };
+        }
+        self.buf.extend_from_slice(&item);
         if self.buf.len() >= BLOCK_SIZE {
             let block = self.buf.split().freeze();
             self.buf.reserve(BLOCK_SIZE);
@@ -98,19 +118,38 @@ impl BlockGatherer {
         }
     }
 
+    /// The large item that followed the last gathered block, if any.
+    pub fn take_waiting(&mut self) -> Option<Bytes> {
+        self.waiting.take()
+    }
+
     /// The last, partial block.
     pub fn flush(&mut self) -> Option<Bytes> {
         (!self.buf.is_empty()).then(|| self.buf.split().freeze())
     }
 }
 
+/// A row at least this large stops the connection from reading ahead while
+/// its block is out. tokio-postgres reads whole messages ahead of its
+/// consumer (up to three, each into a fresh buffer while the previous one is
+/// still held): with 100 MB rows that is 400 MB. Paused, the server waits on
+/// the socket instead, and the next row is read into the buffer the last one
+/// left. Smaller rows keep the read-ahead, which overlaps reading and writing.
+pub const LARGE_ITEM: usize = 8 << 20;
+
 /// The blocks of one `COPY ... TO STDOUT`: items gathered into blocks of
 /// about [`BLOCK_SIZE`], each wait raced against cancellation.
+///
+/// A block must be let go of (dropped, or its bytes fully handed on) before
+/// `next` is called again: a block of [`LARGE_ITEM`] or more pauses the
+/// session's reading until then.
 pub struct CopyOutBlocks<'a> {
     session: &'a Session,
     stream: Pin<Box<CopyOutStream>>,
     gather: BlockGatherer,
     ended: bool,
+    /// Set while a large block is out (see [`CopyOutBlocks::hold`]).
+    paused: Option<ReadPause>,
 }
 
 impl<'a> CopyOutBlocks<'a> {
@@ -129,6 +168,7 @@ impl<'a> CopyOutBlocks<'a> {
             stream: Box::pin(stream),
             gather: BlockGatherer::new(),
             ended: false,
+            paused: None,
         })
     }
 
@@ -137,6 +177,11 @@ impl<'a> CopyOutBlocks<'a> {
     /// # Errors
     /// The stream broke (the server's reason when it sent one), or a signal arrived.
     pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        // The caller let go of the last block: the connection may read on.
+        self.paused = None;
+        if let Some(block) = self.gather.take_waiting() {
+            return Ok(Some(self.hold(block)));
+        }
         if self.ended {
             return Ok(None);
         }
@@ -160,9 +205,9 @@ impl<'a> CopyOutBlocks<'a> {
                 }
             };
             match item {
-                Some(Ok(bytes)) => {
-                    if let Some(block) = self.gather.push(&bytes) {
-                        return Ok(Some(block));
+                Some(Ok(item)) => {
+                    if let Some(block) = self.gather.push(item) {
+                        return Ok(Some(self.hold(block)));
                     }
                 }
                 Some(Err(e)) => {
@@ -174,6 +219,16 @@ impl<'a> CopyOutBlocks<'a> {
                 }
             }
         }
+    }
+
+    /// Pauses the connection's reading while a block of [`LARGE_ITEM`] or
+    /// more is out or waiting, until the next call to `next` (or drop).
+    fn hold(&mut self, block: Bytes) -> Bytes {
+        let waiting = self.gather.waiting.as_ref().map_or(0, Bytes::len);
+        if block.len().max(waiting) >= LARGE_ITEM {
+            self.paused = Some(self.session.pause_reading());
+        }
+        block
     }
 }
 
@@ -336,10 +391,10 @@ mod tests {
     #[test]
     fn gatherer_makes_blocks_and_keeps_bytes() {
         let mut g = BlockGatherer::new();
-        let item = vec![b'x'; 1000];
+        let item = Bytes::from(vec![b'x'; 1000]);
         let mut out = Vec::new();
         for _ in 0..600 {
-            if let Some(b) = g.push(&item) {
+            if let Some(b) = g.push(item.clone()) {
                 assert!(b.len() >= BLOCK_SIZE);
                 out.extend_from_slice(&b);
             }
@@ -347,6 +402,22 @@ mod tests {
         out.extend_from_slice(&g.flush().unwrap());
         assert_eq!(out.len(), 600_000);
         assert!(g.flush().is_none());
+    }
+
+    #[test]
+    fn large_items_pass_through_uncopied_after_what_was_gathered() {
+        let mut g = BlockGatherer::new();
+        assert!(g.push(Bytes::from_static(b"1,a\n")).is_none());
+        let big = Bytes::from(vec![b'y'; BLOCK_SIZE * 3]);
+        let first = g.push(big.clone()).unwrap();
+        assert_eq!(&first[..], b"1,a\n");
+        let second = g.take_waiting().unwrap();
+        assert_eq!(second.as_ptr(), big.as_ptr(), "the large item is not copied");
+        assert!(g.take_waiting().is_none());
+        // With nothing gathered, it comes back at once.
+        let again = g.push(big.clone()).unwrap();
+        assert_eq!((again.as_ptr(), again.len()), (big.as_ptr(), big.len()));
+        assert!(g.take_waiting().is_none() && g.flush().is_none());
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -216,6 +217,47 @@ fn queue_blocks(writers: usize) -> usize {
     (QUEUE_BUDGET_BLOCKS / writers.max(1)).max(4)
 }
 
+/// The bytes one writer may hold (queued or being written): its share of
+/// the budget in [`crate::pipeline::BLOCK_SIZE`] blocks. Counted in bytes,
+/// not blocks, because a block holding one large row can be 100 MB: a queue
+/// of such blocks would hold several rows.
+fn queue_bytes(writers: usize) -> usize {
+    queue_blocks(writers) * crate::pipeline::BLOCK_SIZE
+}
+
+/// Bytes a writer holds: blocks queued or being written.
+#[derive(Default)]
+struct Held {
+    bytes: std::sync::Mutex<usize>,
+    released: std::sync::Condvar,
+}
+
+impl Held {
+    fn add(&self, n: usize) {
+        *self.bytes.lock().unwrap_or_else(|p| p.into_inner()) += n;
+    }
+
+    fn release(&self, n: usize) {
+        let mut held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *held = held.saturating_sub(n);
+        self.released.notify_all();
+    }
+
+    /// Waits until at most `limit` bytes are held, or `writer` has stopped.
+    fn wait_until_at_most(&self, limit: usize, writer: &JoinHandle<Result<FileSummary>>) {
+        let mut held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        while *held > limit && !writer.is_finished() {
+            // The timeout only guards against a writer that ended without
+            // releasing (an error): it is checked again above.
+            held = self
+                .released
+                .wait_timeout(held, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
 /// How much lower than the rest of pgbarge a writer thread's priority is.
 const WRITER_NICENESS: libc::c_int = 10;
 
@@ -239,9 +281,11 @@ fn yield_to_copy_stream() {
 /// runs beside the COPY stream. Bounded queue: a slow disk pushes back.
 /// Must call [`FileSink::finish`]; dropping aborts and removes the temp file.
 pub struct FileSink {
-    tx: Option<SyncSender<Message>>,
+    tx: Option<Sender<Message>>,
     handle: Option<JoinHandle<Result<FileSummary>>>,
     path: PathBuf,
+    held: Arc<Held>,
+    budget: usize,
 }
 
 impl FileSink {
@@ -266,26 +310,40 @@ impl FileSink {
         writers: usize,
         open: impl FnOnce() -> Result<Box<dyn Destination>> + Send + 'static,
     ) -> Result<Self> {
-        let (tx, rx) = sync_channel(queue_blocks(writers));
+        let (tx, rx) = channel();
+        let held = Arc::new(Held::default());
+        let writer_held = held.clone();
         let handle = std::thread::Builder::new()
             .name("pgbarge-writer".into())
             .spawn(move || {
                 yield_to_copy_stream();
-                write_blocks(open()?, compression, rx)
+                write_blocks(open()?, compression, rx, &writer_held)
             })
             .map_err(|e| Error::runtime(format!("cannot start a writer thread: {e}")))?;
-        Ok(FileSink { tx: Some(tx), handle: Some(handle), path: name })
+        Ok(FileSink {
+            tx: Some(tx),
+            handle: Some(handle),
+            path: name,
+            held,
+            budget: queue_bytes(writers),
+        })
     }
 
-    /// Queues a block; blocks while the queue is full.
+    /// Queues a block, then waits while the writer holds more than its
+    /// budget. A block larger than the budget (one large row) is therefore
+    /// written before `feed` returns, so the caller never holds the next row
+    /// while the writer still holds this one.
     ///
     /// # Errors
     /// The writer failed (disk full, I/O error); its error is returned.
     pub fn feed(&mut self, block: Bytes) -> Result<()> {
         let tx = self.tx.as_ref().expect("sink open");
+        let n = block.len();
+        self.held.add(n);
         if tx.send(Message::Block(block)).is_err() {
             return Err(self.join_error());
         }
+        self.held.wait_until_at_most(self.budget, self.handle.as_ref().expect("writer running"));
         Ok(())
     }
 
@@ -333,6 +391,7 @@ fn write_blocks(
     file: Box<dyn Destination>,
     compression: Compression,
     rx: Receiver<Message>,
+    held: &Held,
 ) -> Result<FileSummary> {
     let path = file.name();
     let writer = HashingWriter { file, sha: Sha256Stage::new() };
@@ -340,14 +399,14 @@ fn write_blocks(
     let finished = match compression {
         Compression::None => {
             let mut w = writer;
-            if !pump(&rx, |b| w.write_all(b)).map_err(werr)? {
+            if !pump(&rx, held, |b| w.write_all(b)).map_err(werr)? {
                 return Err(aborted(&path));
             }
             w
         }
         Compression::Zstd { level } => {
             let mut enc = FrameEncoder::new(writer, level).map_err(werr)?;
-            if !pump(&rx, |b| enc.write_all(b)).map_err(werr)? {
+            if !pump(&rx, held, |b| enc.write_all(b)).map_err(werr)? {
                 return Err(aborted(&path));
             }
             enc.finish().map_err(werr)?
@@ -363,14 +422,22 @@ fn aborted(path: &Path) -> Error {
     Error::runtime(format!("writing {} was aborted", path.display()))
 }
 
-/// Feeds received blocks to `write` until Finish (true) or the sender is gone (false).
+/// Feeds received blocks to `write` until Finish (true) or the sender is
+/// gone (false), releasing each block's bytes once written and dropped.
 fn pump(
     rx: &Receiver<Message>,
+    held: &Held,
     mut write: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<bool> {
     for msg in rx {
         match msg {
-            Message::Block(b) => write(&b)?,
+            Message::Block(b) => {
+                let n = b.len();
+                let written = write(&b);
+                drop(b);
+                held.release(n);
+                written?;
+            }
             Message::Finish => return Ok(true),
         }
     }
@@ -416,6 +483,20 @@ mod tests {
         assert_eq!(queue_blocks(4), QUEUE_BUDGET_BLOCKS / 4);
         assert_eq!(queue_blocks(64), 4);
         assert_eq!(queue_blocks(0), QUEUE_BUDGET_BLOCKS);
+    }
+
+    #[test]
+    fn a_block_larger_than_the_budget_is_written_before_feed_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.zst");
+        let mut sink = FileSink::create(&path, Compression::Zstd { level: 1 }, 1).unwrap();
+        let mut big = b"id\n".to_vec();
+        big.resize(queue_bytes(1) * 3, b'7');
+        big.push(b'\n');
+        sink.feed(Bytes::from(big.clone())).unwrap();
+        assert_eq!(*sink.held.bytes.lock().unwrap(), 0, "the writer let go of the block");
+        sink.finish().unwrap();
+        assert_eq!(zstd::decode_all(&std::fs::read(&path).unwrap()[..]).unwrap(), big);
     }
 
     #[test]

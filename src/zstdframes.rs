@@ -54,6 +54,14 @@ impl<W: Write> FrameEncoder<W> {
     /// zstd's or the writer's error.
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
+            if self.pending.is_empty() && data.len() >= FRAME_INPUT {
+                // A whole frame of input in hand (a large row's block):
+                // compressed where it is, not copied into `pending` first.
+                let (frame, rest) = data.split_at(FRAME_INPUT);
+                self.compress_frame(frame)?;
+                data = rest;
+                continue;
+            }
             let take = (FRAME_INPUT - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -78,10 +86,17 @@ impl<W: Write> FrameEncoder<W> {
     }
 
     fn write_frame(&mut self) -> io::Result<()> {
-        self.frame.clear();
-        self.compressor.compress_to_buffer(&self.pending, &mut self.frame)?;
-        self.writer.write_all(&self.frame)?;
+        let pending = std::mem::take(&mut self.pending);
+        let written = self.compress_frame(&pending);
+        self.pending = pending;
         self.pending.clear();
+        written
+    }
+
+    fn compress_frame(&mut self, input: &[u8]) -> io::Result<()> {
+        self.frame.clear();
+        self.compressor.compress_to_buffer(input, &mut self.frame)?;
+        self.writer.write_all(&self.frame)?;
         self.frames += 1;
         Ok(())
     }
@@ -105,11 +120,18 @@ mod tests {
         let data: Vec<u8> = (0..FRAME_INPUT * 5 / 2)
             .map(|i| b"id,name\n1,\"a\"\"b\"\n"[i % 17] ^ (i / 4096) as u8)
             .collect();
-        for pieces in [1000, 256 * 1024, FRAME_INPUT, data.len()] {
+        for pieces in [1000, 256 * 1024, FRAME_INPUT, FRAME_INPUT + 7, data.len()] {
             let z = compress(&data, pieces);
             assert!(z.len() < data.len());
             assert_eq!(zstd::decode_all(&z[..]).unwrap(), data, "pieces of {pieces}");
         }
+    }
+
+    #[test]
+    fn large_writes_make_the_same_frames_as_small_ones() {
+        let data: Vec<u8> = (0..FRAME_INPUT * 3 + 12345).map(|i| (i % 251) as u8).collect();
+        assert_eq!(compress(&data, data.len()), compress(&data, 4096));
+        assert_eq!(compress(&data, FRAME_INPUT + 1), compress(&data, 4096));
     }
 
     #[test]

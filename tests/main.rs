@@ -9,6 +9,7 @@ mod catalog_read;
 mod connections;
 mod copy_command;
 mod erp_fixture;
+mod large_rows;
 mod list_command;
 mod lock_waits;
 mod numeric_input;

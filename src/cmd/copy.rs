@@ -154,8 +154,13 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
         let t = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
         sessions.push((s, t));
     }
-    let context =
-        |source| CopyContext { plan: &plan, source, chosen: &chosen.tables, progress: &progress };
+    let context = |source| CopyContext {
+        plan: &plan,
+        source,
+        snapshot: &snapshot,
+        chosen: &chosen.tables,
+        progress: &progress,
+    };
     let mut workers = vec![(&target, context(&source))];
     workers.extend(sessions.iter().map(|(s, t)| (t, context(s))));
     let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await?;
@@ -216,6 +221,8 @@ impl BlockSource for SourceBlocks<'_> {
 struct CopyContext<'a> {
     plan: &'a CopyPlan,
     source: &'a Session,
+    /// The source's snapshot, which `--verify=deep` streams join.
+    snapshot: &'a str,
     chosen: &'a [&'a Table],
     progress: &'a Progress,
 }
@@ -247,7 +254,23 @@ impl CopyContext<'_> {
             } else {
                 None
             };
-        let blocks = CopyOutBlocks::start(self.source, &sql).await.map_err(|e| {
+        // With --verify=deep the target's table is read back after the load,
+        // and its largest row then fills the target connection's read
+        // buffer. The source connection's buffer keeps the size of the
+        // largest row it read for as long as the session lives, so the
+        // stream runs on a session of its own, joined to the snapshot and
+        // closed before that read: one row in memory at a time, not two.
+        let own = if self.plan.verify == VerifyLevel::Deep {
+            Some(
+                crate::snapshot::join_snapshot(&self.plan.source, self.snapshot)
+                    .await
+                    .map_err(|e| e.context("SOURCE"))?,
+            )
+        } else {
+            None
+        };
+        let stream_session = own.as_ref().unwrap_or(self.source);
+        let blocks = CopyOutBlocks::start(stream_session, &sql).await.map_err(|e| {
             e.context(format!("SOURCE: reading table {} failed", source_table.name))
         })?;
         let mut blocks = SourceBlocks { blocks, table: &source_table.name };
@@ -264,6 +287,10 @@ impl CopyContext<'_> {
                 Error::Context { .. } => e,
                 e => e.context(format!("TARGET: loading table {name} failed")),
             })?;
+        drop(blocks);
+        if let Some(session) = own {
+            session.close().await;
+        }
         bar.finish(self.progress);
         let stream: StreamSummary = stages
             .finish()
