@@ -90,6 +90,8 @@ step "What the copy would do" \
     "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}" --dry-run
 step "The same copy now succeeds, content compared before commit" \
     "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}" --verify=deep
+step "The target's audit triggers fired during the copy, as for the application's own writes" \
+    psql -X -d "$TGT_CONN" -c 'SELECT "tableName", operation, count(*) AS rows FROM "AuditLog" GROUP BY 1, 2 ORDER BY 1, 2'
 
 # The whole runbook as one plan, on a fresh pair of databases.
 psql -X -q -h "$SRC" -d postgres -c "CREATE DATABASE erp_plan_src"

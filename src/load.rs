@@ -413,44 +413,71 @@ impl<'a> Loader<'a> {
                 }
             }
             Mode::Truncate if !tables.is_empty() => {
-                // Tables others keep referencing are emptied row by row with
-                // the foreign-key triggers off (no ON DELETE action fires);
-                // TRUNCATE empties the rest at once.
-                let (kept, whole): (Vec<&&TableLoad>, Vec<&&TableLoad>) =
-                    tables.iter().partition(|t| !t.kept_references.is_empty());
-                for t in kept {
-                    if !self.replica {
-                        return Err(Error::usage_hint(
-                            format!(
-                                "--mode truncate of {} keeps the rows of tables referencing it, which needs session_replication_role = replica, and the target user is not superuser",
-                                t.target.name
-                            ),
-                            "pass --cascade to empty the referencing tables too, or select them as well",
-                        ));
-                    }
-                    self.exec(
-                        &format!("DELETE FROM {}", t.target.name.quoted()),
-                        &format!("cannot empty {}", t.target.name),
-                    )
-                    .await?;
-                }
-                if !whole.is_empty() {
-                    let names: Vec<String> = whole.iter().map(|t| t.target.name.quoted()).collect();
-                    let cascade = if self.opts.cascade { " CASCADE" } else { "" };
-                    self.exec(
-                        &format!("TRUNCATE {}{cascade}", names.join(", ")),
-                        "cannot truncate the target tables",
-                    )
-                    .await?;
-                }
+                // ON TRUNCATE and DELETE triggers are user code.
+                self.as_application().await?;
+                self.empty_tables(tables).await?;
+                self.as_pgbarge().await?;
             }
             _ => {}
         }
         Ok(())
     }
 
+    /// `--mode truncate`: empties `tables` inside the transaction.
+    async fn empty_tables(&self, tables: &[&TableLoad]) -> Result<()> {
+        // Tables others keep referencing are emptied row by row with
+        // the foreign-key triggers off (no ON DELETE action fires);
+        // TRUNCATE empties the rest at once.
+        let (kept, whole): (Vec<&&TableLoad>, Vec<&&TableLoad>) =
+            tables.iter().partition(|t| !t.kept_references.is_empty());
+        for t in kept {
+            if !self.replica {
+                return Err(Error::usage_hint(
+                    format!(
+                        "--mode truncate of {} keeps the rows of tables referencing it, which needs session_replication_role = replica, and the target user is not superuser",
+                        t.target.name
+                    ),
+                    "pass --cascade to empty the referencing tables too, or select them as well",
+                ));
+            }
+            self.exec(
+                &format!("DELETE FROM {}", t.target.name.quoted()),
+                &format!("cannot empty {}", t.target.name),
+            )
+            .await?;
+        }
+        if !whole.is_empty() {
+            let names: Vec<String> = whole.iter().map(|t| t.target.name.quoted()).collect();
+            let cascade = if self.opts.cascade { " CASCADE" } else { "" };
+            self.exec(
+                &format!("TRUNCATE {}{cascade}", names.join(", ")),
+                "cannot truncate the target tables",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn exec(&self, sql: &str, what: &str) -> Result<()> {
         self.session.execute(sql, what).await
+    }
+
+    /// From here to [`Loader::as_pgbarge`] (or the transaction's end) the
+    /// session searches the path the target database and role give ordinary
+    /// clients: statements that fire user code (COPY FROM, the staging merge,
+    /// TRUNCATE, a deferred trigger at COMMIT) run it as the application
+    /// would, so a trigger that names `"AuditLog"` unqualified finds it.
+    /// What pgbarge sends meanwhile names everything schema-qualified.
+    /// `SET LOCAL`, so the session's pinned `pg_catalog` returns with the
+    /// transaction's end, whatever way it ends.
+    async fn as_application(&self) -> Result<()> {
+        self.exec("SET LOCAL search_path TO DEFAULT", "cannot set the search path").await
+    }
+
+    /// Back to the pinned `search_path = pg_catalog` for pgbarge's own
+    /// queries (counts, checks, sequences) inside the transaction.
+    async fn as_pgbarge(&self) -> Result<()> {
+        self.exec("SET LOCAL search_path = pg_catalog", "cannot set the search path").await
     }
 
     async fn is_superuser(&self) -> Result<bool> {
@@ -556,6 +583,23 @@ impl<'a> Loader<'a> {
     /// `on_block`'s error, or a signal. The transaction is then unusable:
     /// the caller drops it, and nothing is committed.
     pub async fn load_table(
+        &self,
+        t: &TableLoad,
+        format: WireFormat,
+        blocks: &mut impl BlockSource,
+        on_block: impl FnMut(&Bytes) -> Result<()>,
+    ) -> Result<Loaded> {
+        // Triggers, check constraints and defaults fire during the COPY and
+        // the merge: they run with the application's search path.
+        self.as_application().await?;
+        let loaded = self.stream_table(t, format, blocks, on_block).await?;
+        self.as_pgbarge().await?;
+        Ok(loaded)
+    }
+
+    /// [`Loader::load_table`]'s work, under the application's search path:
+    /// every name sent here is schema-qualified.
+    async fn stream_table(
         &self,
         t: &TableLoad,
         format: WireFormat,
@@ -669,8 +713,8 @@ impl<'a> Loader<'a> {
         // xmax = 0 marks a freshly inserted row; an updated one has the
         // updating transaction's id there.
         let sql = format!(
-            "WITH merged AS (INSERT INTO {}{cols}{overriding} SELECT {} FROM {stage} ON CONFLICT ({}) {conflict} RETURNING (xmax = 0) AS inserted)
-             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
+            "WITH merged AS (INSERT INTO {}{cols}{overriding} SELECT {} FROM {stage} ON CONFLICT ({}) {conflict} RETURNING (xmax OPERATOR(pg_catalog.=) 0) AS inserted)
+             SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM merged",
             name.quoted(),
             t.column_list(),
             key_cols.join(", ")
@@ -828,6 +872,8 @@ impl<'a> Loader<'a> {
             )
             .await?;
         }
+        // Deferred triggers and constraint triggers fire at COMMIT: user code.
+        self.as_application().await?;
         self.exec("COMMIT", "COMMIT failed; nothing was loaded").await
     }
 

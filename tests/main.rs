@@ -4,6 +4,7 @@
 
 mod common;
 
+mod application_search_path;
 mod backup_command;
 mod catalog_read;
 mod connections;
