@@ -79,7 +79,8 @@ pub enum Error {
     Runtime { msg: String, hint: Option<String> },
 
     /// The run was interrupted by a signal.
-    #[error("interrupted by {signal}; nothing was committed and temporary files were removed")]
+    /// What the interruption left behind is said by the command, as context.
+    #[error("interrupted by {signal}")]
     Interrupted { signal: &'static str },
 
     /// Where an inner error happened: `SOURCE table "public"."User"`, a file, a step.

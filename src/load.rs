@@ -373,11 +373,29 @@ impl<'a> Loader<'a> {
         defer_constraints: bool,
         opts: &LoadOptions,
     ) -> Result<Loader<'a>> {
+        Self::begin_emptying(session, tables, &[], defer_constraints, opts).await
+    }
+
+    /// As [`Loader::begin`]; under `truncate`, `also_empty` is emptied in the
+    /// same statement: with `--per-table-commit`, the tables of the load that
+    /// reference `tables` (they load after them, each in its own
+    /// transaction), since a table cannot be truncated under rows that
+    /// reference it.
+    ///
+    /// # Errors
+    /// As [`Loader::begin`].
+    pub async fn begin_emptying(
+        session: &'a Session,
+        tables: &[&TableLoad],
+        also_empty: &[&TableLoad],
+        defer_constraints: bool,
+        opts: &LoadOptions,
+    ) -> Result<Loader<'a>> {
         let mut loader =
             Loader { session, opts: opts.clone(), altered: Vec::new(), replica: false };
         loader.exec("BEGIN", "cannot start the target transaction").await?;
         // Whatever fails from here on leaves no transaction open behind it.
-        match loader.prepare(tables, defer_constraints).await {
+        match loader.prepare(tables, also_empty, defer_constraints).await {
             Ok(()) => Ok(loader),
             Err(e) => {
                 loader.rollback().await;
@@ -386,12 +404,19 @@ impl<'a> Loader<'a> {
         }
     }
 
-    async fn prepare(&mut self, tables: &[&TableLoad], defer_constraints: bool) -> Result<()> {
+    async fn prepare(
+        &mut self,
+        tables: &[&TableLoad],
+        also_empty: &[&TableLoad],
+        defer_constraints: bool,
+    ) -> Result<()> {
         let superuser = self.opts.disable_triggers && self.is_superuser().await?;
         if self.opts.disable_triggers && !superuser {
             self.refuse_unowned(tables).await?;
         }
-        self.lock_tables(tables, superuser).await?;
+        let emptied: Vec<&TableLoad> = tables.iter().chain(also_empty).copied().collect();
+        let locked = if self.opts.mode == Mode::Truncate { &emptied[..] } else { tables };
+        self.lock_tables(locked, superuser).await?;
         if self.opts.disable_triggers {
             self.disable_triggers(tables, superuser).await?;
         }
@@ -415,7 +440,7 @@ impl<'a> Loader<'a> {
             Mode::Truncate if !tables.is_empty() => {
                 // ON TRUNCATE and DELETE triggers are user code.
                 self.as_application().await?;
-                self.empty_tables(tables).await?;
+                self.empty_tables(&emptied).await?;
                 self.as_pgbarge().await?;
             }
             _ => {}
@@ -939,25 +964,43 @@ pub async fn run_load<S: TableStreamer>(
     let mut workers = workers;
     if !per_table_commit {
         let (target, streamer) = workers.first_mut().expect("at least one worker");
-        return load_in_one_transaction(target, streamer, &all, plan.defer_constraints, opts).await;
+        return load_in_one_transaction(target, streamer, &all, &[], plan.defer_constraints, opts)
+            .await
+            .map_err(|e| {
+                // A signal's own words say nothing of the target; these do.
+                if e.class() == crate::error::Class::Interrupted {
+                    e.context("the load was rolled back: nothing was committed")
+                } else {
+                    e
+                }
+            });
     }
     let mut per_table = opts.clone();
     if matches!(opts.mode, Mode::Fail | Mode::Truncate) {
+        // Everything `fail` and `truncate` can refuse (rows present, locks,
+        // privileges, references kept) is found here, in a transaction that
+        // is rolled back, before any table commits. Each table is then
+        // emptied in its own transaction, with its load.
         let first = Loader::begin(workers[0].0, &all, false, opts).await.map_err(target_err)?;
-        first.commit().await.map_err(target_err)?;
-        per_table.mode = Mode::Append;
+        first.rollback().await;
+        if opts.mode == Mode::Fail {
+            per_table.mode = Mode::Append;
+        }
     }
+    let families = if per_table.mode == Mode::Truncate { families(plan) } else { Vec::new() };
     let pool = Pool {
         state: std::cell::RefCell::new(PoolState {
             pending: (0..plan.tables.len()).collect(),
             done: HashSet::new(),
             results: (0..plan.tables.len()).map(|_| None).collect(),
             committed: Vec::new(),
+            emptied: Vec::new(),
             failed: None,
         }),
         changed: tokio::sync::Notify::new(),
         plan,
         opts: &per_table,
+        families,
     };
     futures::future::join_all(
         workers.into_iter().map(|(target, streamer)| pool.work(target, streamer)),
@@ -965,16 +1008,80 @@ pub async fn run_load<S: TableStreamer>(
     .await;
     let state = pool.state.into_inner();
     if let Some(e) = state.failed {
-        return Err(e.context(if state.committed.is_empty() {
-            "no table was committed".to_string()
-        } else {
-            format!(
-                "committed before the failure: {} (rerun with --mode skip to finish the rest)",
-                state.committed.join(", ")
-            )
-        }));
+        return Err(e.context(per_table_report(plan, &state.committed, &state.emptied)));
     }
     Ok(state.results.into_iter().map(|r| r.expect("every table loaded")).collect())
+}
+
+/// Per table (same index): the tables of the load that reference it,
+/// directly or through others. Under `--per-table-commit --mode truncate` a
+/// table's transaction empties them with it; each loads later, once every
+/// table it references has committed.
+fn families(plan: &LoadPlan) -> Vec<Vec<usize>> {
+    let index: HashMap<&TableName, usize> =
+        plan.tables.iter().enumerate().map(|(i, t)| (&t.target.name, i)).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); plan.tables.len()];
+    for (child, parents) in plan.parents.iter().enumerate() {
+        for p in parents {
+            if let Some(&parent) = index.get(p)
+                && parent != child
+            {
+                children[parent].push(child);
+            }
+        }
+    }
+    (0..plan.tables.len())
+        .map(|root| {
+            let mut seen = vec![false; plan.tables.len()];
+            let mut stack = children[root].clone();
+            let mut family = Vec::new();
+            while let Some(i) = stack.pop() {
+                if i == root || std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+                family.push(i);
+                stack.extend(&children[i]);
+            }
+            family.sort_unstable();
+            family
+        })
+        .collect()
+}
+
+/// What a per-table load that stopped left behind, table by table: what
+/// committed, what was emptied with a table that committed and not loaded
+/// again, and what was left as it was.
+fn per_table_report(plan: &LoadPlan, committed: &[String], emptied: &[(String, String)]) -> String {
+    let mut parts = Vec::new();
+    if committed.is_empty() {
+        parts.push("no table was committed".to_string());
+    } else {
+        parts.push(format!("committed before the failure: {}", committed.join(", ")));
+    }
+    let lost: Vec<String> = emptied
+        .iter()
+        .filter(|(t, _)| !committed.contains(t))
+        .map(|(t, with)| format!("{t} (with {with})"))
+        .collect();
+    if !lost.is_empty() {
+        parts.push(format!(
+            "emptied when a table it references committed, and not loaded again: {}",
+            lost.join(", ")
+        ));
+    }
+    let untouched: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| t.target.name.to_string())
+        .filter(|n| !committed.contains(n) && !emptied.iter().any(|(t, _)| t == n))
+        .collect();
+    if !untouched.is_empty() {
+        parts.push(format!("left as they were: {}", untouched.join(", ")));
+    }
+    if !committed.is_empty() || !lost.is_empty() {
+        parts.push("run the same command again to finish the rest".into());
+    }
+    parts.join("; ")
 }
 
 /// Loads `tables` in one transaction on `target`: each streamed, then the
@@ -986,11 +1093,13 @@ async fn load_in_one_transaction<S: TableStreamer>(
     target: &Session,
     streamer: &mut S,
     tables: &[&TableLoad],
+    also_empty: &[&TableLoad],
     defer_constraints: bool,
     opts: &LoadOptions,
 ) -> Result<Vec<S::Done>> {
-    let loader =
-        Loader::begin(target, tables, defer_constraints, opts).await.map_err(target_err)?;
+    let loader = Loader::begin_emptying(target, tables, also_empty, defer_constraints, opts)
+        .await
+        .map_err(target_err)?;
     let mut done = Vec::with_capacity(tables.len());
     let loaded: Result<()> = async {
         for t in tables {
@@ -1025,6 +1134,8 @@ struct Pool<'a, D> {
     changed: tokio::sync::Notify,
     plan: &'a LoadPlan,
     opts: &'a LoadOptions,
+    /// See [`families`]; empty unless each table is truncated on its own.
+    families: Vec<Vec<usize>>,
 }
 
 struct PoolState<D> {
@@ -1033,6 +1144,8 @@ struct PoolState<D> {
     done: HashSet<TableName>,
     results: Vec<Option<D>>,
     committed: Vec<String>,
+    /// (table, the committed table it was emptied with), in commit order.
+    emptied: Vec<(String, String)>,
     failed: Option<Error>,
 }
 
@@ -1081,6 +1194,10 @@ impl<D> Pool<'_, D> {
                     st.results[i] = Some(d);
                     st.done.insert(t.target.name.clone());
                     st.committed.push(t.target.name.to_string());
+                    for &j in self.families.get(i).into_iter().flatten() {
+                        let name = self.plan.tables[j].target.name.to_string();
+                        st.emptied.push((name, t.target.name.to_string()));
+                    }
                 }
                 Err(e) => {
                     if st.failed.is_none() {
@@ -1099,9 +1216,22 @@ impl<D> Pool<'_, D> {
         streamer: &mut S,
         t: &TableLoad,
     ) -> Result<D> {
-        let mut done =
-            load_in_one_transaction(target, streamer, &[t], self.plan.defer_constraints, self.opts)
-                .await?;
+        let index = self.plan.tables.iter().position(|x| std::ptr::eq(x, t));
+        let family: Vec<&TableLoad> = index
+            .and_then(|i| self.families.get(i))
+            .into_iter()
+            .flatten()
+            .map(|&j| &self.plan.tables[j])
+            .collect();
+        let mut done = load_in_one_transaction(
+            target,
+            streamer,
+            &[t],
+            &family,
+            self.plan.defer_constraints,
+            self.opts,
+        )
+        .await?;
         Ok(done.pop().expect("one table, one result"))
     }
 }

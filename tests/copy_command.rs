@@ -405,3 +405,69 @@ fn killed_backends_and_signals_leave_the_target_unchanged() {
         assert_eq!(count(&tgt, "small"), 0, "{case}");
     }
 }
+
+/// Issue: with `--mode truncate --per-table-commit` every table was emptied
+/// and committed first, so a table whose load failed later stayed empty
+/// while the message named only what had committed.
+#[test]
+fn per_table_truncate_empties_each_table_with_its_own_load() {
+    let c = cluster();
+    let src = c.create_db("cp_ptt_src");
+    let tgt = c.create_db("cp_ptt_tgt");
+    c.psql(&src, "CREATE TABLE a1 (id int PRIMARY KEY); CREATE TABLE a2 (id int PRIMARY KEY);
+        INSERT INTO a1 SELECT generate_series(1, 10); INSERT INTO a2 SELECT generate_series(1, 10);");
+    c.psql(&tgt, "CREATE TABLE a1 (id int PRIMARY KEY); CREATE TABLE a2 (id int PRIMARY KEY CHECK (id < 10));
+        INSERT INTO a1 VALUES (100), (101); INSERT INTO a2 VALUES (1), (2), (3);");
+    let r = copy(&src, &tgt, &["--per-table-commit", "--mode", "truncate", "-t", "a1", "-t", "a2"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("committed before the failure: public.a1"), "{}", r.stderr);
+    assert!(r.stderr.contains("left as they were: public.a2"), "{}", r.stderr);
+    assert!(!r.stderr.contains("nothing was committed"), "{}", r.stderr);
+    assert_eq!(count(&tgt, "a1"), 10);
+    // The failed table keeps its rows: its TRUNCATE was rolled back with its load.
+    assert_eq!(c.psql(&tgt, "SELECT string_agg(id::text, ',' ORDER BY id) FROM a2"), "1,2,3");
+
+    // A table referenced by another of the load is emptied with it (it cannot
+    // be truncated under rows that reference it), and the report says so.
+    let src = c.create_db("cp_ptf_src");
+    let tgt = c.create_db("cp_ptf_tgt");
+    let ddl = "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE ch (id int PRIMARY KEY, p int REFERENCES p)";
+    c.psql(&src, &format!("{ddl}; INSERT INTO p SELECT generate_series(1, 5); INSERT INTO ch SELECT g, g FROM generate_series(1, 5) g"));
+    c.psql(&tgt, &format!("{ddl}; ALTER TABLE ch ADD CHECK (id < 4); INSERT INTO p VALUES (7), (8); INSERT INTO ch VALUES (1, 7)"));
+    let r = copy(&src, &tgt, &["--per-table-commit", "--mode", "truncate", "-t", "p", "-t", "ch"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("committed before the failure: public.p"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("emptied when a table it references committed, and not loaded again: public.ch (with public.p)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!((count(&tgt, "p"), count(&tgt, "ch")), (5, 0));
+    // Run again once the cause is fixed: it finishes.
+    c.psql(&tgt, "ALTER TABLE ch DROP CONSTRAINT ch_id_check");
+    copy(
+        &src,
+        &tgt,
+        &["--per-table-commit", "--mode", "truncate", "-t", "p", "-t", "ch", "-j", "2"],
+    )
+    .expect_code(0);
+    assert_eq!((count(&tgt, "p"), count(&tgt, "ch")), (5, 5));
+}
+
+/// "nothing was committed" is said only when true: a single-transaction
+/// load interrupted says so; a per-table one names what committed.
+#[test]
+fn interrupted_loads_say_what_was_committed() {
+    let c = cluster();
+    let (src, tgt) = big_pair("cp_int_said");
+    // One transaction: rolled back.
+    let (child, _) = start_copy(&src, &tgt, "COPY%big%FROM STDIN%", &tgt);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("the load was rolled back: nothing was committed"), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_eq!(c.psql(&tgt, "SELECT count(*) FROM big"), "1");
+}

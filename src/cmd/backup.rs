@@ -94,6 +94,12 @@ pub async fn take(plan: BackupPlan) -> Result<Manifest> {
         }
         Err(e) => {
             output.remove_written().await;
+            if e.class() == Class::Interrupted {
+                return Err(e.context(format!(
+                    "backup stopped: no backup was written to {}; the files of this run were removed",
+                    plan.dir
+                )));
+            }
             Err(e)
         }
     }
