@@ -14,6 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::error::DbError;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::conninfo::{ConnInfo, SslMode};
@@ -53,6 +54,9 @@ pub struct Session {
     /// Becomes `true` when the connection task ends, for whoever must notice
     /// a session that dies while it sits idle (a backup's coordinator).
     ended: tokio::sync::watch::Receiver<bool>,
+    /// The server's NOTICE, WARNING and INFO messages, kept for sessions that
+    /// run the user's SQL (shown as psql shows them); other sessions drop them.
+    notices: Option<std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<DbError>>>,
 }
 
 impl Session {
@@ -75,6 +79,19 @@ impl Session {
 }
 
 impl Session {
+    /// The notices received since the last call, oldest first (none for a
+    /// data session).
+    pub fn take_notices(&self) -> Vec<DbError> {
+        let mut out = Vec::new();
+        if let Some(rx) = &self.notices {
+            let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+            while let Ok(n) = rx.try_recv() {
+                out.push(n);
+            }
+        }
+        out
+    }
+
     /// Resolves when the session has ended (the server terminated it, shut
     /// down, or the network broke), with the server's reason when it sent one.
     /// An idle session notices at once: its connection task reads the
@@ -158,10 +175,16 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         }
         ended_tx.send_replace(true);
     };
+    let (notice_tx, notices) = if purpose == Purpose::UserSql {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(std::sync::Mutex::new(rx)))
+    } else {
+        (None, None)
+    };
     let client = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
         let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(async move { record(conn.await) });
+        tokio::spawn(async move { record(drive(conn, notice_tx).await) });
         client
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
@@ -171,11 +194,35 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         });
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
         let (client, conn) = config.connect(tls).await.map_err(|e| connect_error(info, e))?;
-        tokio::spawn(async move { record(conn.await) });
+        tokio::spawn(async move { record(drive(conn, notice_tx).await) });
         client
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error, ended })
+    Ok(Session { client, info: info.clone(), conn_error, ended, notices })
+}
+
+/// Runs a connection to its end, as awaiting it does, handing each notice to
+/// `notices` when the session keeps them.
+async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<DbError>>,
+) -> std::result::Result<(), tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(tokio_postgres::AsyncMessage::Notice(n))) => {
+                if let Some(tx) = &notices {
+                    let _ = tx.send(n);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
 }
 
 /// Pins a data session's settings again, after SQL that may have changed
