@@ -67,6 +67,12 @@ pub enum StepKind {
         compress: Option<String>,
         #[serde(default)]
         jobs: Option<usize>,
+        /// Replace a previous pgbarge backup in the folder, so a plan can be
+        /// run again from the top.
+        #[serde(default)]
+        force: bool,
+        #[serde(default)]
+        lock_wait_timeout: Option<f64>,
     },
     Verify {
         /// A backup step's name, or a folder.
@@ -75,6 +81,10 @@ pub enum StepKind {
         db: Option<String>,
         #[serde(default)]
         tables: Vec<String>,
+        #[serde(default)]
+        exclude: Vec<String>,
+        #[serde(default)]
+        jobs: Option<usize>,
         #[serde(default)]
         deep: bool,
         #[serde(default)]
@@ -101,6 +111,10 @@ pub enum StepKind {
         disable_triggers: bool,
         #[serde(default)]
         cascade: bool,
+        #[serde(default)]
+        per_table_commit: bool,
+        #[serde(default)]
+        jobs: Option<usize>,
     },
     Restore {
         /// A backup step's name, or a folder.
@@ -109,11 +123,21 @@ pub enum StepKind {
         #[serde(default)]
         tables: Vec<String>,
         #[serde(default)]
+        exclude: Vec<String>,
+        #[serde(default)]
         mode: Option<String>,
+        #[serde(default)]
+        schema: bool,
         #[serde(default)]
         disable_triggers: bool,
         #[serde(default)]
         cascade: bool,
+        #[serde(default)]
+        per_table_commit: bool,
+        #[serde(default)]
+        jobs: Option<usize>,
+        #[serde(default)]
+        ignore_unlisted: bool,
     },
     Check {
         db: String,
