@@ -10,6 +10,7 @@ mod connections;
 mod copy_command;
 mod erp_fixture;
 mod list_command;
+mod readme_examples;
 mod restore_command;
 mod run_command;
 mod s3_store;
