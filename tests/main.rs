@@ -16,4 +16,5 @@ mod run_command;
 mod s3_store;
 mod sql_command;
 mod tampered_backup;
+mod terminal_progress;
 mod verify_command;

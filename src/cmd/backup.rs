@@ -232,7 +232,7 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
         human_bytes((csv_bytes as f64 / seconds.max(0.001)) as u64),
     );
     println!(
-        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
+        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS),\n  content fingerprints, sequence values{}; snapshot {}",
         if manifest.has_schema { ", schema.sql" } else { "" },
         manifest.snapshot
     );
