@@ -16,6 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::error::DbError;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::conninfo::{ConnInfo, SslMode};
@@ -60,6 +61,9 @@ pub struct Session {
     gate: Arc<ReadGate>,
     /// The connection's I/O task, awaited by [`Session::close`].
     task: tokio::task::JoinHandle<()>,
+    /// The server's NOTICE, WARNING and INFO messages, kept for sessions that
+    /// run the user's SQL (shown as psql shows them); other sessions drop them.
+    notices: Option<std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<DbError>>>,
 }
 
 impl Session {
@@ -82,6 +86,19 @@ impl Session {
 }
 
 impl Session {
+    /// The notices received since the last call, oldest first (none for a
+    /// data session).
+    pub fn take_notices(&self) -> Vec<DbError> {
+        let mut out = Vec::new();
+        if let Some(rx) = &self.notices {
+            let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+            while let Ok(n) = rx.try_recv() {
+                out.push(n);
+            }
+        }
+        out
+    }
+
     /// Resolves when the session has ended (the server terminated it, shut
     /// down, or the network broke), with the server's reason when it sent one.
     /// An idle session notices at once: its connection task reads the
@@ -261,11 +278,19 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         }
         ended_tx.send_replace(true);
     };
+    let (notice_tx, notices) = if purpose == Purpose::UserSql {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(std::sync::Mutex::new(rx)))
+    } else {
+        (None, None)
+    };
     let (client, task, cancel_tls) = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
         let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
         let gate = gate.clone();
-        (client, tokio::spawn(async move { record(run_gated(conn, gate).await) }), None)
+        let task =
+            tokio::spawn(async move { record(run_gated(drive(conn, notice_tx), gate).await) });
+        (client, task, None)
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
             PgSslMode::Prefer
@@ -276,10 +301,36 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
         let (client, conn) =
             config.connect(tls.clone()).await.map_err(|e| connect_error(info, e))?;
         let gate = gate.clone();
-        (client, tokio::spawn(async move { record(run_gated(conn, gate).await) }), Some(tls))
+        let task =
+            tokio::spawn(async move { record(run_gated(drive(conn, notice_tx), gate).await) });
+        (client, task, Some(tls))
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error, ended, cancel_tls, gate, task })
+    Ok(Session { client, info: info.clone(), conn_error, ended, cancel_tls, gate, task, notices })
+}
+
+/// Runs a connection to its end, as awaiting it does, handing each notice to
+/// `notices` when the session keeps them.
+async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<DbError>>,
+) -> std::result::Result<(), tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(tokio_postgres::AsyncMessage::Notice(n))) => {
+                if let Some(tx) = &notices {
+                    let _ = tx.send(n);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
 }
 
 /// Pins a data session's settings again, after SQL that may have changed

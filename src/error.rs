@@ -236,8 +236,14 @@ fn io_hint(e: &std::io::Error) -> Option<String> {
 /// cause (the server's message with DETAIL, HINT, SQLSTATE and position), and a
 /// hint. Passwords registered with [`crate::redact`] are masked.
 pub fn render(err: &Error) -> String {
+    format!("error: {}", render_body(err))
+}
+
+/// [`render`] without the leading `error: `, for an error quoted inside
+/// another message (a dry run's list of problems).
+pub fn render_body(err: &Error) -> String {
     let mut out = String::new();
-    let _ = write!(out, "error: {err}");
+    let _ = write!(out, "{err}");
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(c) = cause {
         if let Some(pg) = c.downcast_ref::<tokio_postgres::Error>() {

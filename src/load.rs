@@ -146,6 +146,9 @@ pub struct LoadPlan {
     pub defer_constraints: bool,
     /// Per table (same index): the other loaded tables it references.
     pub parents: Vec<Vec<TableName>>,
+    /// Tables not loaded that `TRUNCATE ... CASCADE` empties too (those
+    /// referencing a loaded table, and so on), under `truncate --cascade`.
+    pub cascaded: Vec<TableName>,
 }
 
 /// Plans the load of `incoming` into `target`. Every problem is collected and
@@ -297,7 +300,68 @@ pub fn plan_load(target: &Catalog, incoming: &[Incoming], opts: &LoadOptions) ->
                 .collect()
         })
         .collect();
-    Ok(LoadPlan { tables, defer_constraints: defer, parents })
+    let cascaded = if opts.mode == Mode::Truncate && opts.cascade {
+        cascaded_tables(target, &selected)
+    } else {
+        Vec::new()
+    };
+    Ok(LoadPlan { tables, defer_constraints: defer, parents, cascaded })
+}
+
+/// Every table outside `selected` that `TRUNCATE ... CASCADE` of the
+/// selected tables empties: referencing tables, transitively, sorted.
+fn cascaded_tables(target: &Catalog, selected: &HashSet<&TableName>) -> Vec<TableName> {
+    let mut emptied: HashSet<TableName> = selected.iter().map(|t| (*t).clone()).collect();
+    let mut extra = Vec::new();
+    loop {
+        let more: Vec<TableName> = target
+            .foreign_keys
+            .iter()
+            .filter(|fk| emptied.contains(&fk.parent) && !emptied.contains(&fk.child))
+            .map(|fk| fk.child.clone())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        for t in more {
+            if emptied.insert(t.clone()) {
+                extra.push(t);
+            }
+        }
+    }
+    extra.sort_by_key(|t| t.to_string());
+    extra
+}
+
+/// The row count of each table, read just before a load that empties them
+/// (`--cascade`), for the dry run and the summary.
+///
+/// # Errors
+/// Server errors.
+pub async fn count_rows(session: &Session, tables: &[TableName]) -> Result<Vec<(TableName, u64)>> {
+    let mut counts = Vec::with_capacity(tables.len());
+    for t in tables {
+        let n: i64 = session
+            .query_value(
+                &format!("SELECT count(*) FROM {}", t.quoted()),
+                format!("TARGET: cannot count the rows of {t}"),
+            )
+            .await?;
+        counts.push((t.clone(), n.max(0) as u64));
+    }
+    Ok(counts)
+}
+
+/// `  --cascade also emptied: public."RolePermission" (15 rows), ...`: the
+/// tables outside the selection that the load empties, with their rows.
+pub fn print_cascaded(verb: &str, counts: &[(TableName, u64)]) {
+    if counts.is_empty() {
+        return;
+    }
+    println!("  --cascade {verb} tables outside the selection:");
+    for (t, n) in counts {
+        println!("    {t} ({})", crate::progress::counted(*n, "row", "rows"));
+    }
 }
 
 fn hint_for(problems: &[String]) -> String {
@@ -1313,6 +1377,7 @@ pub async fn dry_run(
             notes.join("; ")
         );
     }
+    print_cascaded("would also empty", &count_rows(target, &plan.cascaded).await?);
     if problems.is_empty() {
         println!("OK: the load can run");
         Ok(())
@@ -1348,13 +1413,13 @@ pub fn print_summary(
     bytes_are: &str,
     about: &str,
 ) {
-    use crate::progress::{human_bytes, human_count};
+    use crate::progress::human_bytes;
     let rows: u64 = done.iter().map(|d| d.rows).sum();
     let bytes: u64 = done.iter().map(|d| d.bytes).sum();
     println!(
-        "{what} complete: {} tables, {} rows, {} {bytes_are}, {seconds:.1} s, {}/s; committed {}{about}",
-        done.len(),
-        human_count(rows),
+        "{what} complete: {}, {}, {} {bytes_are}, {seconds:.1} s, {}/s; committed {}{about}",
+        crate::progress::counted(done.len() as u64, "table", "tables"),
+        crate::progress::counted(rows, "row", "rows"),
         human_bytes(bytes),
         human_bytes((bytes as f64 / seconds.max(0.001)) as u64),
         if per_table_commit { "table by table" } else { "in one transaction" },
@@ -1377,7 +1442,8 @@ fn print_table_lines(done: &[TableDone], mode: Mode) {
             }
             _ => notes.push(format!("mode {}", mode.as_str())),
         }
-        if !d.triggers.is_empty() {
+        // A trigger fires per row: none loaded, none fired.
+        if !d.triggers.is_empty() && d.loaded.inserted + d.loaded.updated > 0 {
             notes.push(format!("triggers fired: {}", d.triggers.join(", ")));
         }
         for s in &d.sequences {

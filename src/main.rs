@@ -29,6 +29,8 @@ fn main() {
     let code = match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
+            // No bar may stay above the error, whoever still holds one.
+            pgbarge::progress::clear_all();
             pgbarge::error::report(&err);
             err.class().exit_code()
         }

@@ -306,10 +306,7 @@ impl Manifest {
     /// As [`Manifest::read_at`].
     pub fn read(dir: &Path) -> Result<Manifest> {
         if !dir.is_dir() {
-            return Err(Error::usage(format!(
-                "{} is not a backup folder: no such folder",
-                dir.display()
-            )));
+            return Err(no_such_backup(&dir.display().to_string(), "no such folder"));
         }
         let path = dir.join(MANIFEST_FILE);
         match crate::confined::read_file(dir, MANIFEST_FILE)? {
@@ -332,7 +329,12 @@ impl Manifest {
                 None => {
                     // A GET says only "not found"; a listing tells a missing
                     // bucket from a missing manifest.
-                    location.list().await?;
+                    if location.list().await?.is_empty() {
+                        return Err(no_such_backup(
+                            &location.to_string(),
+                            "nothing at this prefix",
+                        ));
+                    }
                     Err(incomplete(&location.to_string()))
                 }
             },
@@ -373,6 +375,15 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// A backup place that holds nothing at all: bad input (exit 2), the same
+/// for a local folder and an object-store prefix.
+fn no_such_backup(place: &str, why: &str) -> Error {
+    Error::usage_hint(
+        format!("{place}: no such backup ({why})"),
+        "check the path or prefix; a backup folder holds manifest.json, SHA256SUMS and data/",
+    )
 }
 
 fn incomplete(place: &str) -> Error {

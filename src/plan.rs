@@ -69,6 +69,12 @@ pub enum StepKind {
         /// (see `read_plan`) rather than as a type error.
         #[serde(default)]
         jobs: Option<i64>,
+        /// Replace a previous pgbarge backup in the folder, so a plan can be
+        /// run again from the top.
+        #[serde(default)]
+        force: bool,
+        #[serde(default)]
+        lock_wait_timeout: Option<f64>,
     },
     Verify {
         /// A backup step's name, or a folder.
@@ -77,6 +83,10 @@ pub enum StepKind {
         db: Option<String>,
         #[serde(default)]
         tables: Vec<String>,
+        #[serde(default)]
+        exclude: Vec<String>,
+        #[serde(default)]
+        jobs: Option<usize>,
         #[serde(default)]
         deep: bool,
         #[serde(default)]
@@ -103,6 +113,10 @@ pub enum StepKind {
         disable_triggers: bool,
         #[serde(default)]
         cascade: bool,
+        #[serde(default)]
+        per_table_commit: bool,
+        #[serde(default)]
+        jobs: Option<usize>,
     },
     Restore {
         /// A backup step's name, or a folder.
@@ -111,11 +125,21 @@ pub enum StepKind {
         #[serde(default)]
         tables: Vec<String>,
         #[serde(default)]
+        exclude: Vec<String>,
+        #[serde(default)]
         mode: Option<String>,
+        #[serde(default)]
+        schema: bool,
         #[serde(default)]
         disable_triggers: bool,
         #[serde(default)]
         cascade: bool,
+        #[serde(default)]
+        per_table_commit: bool,
+        #[serde(default)]
+        jobs: Option<usize>,
+        #[serde(default)]
+        ignore_unlisted: bool,
     },
     Check {
         db: String,
@@ -281,6 +305,15 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
             let p = loaded.resolve(f);
             (!p.is_file()).then(|| format!("step {label}: {} does not exist", p.display()))
         };
+        let jobs = match &s.kind {
+            StepKind::Verify { jobs, .. }
+            | StepKind::Copy { jobs, .. }
+            | StepKind::Restore { jobs, .. } => *jobs,
+            _ => None,
+        };
+        if let Err(e) = crate::limits::jobs(jobs) {
+            problems.push(format!("step {label}: {e}"));
+        }
         match &s.kind {
             StepKind::Sql { files, .. } => {
                 if files.is_empty() {
@@ -298,7 +331,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                     ));
                 }
             }
-            StepKind::Backup { jobs, compress, .. } => {
+            StepKind::Backup { jobs, compress, lock_wait_timeout, .. } => {
                 // Numbers and formats are checked here, before any step runs.
                 if let Some(j) = jobs
                     && !(1..=crate::limits::MAX_JOBS as i64).contains(j)
@@ -309,6 +342,9 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                     ));
                 }
                 if let Some(Err(e)) = compress.as_deref().map(crate::sink::Compression::parse) {
+                    problems.push(format!("step {label}: {e}"));
+                }
+                if let Some(Err(e)) = lock_wait_timeout.map(crate::locks::parse_timeout) {
                     problems.push(format!("step {label}: {e}"));
                 }
                 backups_so_far.insert(label.clone());

@@ -34,17 +34,57 @@ pub fn human_count(n: u64) -> String {
     out
 }
 
+/// `1 table`, `2 tables`, `1,000 rows`: a count with its noun.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", human_count(n), if n == 1 { one } else { many })
+}
+
+/// `950`, `162.5k`, `1.2M`, `3.4G`: a count short enough for a bar.
+pub fn human_short(n: f64) -> String {
+    if n < 1000.0 {
+        return format!("{n:.0}");
+    }
+    let (v, unit) = if n < 1e6 {
+        (n / 1e3, "k")
+    } else if n < 1e9 {
+        (n / 1e6, "M")
+    } else {
+        (n / 1e9, "G")
+    };
+    format!("{v:.1}{unit}")
+}
+
 /// Totals shared by every table of a run, for the overall bar and plain lines.
 #[derive(Default)]
 struct Totals {
     rows: AtomicU64,
     bytes: AtomicU64,
     tables_done: AtomicU64,
+    /// Sum over tables of each one's done part in thousandths (1000 when
+    /// finished; rows against the estimate while running), so the overall
+    /// bar moves while a table loads, not only when it ends.
+    permille: AtomicU64,
+}
+
+/// The multi-bars on screen, so that [`clear_all`] can take them down before
+/// an error is printed, whoever still holds a [`Progress`].
+static ON_SCREEN: std::sync::Mutex<Vec<(u64, MultiProgress)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Clears every progress bar from the terminal and keeps them from being
+/// drawn again: called before an error or a summary is printed.
+pub fn clear_all() {
+    let bars = std::mem::take(&mut *ON_SCREEN.lock().unwrap_or_else(|p| p.into_inner()));
+    for (_, m) in bars {
+        let _ = m.clear();
+        m.set_draw_target(ProgressDrawTarget::hidden());
+    }
 }
 
 /// Progress on stderr: indicatif bars on a terminal, a plain line every few
 /// seconds otherwise, nothing with `-q`. Updated per block, never per row.
 pub struct Progress {
+    id: u64,
     multi: Option<MultiProgress>,
     overall: Option<ProgressBar>,
     totals: Arc<Totals>,
@@ -55,30 +95,59 @@ pub struct Progress {
 /// One table's progress; cheap to update.
 pub struct TableProgress {
     bar: Option<ProgressBar>,
+    overall: Option<ProgressBar>,
     totals: Arc<Totals>,
     rows: u64,
     bytes: u64,
+    estimate: Option<u64>,
+    permille: u64,
 }
 
 impl Progress {
     /// Starts progress for `tables` tables.
+    ///
+    /// Lines are laid out to fit 80 columns: the bars take what the
+    /// terminal's width leaves, and long table names are cut.
     pub fn new(label: &'static str, tables: usize, quiet: bool) -> Progress {
         let totals = Arc::new(Totals::default());
         let stop = Arc::new(AtomicBool::new(false));
         let tty = std::io::stderr().is_terminal();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (multi, overall, ticker) = if quiet {
             (None, None, None)
         } else if tty {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-            let overall = multi.add(ProgressBar::new(tables as u64));
+            let overall = multi.add(ProgressBar::new(tables as u64 * 1000));
+            let (t, n) = (totals.clone(), tables as u64);
+            let done = move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(
+                    w,
+                    "{}/{}",
+                    t.tables_done.load(Ordering::Relaxed),
+                    counted(n, "table", "tables")
+                );
+            };
+            let t = totals.clone();
+            let sofar = move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(
+                    w,
+                    "{} rows, {}",
+                    human_short(t.rows.load(Ordering::Relaxed) as f64),
+                    human_bytes(t.bytes.load(Ordering::Relaxed))
+                );
+            };
             overall.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:.bold} [{bar:30}] {pos}/{len} tables {msg} {elapsed}",
+                    "{prefix:.bold} [{wide_bar}] {done} · {sofar} · {elapsed}",
                 )
                 .expect("valid template")
+                .with_key("done", done)
+                .with_key("sofar", sofar)
                 .progress_chars("=> "),
             );
             overall.set_prefix(label);
+            overall.enable_steady_tick(Duration::from_millis(250));
+            ON_SCREEN.lock().unwrap_or_else(|p| p.into_inner()).push((id, multi.clone()));
             (Some(multi), Some(overall), None)
         } else {
             let (t, s) = (totals.clone(), stop.clone());
@@ -86,28 +155,52 @@ impl Progress {
             let handle = std::thread::spawn(move || plain_lines(label, n, t, s));
             (None, None, Some(handle))
         };
-        Progress { multi, overall, totals, stop, ticker }
+        Progress { id, multi, overall, totals, stop, ticker }
     }
 
     /// A bar for one table, sized by the catalog's row estimate.
     pub fn table(&self, name: &str, estimated_rows: Option<i64>) -> TableProgress {
+        let estimate = estimated_rows.filter(|r| *r > 0).map(|r| r as u64);
         let bar = self.multi.as_ref().map(|m| {
-            let len = estimated_rows.filter(|r| *r > 0).map(|r| r as u64);
-            let bar = m.add(ProgressBar::new(len.unwrap_or(0)));
-            let template = if len.is_some() {
-                "  {prefix:40!} [{bar:20}] {human_pos}/~{human_len} rows {msg} {per_sec} ETA {eta}"
+            let bar = m.add(ProgressBar::new(estimate.unwrap_or(0)));
+            let rows = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = match s.len() {
+                    Some(len) if len > 0 => write!(
+                        w,
+                        "{}/~{} rows",
+                        human_short(s.pos() as f64),
+                        human_short(len as f64)
+                    ),
+                    _ => write!(w, "{} rows", human_short(s.pos() as f64)),
+                };
+            };
+            let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{} rows/s", human_short(s.per_sec()));
+            };
+            let template = if estimate.is_some() {
+                "  {prefix:24!} [{wide_bar}] {rows} {rate} ETA {eta}"
             } else {
-                "  {prefix:40!} {human_pos} rows {msg} {per_sec}"
+                "  {prefix:24!} {rows} {rate}"
             };
             bar.set_style(
                 ProgressStyle::with_template(template)
                     .expect("valid template")
+                    .with_key("rows", rows)
+                    .with_key("rate", rate)
                     .progress_chars("=> "),
             );
             bar.set_prefix(name.to_string());
             bar
         });
-        TableProgress { bar, totals: self.totals.clone(), rows: 0, bytes: 0 }
+        TableProgress {
+            bar,
+            overall: self.overall.clone(),
+            totals: self.totals.clone(),
+            rows: 0,
+            bytes: 0,
+            estimate,
+            permille: 0,
+        }
     }
 }
 
@@ -124,6 +217,9 @@ impl Drop for Progress {
         }
         if let Some(m) = self.multi.take() {
             let _ = m.clear();
+            // No bar a worker still holds may draw again.
+            m.set_draw_target(ProgressDrawTarget::hidden());
+            ON_SCREEN.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
         }
     }
 }
@@ -136,21 +232,30 @@ impl TableProgress {
         self.bytes = bytes;
         self.totals.rows.fetch_add(dr, Ordering::Relaxed);
         self.totals.bytes.fetch_add(db, Ordering::Relaxed);
+        if let Some(est) = self.estimate {
+            // Short of 1000 until the table is done: estimates are estimates.
+            self.set_permille((rows.saturating_mul(1000) / est).min(990));
+        }
         if let Some(b) = &self.bar {
             b.set_position(rows);
-            b.set_message(human_bytes(bytes));
+        }
+    }
+
+    fn set_permille(&mut self, permille: u64) {
+        let delta = permille.saturating_sub(self.permille);
+        self.permille = self.permille.max(permille);
+        let total = self.totals.permille.fetch_add(delta, Ordering::Relaxed) + delta;
+        if let Some(o) = &self.overall {
+            o.set_position(total);
         }
     }
 
     /// Marks the table done.
-    pub fn finish(self, overall: &Progress) {
+    pub fn finish(mut self, _overall: &Progress) {
         self.totals.tables_done.fetch_add(1, Ordering::Relaxed);
-        if let Some(b) = self.bar {
+        self.set_permille(1000);
+        if let Some(b) = self.bar.take() {
             b.finish_and_clear();
-        }
-        if let Some(o) = &overall.overall {
-            o.inc(1);
-            o.set_message(human_bytes(self.totals.bytes.load(Ordering::Relaxed)));
         }
     }
 }
@@ -178,9 +283,10 @@ fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<
             let bytes = totals.bytes.load(Ordering::Relaxed);
             let secs = start.elapsed().as_secs_f64().max(0.001);
             eprintln!(
-                "{label}: {}/{tables} tables, {} rows, {} ({}/s), {:.0} s",
+                "{label}: {}/{}, {}, {} ({}/s), {:.0} s",
                 totals.tables_done.load(Ordering::Relaxed),
-                human_count(totals.rows.load(Ordering::Relaxed)),
+                counted(tables, "table", "tables"),
+                counted(totals.rows.load(Ordering::Relaxed), "row", "rows"),
                 human_bytes(bytes),
                 human_bytes((bytes as f64 / secs) as u64),
                 secs
@@ -228,5 +334,11 @@ mod tests {
         assert_eq!(human_bytes(1_500_000), "1.5 MB");
         assert_eq!(human_count(1_234_567), "1,234,567");
         assert_eq!(human_count(12), "12");
+        assert_eq!(counted(1, "table", "tables"), "1 table");
+        assert_eq!(counted(0, "table", "tables"), "0 tables");
+        assert_eq!(counted(1200, "row", "rows"), "1,200 rows");
+        assert_eq!(human_short(950.4), "950");
+        assert_eq!(human_short(162_456.611_4), "162.5k");
+        assert_eq!(human_short(1_234_567.0), "1.2M");
     }
 }

@@ -191,8 +191,10 @@ impl Selection {
     /// partition gets a hint to select its parent instead.
     ///
     /// # Errors
-    /// A usage error when any pattern matches nothing, naming every such
-    /// pattern, with a case-insensitive suggestion where one exists.
+    /// A usage error when any include pattern matches nothing, naming every
+    /// such pattern, with a case-insensitive suggestion where one exists. An
+    /// exclude pattern that matches nothing is fine, as with pg_dump's
+    /// `--exclude-table`: there is nothing to leave out.
     pub fn choose<'a>(
         &self,
         names: &'a [TableName],
@@ -200,15 +202,22 @@ impl Selection {
         what: &str,
     ) -> Result<Vec<&'a TableName>> {
         let mut problems = Vec::new();
-        for p in self.include.iter().chain(&self.exclude) {
+        for p in &self.include {
             if !names.iter().any(|n| p.matches(n)) {
                 problems.push(no_match_message(p, names, partitions, what));
             }
         }
         if !problems.is_empty() {
+            let shows = if what == "in the backup" {
+                "`pgbarge verify DIR` lists the backup's tables (so does its manifest.json)"
+            } else {
+                "`pgbarge list -d CONN` lists the database's tables"
+            };
             return Err(Error::usage_hint(
                 problems.join("\n  "),
-                "patterns are schema.table or table, matched case-sensitively against the real names; `pgbarge list` shows them",
+                format!(
+                    "patterns are schema.table or table, matched case-sensitively against the real names; {shows}"
+                ),
             ));
         }
         Ok(names.iter().filter(|n| self.picks(n)).collect())
@@ -334,6 +343,15 @@ mod tests {
 
         let all = Selection::default().choose(&names, &[], "x").unwrap();
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn an_exclude_that_matches_nothing_is_fine_an_include_is_not() {
+        let names = vec![t("public", "Role"), t("public", "User")];
+        let s = Selection::parse(&[], &["public.*_old".into()]).unwrap();
+        assert_eq!(s.choose(&names, &[], "in the database").unwrap().len(), 2);
+        let s = Selection::parse(&["Nope".into()], &[]).unwrap();
+        assert!(s.choose(&names, &[], "in the database").is_err());
     }
 
     #[test]

@@ -167,6 +167,37 @@ fn truncate_of_a_referenced_table_needs_cascade() {
     assert_eq!(count(&tgt, "parent"), 2);
 }
 
+/// Issue 16: `--cascade` empties tables outside the selection; the dry run
+/// and the summary name each one with the rows it held.
+#[test]
+fn cascade_names_every_extra_table_it_empties_with_its_rows() {
+    let src = crate::common::db_with("cp_casc_erp_src", "erp/source.sql");
+    let tgt = crate::restore_command::migrated_target("cp_casc_erp");
+    let args = ["-t", "Role", "--mode", "truncate", "--cascade"];
+    let r = copy(&src, &tgt, &[&args[..], &["--dry-run"]].concat());
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("--cascade would also empty tables outside the selection:"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("    public.\"RoleAssignment\" (11 rows)"), "{}", r.stdout);
+    assert!(r.stdout.contains("    public.\"RolePermission\" (15 rows)"), "{}", r.stdout);
+    assert_eq!(count(&tgt, "\"RolePermission\""), 15);
+
+    let r = copy(&src, &tgt, &args);
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("--cascade also emptied tables outside the selection:"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("    public.\"RoleAssignment\" (11 rows)"), "{}", r.stdout);
+    assert!(r.stdout.contains("    public.\"RolePermission\" (15 rows)"), "{}", r.stdout);
+    assert_eq!(count(&tgt, "\"RolePermission\""), 0);
+    assert_eq!(count(&tgt, "\"Role\""), 4);
+}
+
 #[test]
 fn cycles_are_deferred_or_refused_and_self_references_load() {
     let c = cluster();

@@ -80,8 +80,18 @@ fn no_match_is_an_error_naming_every_pattern_and_partitions_hint_parent() {
     );
     r.expect_code(2);
     assert!(r.stderr.contains("'nothing_here'"), "{}", r.stderr);
-    assert!(r.stderr.contains("'zzz'"), "{}", r.stderr);
+    // An exclude that matches nothing leaves nothing out; it is no error.
+    assert!(!r.stderr.contains("'zzz'"), "{}", r.stderr);
     assert!(r.stderr.contains("partition of public.measurements"), "{}", r.stderr);
+    assert!(r.stderr.contains("`pgbarge list -d CONN` lists"), "{}", r.stderr);
+}
+
+#[test]
+fn an_exclude_matching_nothing_is_not_an_error() {
+    let (_db, conn) = names_db("exclude_nothing");
+    let r = pgbarge(&["list", "-d", &conn, "-T", "public.*_old"], &[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("public.\"Role\""), "{}", r.stdout);
 }
 
 #[test]
@@ -94,7 +104,7 @@ fn lists_in_load_order_with_details() {
     let role = out.find("public.\"Role\" ").unwrap();
     let rp = out.find("public.\"RolePermission\"").unwrap();
     assert!(role < rp, "{out}");
-    assert!(out.contains("partitioned (1 partitions)"), "{out}");
+    assert!(out.contains("partitioned (1 partition)"), "{out}");
     assert!(!out.contains("measurements_2024"), "{out}");
     assert!(out.contains("(role_id, p)"), "{out}");
     assert!(out.contains("7 tables"), "{out}");

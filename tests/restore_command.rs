@@ -28,7 +28,7 @@ fn count(db: &str, table: &str) -> i64 {
 }
 
 /// The ERP target after its migration and the role copy: every table has rows.
-fn migrated_target(name: &str) -> String {
+pub(crate) fn migrated_target(name: &str) -> String {
     let c = cluster();
     let src = db_with(&format!("{name}_src"), "erp/source.sql");
     let tgt = db_with(name, "erp/target.sql");

@@ -262,7 +262,7 @@ fn service_connections_and_restore_steps() {
     let r =
         pgbarge(&["run", plan.to_str().unwrap()], &[("PGSERVICEFILE", services.to_str().unwrap())]);
     r.expect_code(0);
-    assert!(r.stdout.contains("restore complete: 1 tables"), "{}", r.stdout);
+    assert!(r.stdout.contains("restore complete: 1 table,"), "{}", r.stdout);
     assert!(r.stdout.contains("matches the database"), "{}", r.stdout);
     assert_eq!(cluster().psql(&db, "SELECT count(*) FROM \"Customer\" WHERE name = 'x'"), "0");
     // Job references Customer; its rows were kept, not cascaded away.
@@ -271,4 +271,132 @@ fn service_connections_and_restore_steps() {
     let r = pgbarge(&["run", plan.to_str().unwrap()], &[("PGSERVICEFILE", "/nonexistent")]);
     r.expect_code(2);
     assert!(r.stderr.contains("definition of service \"erp\" not found"), "{}", r.stderr);
+}
+
+/// A plan of `dir` with one connection, `db`, read from `MY_DB`.
+fn write_plan(dir: &Path, steps: &str) -> PathBuf {
+    let plan = dir.join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"p\"\nlog_dir = \"runs\"\n[connections]\ndb = {{ env = \"MY_DB\" }}\n{steps}"
+        ),
+    )
+    .unwrap();
+    plan
+}
+
+/// Issue 16: the rollback command of a plan that backed up only `Role` and
+/// `UserPermission` emptied `RolePermission` and `RoleAssignment` through
+/// `--cascade`. Pasted as printed, it now restores exactly the backup's tables.
+#[test]
+fn the_rollback_command_touches_only_the_backups_tables() {
+    let c = cluster();
+    let db = crate::restore_command::migrated_target("rn_rollback_only");
+    let t = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        t.path(),
+        "[[steps]]\nname = \"bk\"\nkind = \"backup\"\ndb = \"db\"\noutput = \"out/bk\"\n\
+         tables = [\"Role\", \"UserPermission\"]\n\
+         [[steps]]\nname = \"ddl\"\nkind = \"sql\"\ndb = \"db\"\nfiles = [\"bad.sql\"]\n",
+    );
+    std::fs::write(
+        t.path().join("bad.sql"),
+        "UPDATE \"Role\" SET description = 'oops';\nDELETE FROM \"UserPermission\";\nSELECT 1/0;\n",
+    )
+    .unwrap();
+    let conn = c.conn(&db);
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("MY_DB", &conn)]);
+    r.expect_code(3);
+    let command = r
+        .stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("pgbarge restore"))
+        .unwrap_or_else(|| panic!("no rollback command: {}", r.stderr))
+        .to_string();
+    assert!(!command.contains("--cascade"), "{command}");
+    let runs: Vec<PathBuf> =
+        std::fs::read_dir(t.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let md = std::fs::read_to_string(runs[0].join("run.md")).unwrap();
+    assert!(md.contains(&command), "{md}");
+    assert!(!md.contains("--cascade"), "{md}");
+    assert_eq!(count(&db, "\"UserPermission\""), "0");
+
+    // Pasted as written, in a shell where MY_DB is set.
+    let bin = Path::new(env!("CARGO_BIN_EXE_pgbarge")).parent().unwrap().to_path_buf();
+    let out = crate::common::pgbarge_cmd_shell(&command, &bin, &[("MY_DB", &conn)]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(count(&db, "\"UserPermission\""), "6");
+    assert_eq!(count(&db, "\"Role\" WHERE description = 'oops'"), "0");
+    assert_eq!(count(&db, "\"RolePermission\""), "15");
+    assert_eq!(count(&db, "\"RoleAssignment\""), "11");
+}
+
+/// Issue 16: backup steps rejected `force = true`; a plan that failed must
+/// run again from the top once fixed, without deleting folders by hand.
+/// Every step also takes its command's options (exclude on verify/restore).
+#[test]
+fn a_plan_runs_again_from_the_top() {
+    let c = cluster();
+    let db = db_with("rn_again", "erp/target.sql");
+    let t = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        t.path(),
+        "[[steps]]\nname = \"bk\"\nkind = \"backup\"\ndb = \"db\"\noutput = \"out/bk\"\nforce = true\n\
+         tables = [\"Customer\", \"Job\"]\nexclude = [\"public.*_old\"]\nlock_wait_timeout = 5\n\
+         [[steps]]\nkind = \"verify\"\nbackup = \"bk\"\ndb = \"db\"\nexclude = [\"Job\"]\njobs = 1\n\
+         [[steps]]\nkind = \"sql\"\ndb = \"db\"\nfiles = [\"change.sql\"]\n\
+         [[steps]]\nkind = \"restore\"\nbackup = \"bk\"\ndb = \"db\"\nexclude = [\"Job\"]\n\
+         mode = \"truncate\"\ndisable_triggers = true\nper_table_commit = true\njobs = 1\n",
+    );
+    std::fs::write(
+        t.path().join("change.sql"),
+        "SELECT 1/0;\nUPDATE \"Customer\" SET name = 'x';\n",
+    )
+    .unwrap();
+    let conn = c.conn(&db);
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("MY_DB", &conn)]);
+    r.expect_code(3);
+    std::fs::write(t.path().join("change.sql"), "UPDATE \"Customer\" SET name = 'x';\n").unwrap();
+    // The first run's backup is in the folder; force = true replaces it.
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("MY_DB", &conn)]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("run complete: 4 steps"), "{}", r.stdout);
+    assert_eq!(count(&db, "\"Customer\" WHERE name = 'x'"), "0");
+    assert_eq!(count(&db, "\"Job\""), "8");
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("MY_DB", &conn)]);
+    r.expect_code(0);
+
+    // Without force, the refusal names the step's field, not a flag.
+    let text = std::fs::read_to_string(&plan).unwrap().replace("force = true\n", "");
+    std::fs::write(&plan, text).unwrap();
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("MY_DB", &conn)]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("set force = true on the backup step"), "{}", r.stderr);
+    assert!(!r.stderr.contains("pass --force"), "{}", r.stderr);
+}
+
+/// Issue 16: a dry run said "checked" for steps whose connection failed,
+/// and quoted the connection error with a second `error:`.
+#[test]
+fn dry_run_says_checked_only_for_what_was_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        t.path(),
+        "[[steps]]\nkind = \"check\"\ndb = \"db\"\nquery = \"SELECT 1\"\nexpect = \"1\"\n",
+    );
+    let r = pgbarge(
+        &["run", plan.to_str().unwrap(), "--dry-run"],
+        &[("MY_DB", "host=/nonexistent-socket-dir port=1 dbname=x connect_timeout=2")],
+    );
+    r.expect_code(2);
+    assert!(
+        r.stdout.contains("step 1 1-check (check): not checked: cannot connect to \"db\""),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("): checked"), "{}", r.stdout);
+    assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
 }

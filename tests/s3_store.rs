@@ -99,9 +99,10 @@ fn an_interrupted_upload_leaves_no_manifest() {
     assert!(!dir.join("manifest.json").exists());
     let left: Vec<_> = walk(&dir);
     assert!(left.is_empty(), "objects left behind: {left:?}");
+    // Nothing is left at the prefix: the same answer as a missing local folder.
     let r = run(&["verify", &url], &[]);
-    r.expect_code(1);
-    assert!(r.stderr.contains("the backup is incomplete"), "{}", r.stderr);
+    r.expect_code(2);
+    assert!(r.stderr.contains("no such backup (nothing at this prefix)"), "{}", r.stderr);
 }
 
 #[test]

@@ -121,3 +121,37 @@ fn meta_commands_and_single_transaction() {
     r.expect_code(2);
     assert!(r.stderr.contains("/nonexistent.sql: no such file"), "{}", r.stderr);
 }
+
+/// Issue 16: `sql` shows what psql shows: each statement's rows as an
+/// aligned table with `(N rows)`, and the server's notices, unless `-q`.
+#[test]
+fn results_and_notices_show_as_in_psql() {
+    let db = crate::restore_command::migrated_target("sq_psql_like");
+    let validate = fixtures().join("erp/migrations/07-validate.sql");
+    let r = sql(&db, &[validate.to_str().unwrap()]);
+    r.expect_code(0);
+    let out = &r.stdout;
+    assert!(
+        out.contains(" tables_in_public\n------------------\n               13\n(1 row)\n"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with(" AuditLog  ") && l.ends_with(" | t")), "{out}");
+    assert!(out.contains("(13 rows)"), "{out}");
+    assert!(out.contains("07-validate.sql: 9 statements"), "{out}");
+
+    let t = tempfile::tempdir().unwrap();
+    let f = file(
+        t.path(),
+        "notice.sql",
+        "DO $$ BEGIN RAISE NOTICE 'hello %', 'there'; RAISE WARNING 'careful'; END $$;\n",
+    );
+    let r = sql(&db, &[&f]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("notice.sql:1: NOTICE:  hello there"), "{}", r.stderr);
+    assert!(r.stderr.contains("notice.sql:1: WARNING:  careful"), "{}", r.stderr);
+
+    let r = sql(&db, &["-q", &f, validate.to_str().unwrap()]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr, "");
+}

@@ -97,6 +97,20 @@ fn whole_backup_verifies_offline_live_and_against_expected_counts() {
     let r = verify(&dir, &["-t", "role"]);
     r.expect_code(2);
     assert!(r.stderr.contains("did you mean 'public.\"Role\"'"), "{}", r.stderr);
+    // The hint names what lists the backup's tables, not the database's.
+    assert!(r.stderr.contains("`pgbarge verify DIR` lists the backup's tables"), "{}", r.stderr);
+    assert!(!r.stderr.contains("pgbarge list"), "{}", r.stderr);
+}
+
+#[test]
+fn expect_names_the_true_line_after_blank_lines() {
+    let db = db_with("vf_expect_line", "erp/target.sql");
+    let (t, dir) = backup_of(&db, &["-t", "User"]);
+    let f = t.path().join("counts.csv");
+    std::fs::write(&f, "table,count\n\n\nUser,nine\n").unwrap();
+    let r = verify(&dir, &["--expect", f.to_str().unwrap()]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("counts.csv line 4: count \"nine\""), "{}", r.stderr);
 }
 
 #[test]
@@ -228,7 +242,11 @@ fn an_interrupted_backup_is_reported_incomplete() {
 
     let r = verify(Path::new("/nonexistent/backup"), &[]);
     r.expect_code(2);
-    assert!(r.stderr.contains("/nonexistent/backup is not a backup folder"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/nonexistent/backup: no such backup (no such folder)"),
+        "{}",
+        r.stderr
+    );
 
     // A manifest from a newer pgbarge is bad input, not damage.
     let (_b, d) = copy_of(&good);

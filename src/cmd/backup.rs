@@ -29,7 +29,7 @@ use crate::manifest::{
     SCHEMA_PRE_FILE, SUMS_FILE, SourceInfo, data_file_name, now_rfc3339, remove_backup,
 };
 use crate::pipeline::{CsvStages, CsvSummary, copy_out};
-use crate::progress::{Progress, human_bytes, human_count};
+use crate::progress::{Progress, human_bytes};
 use crate::select::Selection;
 use crate::sink::{Compression, FileSummary};
 use crate::store::Location;
@@ -116,7 +116,7 @@ struct OutputDir {
 }
 
 /// The names a pgbarge backup consists of, at the top of its folder.
-const BACKUP_NAMES: [&str; 6] =
+pub(crate) const BACKUP_NAMES: [&str; 6] =
     [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, SCHEMA_PRE_FILE, SCHEMA_POST_FILE, DATA_DIR];
 
 impl OutputDir {
@@ -227,16 +227,16 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
     let ratio = csv_bytes as f64 / file_bytes.max(1) as f64;
     println!("backup complete: {dir}");
     println!(
-        "  {} tables, {} rows, CSV {}, files {} ({ratio:.1}x), {seconds:.1} s, {}/s",
-        manifest.tables.len(),
-        human_count(rows),
+        "  {}, {}, CSV {}, files {} ({ratio:.1}x), {seconds:.1} s, {}/s",
+        crate::progress::counted(manifest.tables.len() as u64, "table", "tables"),
+        crate::progress::counted(rows, "row", "rows"),
         human_bytes(csv_bytes),
         human_bytes(file_bytes),
         human_bytes((csv_bytes as f64 / seconds.max(0.001)) as u64),
     );
     println!(
-        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
-        if manifest.has_schema { ", the schema (pre-data and post-data)" } else { "" },
+        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS),\n  content fingerprints, sequence values{}; snapshot {}",
+        if manifest.has_schema { ", the schema (pre-data, post-data)" } else { "" },
         manifest.snapshot
     );
 }

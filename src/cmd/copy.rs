@@ -143,6 +143,8 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     }
 
+    // Read just before the load's transaction: what --cascade is about to empty.
+    let emptied = load::count_rows(&target, &load_plan.cascaded).await?;
     let progress = Progress::new("copy", load_plan.tables.len(), plan.quiet);
     // Workers beyond the first: a source session in the same snapshot and a
     // target session each. The first uses the coordinator and the target.
@@ -168,6 +170,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     let _ = source.client.batch_execute("COMMIT").await;
     if !plan.quiet {
         print_summary(&done, &plan, started.elapsed().as_secs_f64());
+        load::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
 }

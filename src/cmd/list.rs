@@ -111,7 +111,14 @@ fn print_table(listing: &Listing<'_>) {
             match t.kind {
                 TableKind::Plain => "table".into(),
                 TableKind::Partitioned => {
-                    format!("partitioned ({} partitions)", t.partitions.len())
+                    format!(
+                        "partitioned ({})",
+                        crate::progress::counted(
+                            t.partitions.len() as u64,
+                            "partition",
+                            "partitions"
+                        )
+                    )
                 }
                 TableKind::InheritanceParent => "inheritance parent".into(),
             },
@@ -120,8 +127,8 @@ fn print_table(listing: &Listing<'_>) {
     print_columns(&rows, |_| false);
     let total_bytes: i64 = listing.tables.iter().map(|t| t.estimated_bytes.max(0)).sum();
     println!(
-        "{} tables, {} on disk, from {}",
-        listing.tables.len(),
+        "{}, {} on disk, from {}",
+        crate::progress::counted(listing.tables.len() as u64, "table", "tables"),
         human_bytes(total_bytes as u64),
         listing.database
     );

@@ -121,6 +121,8 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     }
 
+    // Read just before the load's transaction: what --cascade is about to empty.
+    let emptied = load::count_rows(&target, &load_plan.cascaded).await?;
     let progress = Progress::new("restore", load_plan.tables.len(), plan.quiet);
     let mut targets = Vec::new();
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
@@ -148,6 +150,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     }
     if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
+        load::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
 }

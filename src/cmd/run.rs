@@ -74,7 +74,9 @@ pub fn plan(args: RunArgs) -> Result<RunPlan> {
                 connections
                     .insert(name.clone(), PlanConnection { conn, shown, info: Arc::new(info) });
             }
-            Err(e) => problems.push(format!("connection \"{name}\": {}", crate::error::render(&e))),
+            Err(e) => {
+                problems.push(format!("connection \"{name}\": {}", crate::error::render_body(&e)))
+            }
         }
     }
     if !problems.is_empty() {
@@ -202,8 +204,9 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
         write_log(&log_dir, &log)?;
         if !plan.quiet {
             println!(
-                "\nrun complete: {} steps; log {}",
+                "\nrun complete: {} {}; log {}",
                 log.steps.len(),
+                plural(log.steps.len(), "step", "steps"),
                 log_dir.join("run.md").display()
             );
         }
@@ -213,6 +216,7 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
     let hint = rollback_hint(&plan, i);
     log.rollback = Some(hint.clone());
     write_log(&log_dir, &log)?;
+    crate::progress::clear_all();
     eprintln!(
         "\nstep {} ({}) failed; the run stopped. Log: {}\n{hint}",
         i + 1,
@@ -345,7 +349,7 @@ fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
             let dir = plan.plan.resolve(output);
             let conn = plan.connections.get(db).map(|pc| pc.shown.clone()).unwrap_or_default();
             format!(
-                "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --cascade --disable-triggers\n\n(add -t TABLE to restore only some tables; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
+                "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --disable-triggers\n\n(it restores exactly the backup's tables: rows of other tables that reference them are kept and checked; add -t TABLE to restore only some of them; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
                 s.label(bi),
                 dir.display()
             )
@@ -355,6 +359,25 @@ fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
                 .to_string()
         }
     }
+}
+
+/// A command's hint names its flag (`pass --force`); in a plan the same
+/// choice is the step's field (`force = true`).
+fn as_step_hint(e: Error) -> Error {
+    match e {
+        Error::Usage { msg, hint: Some(h) } if h.contains("pass --force") => Error::Usage {
+            msg,
+            hint: Some(h.replace("pass --force", "set force = true on the backup step")),
+        },
+        Error::Context { ctx, source } => {
+            Error::Context { ctx, source: Box::new(as_step_hint(*source)) }
+        }
+        e => e,
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 fn conn_arg(plan: &RunPlan, name: &str) -> String {
@@ -378,7 +401,17 @@ async fn run_step(
     let mut details = BTreeMap::new();
     let quiet = plan.quiet;
     let outcome = match &step.kind {
-        StepKind::Backup { db, output, tables: t, exclude, schema, compress, jobs } => {
+        StepKind::Backup {
+            db,
+            output,
+            tables: t,
+            exclude,
+            schema,
+            compress,
+            jobs,
+            force,
+            lock_wait_timeout,
+        } => {
             let dir = plan.plan.resolve(output);
             let m = backup::take(backup::plan(BackupArgs {
                 conn: ConnArgs { conn: Some(conn_arg(plan, db)) },
@@ -388,11 +421,12 @@ async fn run_step(
                 jobs: jobs.and_then(|j| usize::try_from(j).ok()),
                 compress: compress.clone().unwrap_or_else(|| "zstd".into()),
                 schema: *schema,
-                force: false,
-                lock_wait_timeout: 30.0,
+                force: *force,
+                lock_wait_timeout: lock_wait_timeout.unwrap_or(30.0),
                 quiet,
             })?)
-            .await?;
+            .await
+            .map_err(as_step_hint)?;
             details.insert("folder".into(), dir.display().to_string().into());
             details.insert("tables".into(), m.tables.len().into());
             details.insert("rows".into(), m.tables.iter().map(|t| t.rows).sum::<u64>().into());
@@ -409,14 +443,14 @@ async fn run_step(
             details.insert("checksums".into(), sums.into());
             Outcome::Ok
         }
-        StepKind::Verify { backup, db, tables: t, deep, expect } => {
+        StepKind::Verify { backup, db, tables: t, exclude, jobs, deep, expect } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
             verify::run(verify::plan(VerifyArgs {
                 dir: dir.display().to_string(),
                 conn: ConnArgs { conn: db.as_ref().map(|d| conn_arg(plan, d)) },
-                tables: tables(t, &[]),
-                jobs: None,
+                tables: tables(t, exclude),
+                jobs: *jobs,
                 deep: *deep,
                 expect: expect.as_ref().map(|e| plan.plan.resolve(e).display().to_string()),
                 json: false,
@@ -442,16 +476,18 @@ async fn run_step(
             verify,
             disable_triggers,
             cascade,
+            per_table_commit,
+            jobs,
         } => {
             copy::run(copy::plan(CopyArgs {
                 source: conn_arg(plan, source),
                 target: conn_arg(plan, target),
                 tables: tables(t, exclude),
                 mode: mode.clone().unwrap_or_else(|| "fail".into()),
-                jobs: None,
+                jobs: *jobs,
                 disable_triggers: *disable_triggers,
                 cascade: *cascade,
-                per_table_commit: false,
+                per_table_commit: *per_table_commit,
                 dry_run: false,
                 lock_wait_timeout: 30.0,
                 verify: verify.clone(),
@@ -459,20 +495,32 @@ async fn run_step(
             })?)
             .await?
         }
-        StepKind::Restore { backup, db, tables: t, mode, disable_triggers, cascade } => {
+        StepKind::Restore {
+            backup,
+            db,
+            tables: t,
+            exclude,
+            mode,
+            schema,
+            disable_triggers,
+            cascade,
+            per_table_commit,
+            jobs,
+            ignore_unlisted,
+        } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
             restore::run(restore::plan(RestoreArgs {
                 dir: dir.display().to_string(),
                 conn: ConnArgs { conn: Some(conn_arg(plan, db)) },
-                tables: tables(t, &[]),
+                tables: tables(t, exclude),
                 mode: mode.clone().unwrap_or_else(|| "fail".into()),
-                jobs: None,
-                schema: false,
+                jobs: *jobs,
+                schema: *schema,
                 disable_triggers: *disable_triggers,
                 cascade: *cascade,
-                per_table_commit: false,
-                ignore_unlisted: false,
+                per_table_commit: *per_table_commit,
+                ignore_unlisted: *ignore_unlisted,
                 dry_run: false,
                 lock_wait_timeout: 30.0,
                 quiet,
@@ -558,6 +606,9 @@ fn compare_values(value: &str, op: &str, expect: &str) -> Result<bool> {
 
 /// Everything that can be checked without changing anything.
 async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
+    // A problem quoted inside the list: no second `error: `, its own
+    // continuation lines indented under it.
+    let quoted = |e: &Error| crate::error::render_body(e).replace('\n', "\n    ");
     let mut problems = Vec::new();
     let mut sessions = BTreeMap::new();
     for (name, PlanConnection { shown, info, .. }) in &plan.connections {
@@ -565,12 +616,14 @@ async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
             Ok(s) => {
                 sessions.insert(name.clone(), s);
             }
-            Err(e) => problems
-                .push(format!("connection \"{name}\" ({shown}): {}", crate::error::render(&e))),
+            Err(e) => problems.push(format!("connection \"{name}\" ({shown}): {}", quoted(&e))),
         }
     }
     for (i, step) in plan.plan.plan.steps.iter().enumerate().skip(plan.from) {
         let label = step.label(i);
+        let before = problems.len();
+        let unreachable: Vec<&str> =
+            step.kind.connections().into_iter().filter(|c| !sessions.contains_key(*c)).collect();
         let mut note = |p: String| problems.push(format!("step {label}: {p}"));
         match &step.kind {
             StepKind::Backup { db, tables: t, exclude, .. }
@@ -578,12 +631,27 @@ async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
                 if let Some(s) = sessions.get(db)
                     && let Err(e) = check_patterns(s, t, exclude).await
                 {
-                    note(crate::error::render(&e));
+                    note(quoted(&e));
                 }
-                if let StepKind::Backup { output, .. } = &step.kind {
+                if let StepKind::Backup { output, force, .. } = &step.kind {
                     let dir = plan.plan.resolve(output);
-                    if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-                        note(format!("{} is not empty; the backup would refuse it", dir.display()));
+                    let names: Vec<String> = dir
+                        .read_dir()
+                        .map(|d| {
+                            d.filter_map(|e| e.ok())
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let is_backup =
+                        names.iter().all(|n| backup::BACKUP_NAMES.contains(&n.as_str()));
+                    let replaced = *force && is_backup;
+                    if !names.is_empty() && !replaced {
+                        note(format!(
+                            "{} is not empty; the backup would refuse it{}",
+                            dir.display(),
+                            if is_backup { " (set force = true to replace it)" } else { "" }
+                        ));
                     }
                 }
             }
@@ -591,7 +659,7 @@ async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
                 let paths: Vec<String> =
                     files.iter().map(|f| plan.plan.resolve(f).display().to_string()).collect();
                 match sql::read_files(&paths, *single_transaction) {
-                    Err(e) => note(crate::error::render(&e)),
+                    Err(e) => note(quoted(&e)),
                     Ok(files) => {
                         if let Some(s) = sessions.get(db) {
                             for p in parse_check(s, &files).await {
@@ -606,22 +674,40 @@ async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
                     && let Err(e) = s.client.prepare(query).await
                     && e.code() == Some(&tokio_postgres::error::SqlState::SYNTAX_ERROR)
                 {
-                    note(format!(
-                        "the query does not parse: {}",
-                        crate::error::render(&Error::db("", e))
-                    ));
+                    note(format!("the query does not parse: {}", quoted(&Error::db("", e))));
                 }
             }
             StepKind::Verify { .. } | StepKind::Restore { .. } => {}
         }
         if !plan.quiet {
-            println!("step {} {label} ({}): checked", i + 1, step.kind.kind());
+            let found = problems.len() - before;
+            let what = match &step.kind {
+                StepKind::Backup { .. } => "table patterns, output folder",
+                StepKind::Copy { .. } => "source table patterns",
+                StepKind::Sql { .. } => "files read, statements parsed by the server",
+                StepKind::Check { .. } => "query parsed by the server",
+                StepKind::Verify { .. } | StepKind::Restore { .. } => {
+                    "the backup it names (its contents exist only once the backup ran)"
+                }
+            };
+            let status = if !unreachable.is_empty() {
+                format!(
+                    "not checked: cannot connect to {}",
+                    unreachable.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+                )
+            } else if found > 0 {
+                format!("{found} {} found", plural(found, "problem", "problems"))
+            } else {
+                format!("checked ({what})")
+            };
+            println!("step {} {label} ({}): {status}", i + 1, step.kind.kind());
         }
     }
     if problems.is_empty() {
         println!(
-            "OK: the plan can run ({} steps); nothing was changed",
-            plan.plan.plan.steps.len() - plan.from
+            "OK: the plan can run ({} {}); nothing was changed",
+            plan.plan.plan.steps.len() - plan.from,
+            plural(plan.plan.plan.steps.len() - plan.from, "step", "steps")
         );
         Ok(Outcome::Ok)
     } else {

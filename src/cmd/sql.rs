@@ -115,7 +115,7 @@ pub async fn run_files(
     for f in files {
         let started = Instant::now();
         for s in &f.statements {
-            let r = match session.cancellable(exec(session, &s.text)).await {
+            let r = match session.cancellable(session.client.simple_query(&s.text)).await {
                 Ok(r) => r,
                 Err(signal) => {
                     // The statement was cancelled on the server; end whatever
@@ -134,6 +134,17 @@ pub async fn run_files(
                     )));
                 }
             };
+            // Notices came before the statement's end; show them first, as psql does.
+            for n in session.take_notices() {
+                if !quiet {
+                    eprintln!("{}", notice_line(&f.path, s.line, &n));
+                }
+            }
+            if let Ok(messages) = &r
+                && !quiet
+            {
+                print_results(messages);
+            }
             if let Err(e) = r {
                 let err = session.db_error(where_failed(&f.path, s, &e), e).await;
                 if single_transaction {
@@ -157,9 +168,9 @@ pub async fn run_files(
         }
         if !quiet {
             println!(
-                "{}: {} statements, {:.2} s",
+                "{}: {}, {:.2} s",
                 f.path.display(),
-                f.statements.len(),
+                crate::progress::counted(f.statements.len() as u64, "statement", "statements"),
                 started.elapsed().as_secs_f64()
             );
         }
@@ -171,6 +182,94 @@ pub async fn run_files(
             .map_err(|e| Error::db("COMMIT failed; no file took effect", e))?;
     }
     Ok(())
+}
+
+/// `FILE:LINE: NOTICE:  message` on stderr, as psql prints a notice of a
+/// file it runs, with DETAIL and HINT on lines of their own.
+fn notice_line(path: &Path, line: usize, n: &tokio_postgres::error::DbError) -> String {
+    let mut out = format!("{}:{line}: {}:  {}", path.display(), n.severity(), n.message());
+    if let Some(d) = n.detail() {
+        out.push_str(&format!("\nDETAIL:  {d}"));
+    }
+    if let Some(h) = n.hint() {
+        out.push_str(&format!("\nHINT:  {h}"));
+    }
+    out
+}
+
+/// Prints the rows each result of a statement returned, as psql's aligned
+/// format does: a header, a rule, the rows, and `(N rows)`. Statements that
+/// return no rows (DDL, DML) print nothing here.
+fn print_results(messages: &[tokio_postgres::SimpleQueryMessage]) {
+    use tokio_postgres::SimpleQueryMessage as M;
+    let mut columns: Option<Vec<String>> = None;
+    let mut rows: Vec<Vec<Option<String>>> = Vec::new();
+    for m in messages {
+        match m {
+            M::RowDescription(cols) => {
+                columns = Some(cols.iter().map(|c| c.name().to_string()).collect());
+                rows.clear();
+            }
+            M::Row(r) => rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            M::CommandComplete(_) => {
+                if let Some(cols) = columns.take() {
+                    print!("{}", format_table(&cols, &rows));
+                }
+                rows.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// psql's aligned table: column names centred, cells padded, numbers right
+/// aligned, NULL empty, `(1 row)` / `(N rows)`, a blank line after.
+pub(crate) fn format_table(columns: &[String], rows: &[Vec<Option<String>>]) -> String {
+    // A newline inside a value would break the grid; psql wraps it, here it
+    // is shown as `\n`.
+    let cell =
+        |v: &Option<String>| v.as_deref().unwrap_or("").replace('\r', "\\r").replace('\n', "\\n");
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(cell).collect()).collect();
+    let width = |c: usize| {
+        cells
+            .iter()
+            .map(|r| r[c].chars().count())
+            .chain([columns[c].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..columns.len()).map(width).collect();
+    let numeric: Vec<bool> = (0..columns.len())
+        .map(|c| {
+            let mut values = rows.iter().filter_map(|r| r[c].as_deref()).peekable();
+            values.peek().is_some() && values.all(|v| v.parse::<f64>().is_ok())
+        })
+        .collect();
+    let mut out = String::new();
+    let header: Vec<String> = columns
+        .iter()
+        .zip(&widths)
+        .map(|(name, w)| {
+            let pad = w - name.chars().count();
+            format!(" {}{name}{} ", " ".repeat(pad / 2), " ".repeat(pad - pad / 2))
+        })
+        .collect();
+    out.push_str(header.join("|").trim_end());
+    out.push('\n');
+    out.push_str(&widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    out.push('\n');
+    for r in &cells {
+        let mut line_parts = Vec::with_capacity(r.len());
+        for (c, v) in r.iter().enumerate() {
+            let pad = " ".repeat(widths[c] - v.chars().count());
+            line_parts.push(if numeric[c] { format!(" {pad}{v} ") } else { format!(" {v}{pad} ") });
+        }
+        let text = line_parts.join("|");
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!("({})\n\n", crate::progress::counted(rows.len() as u64, "row", "rows")));
+    out
 }
 
 async fn exec(session: &Session, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
@@ -197,4 +296,24 @@ fn where_failed(path: &Path, s: &Statement, e: &tokio_postgres::Error) -> String
         path.display(),
         if shown.len() < s.text.len() { " ..." } else { "" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_print_as_psql_aligns_them() {
+        let cols = vec!["table_name".to_string(), "n".to_string()];
+        let rows = vec![
+            vec![Some("User".to_string()), Some("9".to_string())],
+            vec![Some("TimeEntry".to_string()), Some("48".to_string())],
+            vec![None, None],
+        ];
+        assert_eq!(
+            format_table(&cols, &rows),
+            " table_name | n\n------------+----\n User       |  9\n TimeEntry  | 48\n            |\n(3 rows)\n\n"
+        );
+        assert!(format_table(&cols, &rows[..1]).ends_with("(1 row)\n\n"));
+    }
 }

@@ -104,12 +104,23 @@ fn read_expectations(file: &Path) -> Result<Expectations> {
     if names != ["table", "count"] {
         return Err(bad(1, format!("the header is `{}`, not `table,count`", names.join(","))));
     }
+    // The line from the byte offset, past the blank lines the csv crate
+    // skips before a record (its own line number does not count them, and
+    // its offset points before them).
+    let line_at = |p: Option<&csv::Position>| {
+        p.map_or(0, |p| {
+            let mut end = (p.byte() as usize).min(text.len());
+            while end < text.len() && matches!(text[end], b'\n' | b'\r') {
+                end += 1;
+            }
+            memchr::memchr_iter(b'\n', &text[..end]).count() as u64 + 1
+        })
+    };
     let mut lines = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            bad(e.position().map_or(0, |p| p.line()), format!("not a `table,count` line: {e}"))
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let record = record
+            .map_err(|e| bad(line_at(e.position()), format!("not a `table,count` line: {e}")))?;
+        let line = line_at(record.position());
         if record.get(0).is_some_and(|f| f.starts_with('#')) {
             continue;
         }
@@ -741,9 +752,13 @@ fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bo
     if !quiet {
         println!();
         println!(
-            "checked {} tables ({} rows, {} of CSV read) in {:.1} s: {}",
-            report.tables.iter().filter(|t| t.file.is_some()).count(),
-            human_count(report.rows),
+            "checked {} ({}, {} of CSV read) in {:.1} s: {}",
+            crate::progress::counted(
+                report.tables.iter().filter(|t| t.file.is_some()).count() as u64,
+                "table",
+                "tables"
+            ),
+            crate::progress::counted(report.rows, "row", "rows"),
             human_bytes(report.csv_bytes_read),
             report.seconds,
             report.checked.join(", ")

@@ -103,3 +103,39 @@ pub fn digest_of(db: &str) -> String {
          WHERE c.relkind = 'r' AND n.nspname = 'public'",
     )
 }
+
+/// Runs `command` in `bash -c`, as a user pastes it, with `bin` (the folder
+/// of the pgbarge binary) first on PATH, no PG* variables, and `env` set.
+pub fn pgbarge_cmd_shell(command: &str, bin: &Path, env: &[(&str, &str)]) -> Run {
+    pgbarge_shell_in(command, bin, env, None)
+}
+
+/// As [`pgbarge_cmd_shell`], in the folder `cwd`.
+pub fn pgbarge_shell_in(
+    command: &str,
+    bin: &Path,
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+) -> Run {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(command);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") {
+            c.env_remove(&k);
+        }
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    c.env("PATH", path).env("HOME", empty_home()).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    if let Some(d) = cwd {
+        c.current_dir(d);
+    }
+    let out = c.output().expect("run bash");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
