@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, copy, restore, s3, memory
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, copy, restore, s3, memory
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -110,6 +110,22 @@ if want verify; then
         -n "pgbarge verify" "'$BIN' verify '$OUT/vb' -q" \
         -n "pgbarge verify --deep" "'$BIN' verify '$OUT/vb' --deep -q" \
         -n "zstd -dc | sha256sum" "zstd -dc -q '$ZST' | sha256sum > /dev/null"
+fi
+
+if want schema; then
+    # A whole restore with the schema, of t with its primary key and one more
+    # index, into a new database: pgbarge's pre-data, rows, post-data in one
+    # transaction against pg_restore's single transaction of pg_dump -Fc.
+    psql -X -q -c "CREATE INDEX t_created_at ON t (created_at)"
+    rm -rf "$OUT"/*
+    "$BIN" backup -t t -o "$OUT/sb" --schema -q
+    pg_dump -Fc -t t -f "$OUT/t-full.dump" bench
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/schema.csv" \
+        --prepare "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS fresh' -c 'CREATE DATABASE fresh' -c CHECKPOINT && sync" \
+        -n "pgbarge restore --schema" "'$BIN' restore '$OUT/sb' -d fresh --schema -q" \
+        -n "pg_restore --single-transaction" "pg_restore --single-transaction -d fresh '$OUT/t-full.dump'"
+    rm -rf "$OUT"/*
+    psql -X -q -c "DROP INDEX t_created_at"
 fi
 
 # Files the server itself reads for the load ceiling: in a folder it owns.
@@ -219,6 +235,9 @@ fi
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
+fi
+if want schema; then
+    ratios "$WORK/schema.csv" "whole restore with the schema of $ROWS rows, a primary key and an index"
 fi
 if want copy; then
     ratios "$WORK/copy.csv" "copy of $ROWS rows between two databases of one server"
