@@ -20,13 +20,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+# Prints a title and the command (with the long paths and connection strings
+# shown by name, so it fits a terminal), then runs it.
+step() {
+    local shown="${*:2}"
+    shown="${shown//"$BIN"/pgbarge}"
+    shown="${shown//"$SRC_CONN"/\"\$SRC_CONN\"}"
+    shown="${shown//"$TGT_CONN"/\"\$TGT_CONN\"}"
+    shown="${shown//"$DEMO"/\$DEMO}"
+    printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$shown"
+    "${@:2}"
+}
 
 pg_start "$SRC" 5432
 pg_start "$TGT" 5432
 export PGUSER=postgres
 SRC_CONN="host=$SRC port=5432 dbname=erp"
 TGT_CONN="postgresql://postgres@${TGT//\//%2F}:5432/erp"
+printf 'DEMO=%s\nSRC_CONN=%s\nTGT_CONN=%s\n' "$DEMO" "$SRC_CONN" "$TGT_CONN"
 for side in "$SRC:source" "$TGT:target"; do
     dir="${side%%:*}" file="${side##*:}"
     psql -X -q -h "$dir" -d postgres -c "CREATE DATABASE erp"
@@ -50,7 +61,7 @@ step "Per-table backup of the critical tables" \
     "$BIN" backup -d "$TGT_CONN" -o "$CRITICAL" -t User -t TimeEntry -t Customer --compress zstd:9
 step "Plain tools can check it: sha256sum -c" sh -c "cd '$BACKUP' && sha256sum -c SHA256SUMS"
 step "The backup folder" ls -l "$BACKUP" "$BACKUP/data"
-step "And read it: zstd -dc" sh -c "zstd -dc '$BACKUP'/data/*.public.User.csv.zst | head -n 4"
+step "And read it: zstd -dc" sh -c "zstd -dc '$BACKUP'/data/*.public.User.csv.zst | head -n 4 | cut -c 1-80"
 
 # An S3-compatible store on 127.0.0.1 (s3s-fs), as a stand-in for S3.
 mkdir -p "$DEMO/s3/erp-backups"
@@ -103,7 +114,7 @@ export ERP_TARGET="host=$TGT port=5432 dbname=erp_plan"
 export ERP_WORK="$DEMO/plan-work"
 step "The runbook, checked without changing anything" "$BIN" run fixtures/erp/plan.toml --dry-run
 step "The runbook: backups, verification, DDL, copy, checks" "$BIN" run fixtures/erp/plan.toml -q
-step "Its log" sh -c "cat '$ERP_WORK'/runs/*/run.md | head -n 30"
+step "Its log" sh -c "cat '$ERP_WORK'/runs/*/run.md | head -n 30 | cut -c 1-80"
 
 AFTER="$DEMO/backup-after-copy"
 step "Checkpoint: back up the copied tables" \

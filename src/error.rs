@@ -282,5 +282,5 @@ pub fn render_body(err: &Error) -> String {
 
 /// Prints the error once, on stderr.
 pub fn report(err: &Error) {
-    eprintln!("{}", render(err));
+    eprintln!("{}", crate::wrap::stderr_lines(&render(err), 2));
 }

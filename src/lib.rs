@@ -34,4 +34,5 @@ pub mod snapshot;
 pub mod source;
 pub mod sqlfile;
 pub mod store;
+pub mod wrap;
 pub mod zstdframes;

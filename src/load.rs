@@ -1345,6 +1345,8 @@ pub async fn dry_run(
         if per_table_commit { "a transaction per table" } else { "one transaction" },
         if plan.defer_constraints { ", constraints deferred" } else { "" }
     );
+    let pad = plan.tables.iter().map(|t| t.target.name.to_string().chars().count()).max();
+    let pad = pad.unwrap_or(0).min(40);
     for ((t, format), estimate) in plan.tables.iter().zip(formats).zip(estimates) {
         let mut notes = Vec::new();
         if with_rows.contains(&t.target.name) {
@@ -1369,13 +1371,14 @@ pub async fn dry_run(
                 if opts.disable_triggers { "disabled" } else { "fire" }
             ));
         }
-        println!(
-            "  {:<40} ~{:>10} rows  {:<6}  {}",
+        let line = format!(
+            "  {:<pad$} ~{:>8} rows  {:<6}  {}",
             t.target.name.to_string(),
             estimate.map_or("?".into(), crate::progress::human_count),
             format!("{format:?}").to_lowercase(),
             notes.join("; ")
         );
+        println!("{}", crate::wrap::stdout(&line, 2));
     }
     print_cascaded("would also empty", &count_rows(target, &plan.cascaded).await?);
     if problems.is_empty() {
@@ -1416,7 +1419,7 @@ pub fn print_summary(
     use crate::progress::human_bytes;
     let rows: u64 = done.iter().map(|d| d.rows).sum();
     let bytes: u64 = done.iter().map(|d| d.bytes).sum();
-    println!(
+    let line = format!(
         "{what} complete: {}, {}, {} {bytes_are}, {seconds:.1} s, {}/s; committed {}{about}",
         crate::progress::counted(done.len() as u64, "table", "tables"),
         crate::progress::counted(rows, "row", "rows"),
@@ -1424,10 +1427,14 @@ pub fn print_summary(
         human_bytes((bytes as f64 / seconds.max(0.001)) as u64),
         if per_table_commit { "table by table" } else { "in one transaction" },
     );
+    println!("{}", crate::wrap::stdout(&line, 2));
     print_table_lines(done, mode);
 }
 
 fn print_table_lines(done: &[TableDone], mode: Mode) {
+    // Names padded to the longest (at most 40), so a narrow terminal keeps
+    // the counts beside them.
+    let pad = done.iter().map(|d| d.table.chars().count()).max().unwrap_or(0).min(40);
     for d in done {
         let mut notes = Vec::new();
         if let Some(f) = d.format {
@@ -1449,11 +1456,12 @@ fn print_table_lines(done: &[TableDone], mode: Mode) {
         for s in &d.sequences {
             notes.push(format!("sequence {} {} -> {}", s.sequence, s.from, s.to));
         }
-        println!(
-            "  {:<40} {:>10} rows  {}",
+        let line = format!(
+            "  {:<pad$} {:>8} rows  {}",
             d.table,
             crate::progress::human_count(d.rows),
             notes.join("; ")
         );
+        println!("{}", crate::wrap::stdout(&line, 2));
     }
 }

@@ -299,34 +299,100 @@ fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<
 /// apart, the last column unpadded; `right_aligned(column)` says which
 /// columns (numbers) align to the right.
 pub fn print_columns(rows: &[Vec<String>], right_aligned: impl Fn(usize) -> bool) {
+    let width = crate::wrap::width(crate::wrap::Stream::Stdout);
+    for line in column_lines(rows, &right_aligned, width) {
+        println!("{line}");
+    }
+}
+
+/// The lines of [`print_columns`]: on a terminal of `width` columns, the
+/// widest text columns are narrowed (their cells wrapped onto more lines, as
+/// psql's wrapped format does) until the table fits or each is down to 12.
+fn column_lines(
+    rows: &[Vec<String>],
+    right_aligned: &impl Fn(usize) -> bool,
+    width: Option<usize>,
+) -> Vec<String> {
+    const NARROWEST: usize = 12;
     let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
+    let mut widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == columns {
-                line.push_str(cell);
+    if let Some(limit) = width {
+        loop {
+            let total: usize = widths.iter().sum::<usize>() + 2 * columns.saturating_sub(1);
+            if total <= limit {
                 break;
             }
-            let pad = " ".repeat(widths[c] - cell.chars().count());
-            if right_aligned(c) {
-                line.push_str(&pad);
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&pad);
-            }
-            line.push_str("  ");
+            let widest = (0..columns)
+                .filter(|&c| !right_aligned(c) && widths[c] > NARROWEST)
+                .max_by_key(|&c| widths[c]);
+            let Some(c) = widest else { break };
+            widths[c] = widths[c].saturating_sub(total - limit).max(NARROWEST);
         }
-        println!("{}", line.trim_end());
     }
+    let mut out = Vec::new();
+    for r in rows {
+        let cells: Vec<Vec<String>> = r
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if cell.chars().count() <= widths[c] {
+                    vec![cell.clone()]
+                } else {
+                    textwrap::wrap(cell, widths[c]).into_iter().map(|l| l.into_owned()).collect()
+                }
+            })
+            .collect();
+        let height = cells.iter().map(Vec::len).max().unwrap_or(1);
+        for k in 0..height {
+            let mut line = String::new();
+            for (c, cell) in cells.iter().enumerate() {
+                let text = cell.get(k).map_or("", String::as_str);
+                if c + 1 == columns {
+                    line.push_str(text);
+                    break;
+                }
+                let pad = " ".repeat(widths[c].saturating_sub(text.chars().count()));
+                if right_aligned(c) {
+                    line.push_str(&pad);
+                    line.push_str(text);
+                } else {
+                    line.push_str(text);
+                    line.push_str(&pad);
+                }
+                line.push_str("  ");
+            }
+            out.push(line.trim_end().to_string());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_tables_wrap_their_widest_text_columns_to_fit() {
+        let rows = vec![
+            vec!["TABLE".into(), "ROWS".into(), "FK PARENTS".into()],
+            vec![
+                "public.\"TimeEntry\"".into(),
+                "30".into(),
+                "public.\"Job\", public.\"User\", public.\"Customer\"".into(),
+            ],
+        ];
+        let right = |c: usize| c == 1;
+        assert_eq!(column_lines(&rows, &right, None).len(), 2);
+        let lines = column_lines(&rows, &right, Some(50));
+        assert!(lines.len() > 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 50), "{lines:?}");
+        let joined = lines.join(" ");
+        for part in ["public.\"Job\",", "public.\"User\",", "public.\"Customer\""] {
+            assert!(joined.contains(part), "{joined}");
+        }
+    }
 
     #[test]
     fn formats() {

@@ -103,8 +103,13 @@ fn a_failing_ddl_step_stops_with_data_intact_and_a_rollback_command_then_resumes
     .unwrap();
     let r = s.run(&[]);
     r.expect_code(3);
-    assert!(r.stderr.contains("step 5 (ddl) failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("step 5 (ddl) failed; completed before it, and not undone: "),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("broken.sql:2:1: statement failed"), "{}", r.stderr);
+    assert!(!r.stderr.contains("nothing was committed"), "{}", r.stderr);
     let restore = format!("pgbarge restore {}/backups/full -d \"$ERP_TARGET\"", s.work.display());
     assert!(r.stderr.contains(&restore), "{}", r.stderr);
     assert_eq!(count(&s.target, "\"TimeEntry\""), "48");

@@ -234,11 +234,12 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
         human_bytes(file_bytes),
         human_bytes((csv_bytes as f64 / seconds.max(0.001)) as u64),
     );
-    println!(
-        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS),\n  content fingerprints, sequence values{}; snapshot {}",
+    let recorded = format!(
+        "  recorded: row counts, sha256 of every CSV stream and file (SHA256SUMS), content fingerprints, sequence values{}; snapshot {}",
         if manifest.has_schema { ", the schema (pre-data, post-data)" } else { "" },
         manifest.snapshot
     );
+    println!("{}", crate::wrap::stdout(&recorded, 2));
 }
 
 /// Takes the backup and returns its manifest (written) and the seconds it took.

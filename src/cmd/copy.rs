@@ -392,5 +392,5 @@ fn print_summary(done: &[TableDone], plan: &CopyPlan, seconds: f64) {
             "stream row counts, source snapshot counts, target counts, content fingerprints"
         }
     };
-    println!("  checked before commit: {checked}");
+    println!("{}", crate::wrap::stdout(&format!("  checked before commit: {checked}"), 2));
 }

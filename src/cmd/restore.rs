@@ -416,7 +416,11 @@ fn print_summary(done: &[TableDone], plan: &RestorePlan, manifest: &Manifest, se
         &about,
     );
     println!(
-        "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count"
+        "{}",
+        crate::wrap::stdout(
+            "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count",
+            2
+        )
     );
 }
 

@@ -223,7 +223,25 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
         plan.plan.plan.steps[i].label(i),
         log_dir.join("run.md").display()
     );
-    Err(err.context(format!("step {} ({}) failed", i + 1, plan.plan.plan.steps[i].label(i))))
+    // What the steps before it did stays done: say which, so nobody reads the
+    // failing step's "rolled back" as the whole run's.
+    let done: Vec<String> = log
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.outcome == "ok")
+        .map(|(k, _)| plan.plan.plan.steps[k].label(k))
+        .collect();
+    let earlier = if done.is_empty() {
+        String::new()
+    } else {
+        format!("; completed before it, and not undone: {}", done.join(", "))
+    };
+    Err(err.context(format!(
+        "step {} ({}) failed{earlier}",
+        i + 1,
+        plan.plan.plan.steps[i].label(i)
+    )))
 }
 
 fn step_log(plan: &RunPlan, i: usize, s: &Step) -> StepLog {
@@ -700,7 +718,8 @@ async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
             } else {
                 format!("checked ({what})")
             };
-            println!("step {} {label} ({}): {status}", i + 1, step.kind.kind());
+            let line = format!("step {} {label} ({}): {status}", i + 1, step.kind.kind());
+            println!("{}", crate::wrap::stdout(&line, 2));
         }
     }
     if problems.is_empty() {

@@ -746,12 +746,12 @@ fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bo
         println!();
         println!("problems:");
         for p in &all {
-            println!("  {p}");
+            println!("{}", crate::wrap::stdout(&format!("  {p}"), 2));
         }
     }
     if !quiet {
         println!();
-        println!(
+        let checked = format!(
             "checked {} ({}, {} of CSV read) in {:.1} s: {}",
             crate::progress::counted(
                 report.tables.iter().filter(|t| t.file.is_some()).count() as u64,
@@ -763,6 +763,7 @@ fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bo
             report.seconds,
             report.checked.join(", ")
         );
+        println!("{}", crate::wrap::stdout(&checked, 2));
     }
     if report.ok {
         println!(
