@@ -28,7 +28,7 @@ step() {
     shown="${shown//"$SRC_CONN"/\"\$SRC_CONN\"}"
     shown="${shown//"$TGT_CONN"/\"\$TGT_CONN\"}"
     shown="${shown//"$DEMO"/\$DEMO}"
-    printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$shown"
+    printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$shown" | fold -s -w "${COLUMNS:-80}"
     "${@:2}"
 }
 
@@ -90,7 +90,8 @@ set -e
 
 ROLE_TABLES=(-t Role -t Permission -t RolePermission -t RoleAssignment -t UserPermission -t TimeEntryRejectionNote)
 echo
-echo "Copy the role, permission and rejection-note data before the DDL: the target lacks a column (exit 2, nothing written):"
+echo "Copy the role, permission and rejection-note data before the DDL:"
+echo "the target lacks a column (exit 2, nothing written):"
 set +e
 "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}"
 echo "exit code: $?"

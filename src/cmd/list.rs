@@ -126,12 +126,13 @@ fn print_table(listing: &Listing<'_>) {
     }));
     print_columns(&rows, |_| false);
     let total_bytes: i64 = listing.tables.iter().map(|t| t.estimated_bytes.max(0)).sum();
-    println!(
+    let total = format!(
         "{}, {} on disk, from {}",
         crate::progress::counted(listing.tables.len() as u64, "table", "tables"),
         human_bytes(total_bytes as u64),
         listing.database
     );
+    println!("{}", crate::wrap::stdout(&total, 2));
     for c in &listing.cycles {
         println!("foreign-key cycle: {}", c.join(" -> "));
     }

@@ -766,11 +766,12 @@ fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bo
         println!("{}", crate::wrap::stdout(&checked, 2));
     }
     if report.ok {
-        println!(
+        let ok = format!(
             "OK: {} is whole{}",
             report.backup,
             if with_live { " and matches the database" } else { "" }
         );
+        println!("{}", crate::wrap::stdout(&ok, 2));
     } else if !all.is_empty() {
         println!("DIFFERENT: {} problem{} found", all.len(), if all.len() == 1 { "" } else { "s" });
     }
