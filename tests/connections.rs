@@ -351,3 +351,22 @@ fn hostaddr_connects_without_lookup_and_host_is_verified_and_matched() {
         .expect_code(0)
         .expect_no_password();
 }
+
+/// Issue: a URL whose unencoded password holds `/` (or lacks its `@`) echoed
+/// part of the password in an "invalid port" error; a malformed escape was
+/// taken for a host name.
+#[test]
+fn malformed_urls_are_bad_usage_and_never_echo_the_password() {
+    for url in [
+        "postgresql://app:Zq9secret/x@db.example.com/erp",
+        "postgresql://app:Zq9secret/erp",
+        "postgresql://app:Zq9sec%zzret@db.example.com/erp",
+    ] {
+        let r = pgbarge(&["list", "-d", url], &[]);
+        r.expect_code(2);
+        assert!(!r.all().contains("Zq9"), "{url}:\n{}", r.all());
+    }
+    let r = pgbarge(&["list", "-d", "postgresql://app@db%zz.example.com/erp"], &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("percent-encoding"), "{}", r.stderr);
+}
