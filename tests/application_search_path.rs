@@ -4,7 +4,7 @@
 //! user code with the target's own search path, and pgbarge's own SQL stays
 //! right under any search path, a hostile one included.
 
-use crate::common::{cluster, pgbarge};
+use crate::common::{cluster, copy_dbs, pgbarge};
 
 const ROLE: &str = "CREATE TABLE \"Role\" (id int PRIMARY KEY, name text NOT NULL);";
 
@@ -49,27 +49,13 @@ fn audit_trigger_with_unqualified_names_fires_during_copy_restore_and_upsert() {
     let c = cluster();
     let src = source("sp_src");
     let tgt = audited_target("sp_copy");
-    let r =
-        pgbarge(&["copy", "--source", &c.conn(&src), "--target", &c.conn(&tgt), "-t", "Role"], &[]);
+    let r = copy_dbs(&src, &tgt, &["-t", "Role"]);
     r.expect_code(0);
     assert_eq!(audit_rows(&tgt), "1:INSERT,2:INSERT,3:INSERT");
 
     // Upsert: changed rows fire the UPDATE branch of the same trigger.
     c.psql(&src, "UPDATE \"Role\" SET name = 'administrator' WHERE id = 1; INSERT INTO \"Role\" VALUES (4, 'new')");
-    let r = pgbarge(
-        &[
-            "copy",
-            "--source",
-            &c.conn(&src),
-            "--target",
-            &c.conn(&tgt),
-            "-t",
-            "Role",
-            "--mode",
-            "upsert",
-        ],
-        &[],
-    );
+    let r = copy_dbs(&src, &tgt, &["-t", "Role", "--mode", "upsert"]);
     r.expect_code(0);
     assert_eq!(audit_rows(&tgt), "1:INSERT,1:UPDATE,2:INSERT,2:UPDATE,3:INSERT,3:UPDATE,4:INSERT");
 
@@ -119,41 +105,20 @@ fn hostile_default_search_path_still_loads_the_right_tables() {
              ALTER DATABASE {tgt} SET search_path = other, pg_catalog, public;"
         ),
     );
-    let (s, t) = (c.conn(&src), c.conn(&tgt));
-    pgbarge(&["copy", "--source", &s, "--target", &t, "-t", "public.Role"], &[]).expect_code(0);
+    copy_dbs(&src, &tgt, &["-t", "public.Role"]).expect_code(0);
     assert_eq!(c.psql(&tgt, "SELECT pg_catalog.count(*) FROM public.\"Role\""), "3");
     assert_eq!(c.psql(&tgt, "SELECT pg_catalog.count(*) FROM other.\"Role\""), "0");
     // The trigger ran with the database's path and found public."RoleAuditLog".
     assert_eq!(audit_rows(&tgt), "1:INSERT,2:INSERT,3:INSERT");
     // The merge's own count and comparison are pg_catalog's, not other's.
-    let r = pgbarge(
-        &["copy", "--source", &s, "--target", &t, "-t", "public.Role", "--mode", "upsert"],
-        &[],
-    );
+    let r = copy_dbs(&src, &tgt, &["-t", "public.Role", "--mode", "upsert"]);
     r.expect_code(0);
     assert!(!r.all().contains("shadowed"), "{}", r.all());
     assert_eq!(c.psql(&tgt, "SELECT pg_catalog.count(*) FROM other.\"Role\""), "0");
-    let r = pgbarge(
-        &["copy", "--source", &s, "--target", &t, "-t", "public.Role", "--mode", "skip"],
-        &[],
-    );
+    let r = copy_dbs(&src, &tgt, &["-t", "public.Role", "--mode", "skip"]);
     r.expect_code(0);
     // Truncate and reload, compared by fingerprint before commit.
-    let r = pgbarge(
-        &[
-            "copy",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "-t",
-            "public.Role",
-            "--mode",
-            "truncate",
-            "--verify=deep",
-        ],
-        &[],
-    );
+    let r = copy_dbs(&src, &tgt, &["-t", "public.Role", "--mode", "truncate", "--verify=deep"]);
     r.expect_code(0);
     assert_eq!(c.psql(&tgt, "SELECT pg_catalog.count(*) FROM other.\"Role\""), "0");
 }

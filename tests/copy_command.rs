@@ -22,12 +22,7 @@ pub(crate) const ROLE_TABLES: [&str; 12] = [
     "TimeEntryRejectionNote",
 ];
 
-fn copy(source: &str, target: &str, extra: &[&str]) -> crate::common::Run {
-    let (s, t) = (cluster().conn(source), cluster().conn(target));
-    let mut a = vec!["copy", "--source", &s, "--target", &t];
-    a.extend(extra);
-    pgbarge(&a, &[])
-}
+use crate::common::copy_dbs as copy;
 
 fn count(db: &str, table: &str) -> i64 {
     cluster().psql(db, &format!("SELECT count(*) FROM {table}")).parse().unwrap()

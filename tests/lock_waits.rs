@@ -173,20 +173,8 @@ fn copy_truncate_behind_a_reader_no_longer_waits_forever() {
     let before = digest_of(&tgt);
     let holder = Holder::start(&tgt, "SELECT count(*) FROM t", "t", "AccessShareLock");
     let started = Instant::now();
-    let r = pgbarge(
-        &[
-            "copy",
-            "--source",
-            &c.conn(&src),
-            "--target",
-            &c.conn(&tgt),
-            "--mode",
-            "truncate",
-            "--lock-wait-timeout",
-            "1",
-        ],
-        &[],
-    );
+    let r =
+        crate::common::copy_dbs(&src, &tgt, &["--mode", "truncate", "--lock-wait-timeout", "1"]);
     let took = started.elapsed();
     r.expect_code(3);
     assert!(took < Duration::from_secs(10), "took {took:?}");

@@ -67,6 +67,15 @@ pub fn pgbarge(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// `pgbarge copy` from the database `source` to `target` of the test cluster,
+/// with `extra` arguments.
+pub fn copy_dbs(source: &str, target: &str, extra: &[&str]) -> Run {
+    let (s, t) = (cluster().conn(source), cluster().conn(target));
+    let mut a = vec!["copy", "--source", &s, "--target", &t];
+    a.extend(extra);
+    pgbarge(&a, &[])
+}
+
 /// A HOME inside the cluster's folder, so it is removed with the cluster.
 fn empty_home() -> PathBuf {
     let p = cluster().dir.join("home");
