@@ -1,7 +1,8 @@
-//! One writer per backup folder: an exclusive `flock` on the folder itself,
-//! held for the whole run and released when the process ends, however it ends
-//! (the kernel drops the lock with the last descriptor, so a kill -9 leaves no
-//! stale lock behind).
+//! One writer per backup folder, and no writer while it is read: an `flock`
+//! on the folder itself — exclusive for a backup, shared for `verify` and
+//! `restore` — held for the whole run and released when the process ends,
+//! however it ends (the kernel drops the lock with the last descriptor, so a
+//! kill -9 leaves no stale lock behind).
 //!
 //! The lock is on the folder's own descriptor, not on a lock file inside it,
 //! so a finished backup holds nothing but its own files. A refused run names
@@ -17,7 +18,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// An exclusive lock on a backup folder; released on drop.
+/// A lock on a backup folder; released on drop.
 #[derive(Debug)]
 pub struct FolderLock {
     /// Kept open: closing it releases the lock.
@@ -28,24 +29,30 @@ impl FolderLock {
     /// Locks `dir` (which must exist) for writing, without waiting.
     ///
     /// # Errors
-    /// A usage error naming the process that holds the folder (exit 2); an
-    /// I/O error when the folder cannot be opened; a runtime error when the
-    /// folder was replaced while it was being locked.
+    /// A usage error naming the process that writes or reads the folder
+    /// (exit 2); an I/O error when the folder cannot be opened; a runtime
+    /// error when the folder was replaced while it was being locked.
     pub fn exclusive(dir: &Path) -> Result<FolderLock> {
+        Self::lock(dir, libc::LOCK_EX)
+    }
+
+    /// Locks `dir` for reading, without waiting: readers share the folder,
+    /// a writer (a backup, `--force` included) is refused while they read.
+    ///
+    /// # Errors
+    /// As [`FolderLock::exclusive`], when a backup is writing the folder.
+    pub fn shared(dir: &Path) -> Result<FolderLock> {
+        Self::lock(dir, libc::LOCK_SH)
+    }
+
+    fn lock(dir: &Path, operation: libc::c_int) -> Result<FolderLock> {
         let file = File::open(dir).map_err(|e| Error::io("cannot open folder", dir, e))?;
         // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let holder = file.metadata().ok().and_then(|m| lock_holder(&m)).map_or_else(
-                    || "another process".to_string(),
-                    |pid| format!("process {pid}{}", process_name(pid)),
-                );
-                return Err(Error::usage_hint(
-                    format!("{} is being written by another pgbarge run ({holder})", dir.display()),
-                    "wait for that run to end, or choose another folder; a folder has one writer at a time, --force included",
-                ));
+                return Err(refused(dir, &file, operation));
             }
             return Err(Error::io("cannot lock folder", dir, err));
         }
@@ -66,18 +73,40 @@ impl FolderLock {
     }
 }
 
-/// The pid holding a `flock` on the file `meta` describes, from `/proc/locks`
-/// (lines like `1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF`, the
-/// device as hexadecimal major:minor).
-fn lock_holder(meta: &std::fs::Metadata) -> Option<u32> {
+/// The refusal when another process holds a conflicting lock on `dir`.
+fn refused(dir: &Path, file: &File, operation: libc::c_int) -> Error {
+    let holder = file.metadata().ok().and_then(|m| lock_holder(&m));
+    let who = holder.as_ref().map_or_else(
+        || "another process".to_string(),
+        |(pid, _)| format!("process {pid}{}", process_name(*pid)),
+    );
+    let writing = operation == libc::LOCK_SH || holder.is_some_and(|(_, w)| w);
+    if writing {
+        Error::usage_hint(
+            format!("{} is being written by another pgbarge run ({who})", dir.display()),
+            "wait for that run to end, or choose another folder; a folder has one writer at a time, --force included, and is not read while it is written",
+        )
+    } else {
+        Error::usage_hint(
+            format!("{} is being read by another pgbarge run ({who})", dir.display()),
+            "wait for that verify or restore to end; a backup folder is not written while it is read",
+        )
+    }
+}
+
+/// A process holding a `flock` on the file `meta` describes, and whether its
+/// lock is exclusive (a writer), from `/proc/locks` (lines like
+/// `1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF`, the device as
+/// hexadecimal major:minor).
+fn lock_holder(meta: &std::fs::Metadata) -> Option<(u32, bool)> {
     let text = std::fs::read_to_string("/proc/locks").ok()?;
     let dev = meta.dev();
     let want = format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), meta.ino());
     text.lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let at = fields.iter().position(|f| *f == "FLOCK")?;
-        let (pid, id) = (fields.get(at + 3)?, fields.get(at + 4)?);
-        (*id == want).then(|| pid.parse().ok()).flatten()
+        let (mode, pid, id) = (fields.get(at + 2)?, fields.get(at + 3)?, fields.get(at + 4)?);
+        (*id == want).then(|| pid.parse().ok().map(|p| (p, *mode == "WRITE"))).flatten()
     })
 }
 
@@ -102,7 +131,18 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(&format!("process {}", std::process::id())), "{text}");
         assert!(text.contains("being written by another pgbarge run"), "{text}");
+        // Readers share; a writer waits for none of them and is refused.
+        let err = FolderLock::shared(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("being written"), "{err}");
         drop(first);
+        let (r1, r2) = (FolderLock::shared(dir.path()).unwrap(), FolderLock::shared(dir.path()));
+        assert!(r2.is_ok());
+        let err = FolderLock::exclusive(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("is being read by another pgbarge run (process "),
+            "{err}"
+        );
+        drop((r1, r2));
         FolderLock::exclusive(dir.path()).unwrap();
     }
 }

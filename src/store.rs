@@ -71,6 +71,21 @@ impl Location {
         }))
     }
 
+    /// A shared lock on a local backup folder for as long as it is read, so
+    /// no backup (`--force` included) writes into it meanwhile; `None` for a
+    /// store, or a folder that is not there (reading it says so).
+    ///
+    /// # Errors
+    /// A usage error when a backup is writing the folder.
+    pub fn lock_for_reading(&self) -> Result<Option<crate::folder_lock::FolderLock>> {
+        match self {
+            Location::Local(dir) if dir.is_dir() => {
+                crate::folder_lock::FolderLock::shared(dir).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The local path of `name` (for messages and local I/O).
     pub fn path(&self, name: &str) -> PathBuf {
         match self {

@@ -658,3 +658,39 @@ fn two_backups_into_one_new_folder_leave_one_whole_backup() {
         assert_eq!(manifest.tables.len(), 1, "attempt {attempt}");
     }
 }
+
+/// A folder being read (verify, restore) is not written, `--force` included;
+/// a folder being written is not read.
+#[test]
+fn folder_being_read_is_not_written_and_the_reverse() {
+    use std::os::unix::io::AsRawFd;
+    let c = cluster();
+    let db = c.create_db("bk_read_lock");
+    c.psql(&db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+    let (_t, dir) = out_dir("shared");
+    let d = dir.to_str().unwrap();
+    pgbarge(&["backup", "-q", "-d", &c.conn(&db), "-o", d], &[]).expect_code(0);
+    let hold = |op: i32| {
+        let f = std::fs::File::open(&dir).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) }, 0);
+        f
+    };
+    let reader = hold(libc::LOCK_SH);
+    let r = pgbarge(&["backup", "-d", &c.conn(&db), "-o", d, "--force"], &[]);
+    r.expect_code(2);
+    let me = format!("is being read by another pgbarge run (process {}", std::process::id());
+    assert!(r.stderr.contains(&me), "{}", r.stderr);
+    // Readers share the folder.
+    pgbarge(&["verify", "-q", d], &[]).expect_code(0);
+    drop(reader);
+    let writer = hold(libc::LOCK_EX);
+    let r = pgbarge(&["verify", d], &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("is being written by another pgbarge run"), "{}", r.stderr);
+    let r = pgbarge(&["restore", d, "-d", &c.conn(&db), "--mode", "truncate"], &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("is being written by another pgbarge run"), "{}", r.stderr);
+    drop(writer);
+    assert_eq!(Manifest::read(&dir).unwrap().tables[0].rows, 1);
+}

@@ -76,6 +76,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
 /// server and file errors (exit 3, rolled back), signals.
 pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     let started = Instant::now();
+    let _reading = plan.dir.lock_for_reading()?;
     let manifest = Manifest::read_at(&plan.dir).await?;
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();

@@ -235,6 +235,7 @@ struct Report {
 /// or a database that cannot be reached (exit 3), a signal.
 pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
     let started = Instant::now();
+    let _reading = plan.dir.lock_for_reading()?;
     let manifest = Arc::new(Manifest::read_at(&plan.dir).await?);
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
