@@ -497,3 +497,29 @@ fn interrupted_loads_say_what_was_committed() {
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     assert_eq!(c.psql(&tgt, "SELECT count(*) FROM big"), "1");
 }
+
+/// "triggers fired" is said only when rows were loaded: a trigger fires per
+/// row, so an empty table's copy fires none.
+#[test]
+fn triggers_fired_is_said_only_when_rows_were_loaded() {
+    let c = cluster();
+    let src = c.create_db("cp_trig_none_src");
+    let tgt = c.create_db("cp_trig_none_tgt");
+    let ddl = "CREATE TABLE e (id int PRIMARY KEY); CREATE TABLE f (id int PRIMARY KEY)";
+    c.psql(&src, &format!("{ddl}; INSERT INTO f VALUES (1)"));
+    c.psql(
+        &tgt,
+        &format!(
+            "{ddl}; CREATE TABLE log (n int);
+             CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO log VALUES (NEW.id); RETURN NEW; END $$;
+             CREATE TRIGGER e_note AFTER INSERT ON e FOR EACH ROW EXECUTE FUNCTION note();
+             CREATE TRIGGER f_note AFTER INSERT ON f FOR EACH ROW EXECUTE FUNCTION note();"
+        ),
+    );
+    let r = copy(&src, &tgt, &["-t", "e", "-t", "f"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("triggers fired: f_note"), "{}", r.stdout);
+    assert!(!r.stdout.contains("e_note"), "{}", r.stdout);
+    assert_eq!(count(&tgt, "log"), 1);
+}
