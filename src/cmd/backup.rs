@@ -16,23 +16,25 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::catalog::select::Selection;
 use crate::catalog::{Table, read_catalog};
 use crate::cli::BackupArgs;
 use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, ServerInfo, Session, connect, server_info};
-use crate::conninfo::ConnInfo;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, ServerInfo, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
-use crate::folder_lock::FolderLock;
-use crate::manifest::{
+use crate::format::compression::Compression;
+use crate::progress::{Progress, human_bytes};
+use crate::storage::folder_lock::FolderLock;
+use crate::storage::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
     ManifestSequence, ManifestTable, RecordedSelection, SCHEMA_FILE, SCHEMA_POST_FILE,
     SCHEMA_PRE_FILE, SUMS_FILE, SourceInfo, data_file_name, now_rfc3339, remove_backup,
 };
-use crate::pipeline::{CsvStages, CsvSummary, copy_out};
-use crate::progress::{Progress, human_bytes};
-use crate::select::Selection;
-use crate::sink::{Compression, FileSummary};
-use crate::store::Location;
+use crate::storage::sink::FileSummary;
+use crate::storage::store::Location;
+use crate::stream::copy_out::copy_out;
+use crate::stream::stages::{CsvStages, CsvSummary};
 
 /// What `backup` needs, resolved.
 #[derive(Debug)]
@@ -54,7 +56,7 @@ pub struct BackupPlan {
 /// Usage errors: connection string, patterns, compression, jobs, timeout.
 pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
     crate::limits::jobs(args.jobs)?;
-    let lock_wait_timeout = crate::locks::parse_timeout(args.lock_wait_timeout)?;
+    let lock_wait_timeout = crate::conn::locks::parse_timeout(args.lock_wait_timeout)?;
     Ok(BackupPlan {
         conn: resolve_conn(&args.conn)?,
         selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
@@ -247,10 +249,15 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
     let started_at = now_rfc3339();
     let coordinator = connect(&plan.conn, Purpose::Data).await?;
     let server = server_info(&coordinator).await?;
-    let snapshot = crate::snapshot::export_snapshot(&coordinator).await?;
+    let snapshot = crate::conn::snapshot::export_snapshot(&coordinator).await?;
     let catalog = read_catalog(&coordinator).await?;
     let chosen = catalog.choose(&plan.selection)?;
-    crate::snapshot::lock_tables(&coordinator, &chosen.tables, plan.lock_wait_timeout).await?;
+    crate::conn::snapshot::lock_tables(
+        &coordinator,
+        chosen.tables.iter().map(|t| &t.name),
+        plan.lock_wait_timeout,
+    )
+    .await?;
     let sequences = read_sequences(&coordinator, &chosen.tables).await?;
     let mut tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
     // The locks are held now, so exact sizes cannot wait on anyone.
@@ -348,7 +355,7 @@ async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest,
         },
         snapshot,
         compression: plan.compression,
-        fingerprint_algorithm: crate::digest::FINGERPRINT_ALGORITHM.into(),
+        fingerprint_algorithm: crate::format::digest::FINGERPRINT_ALGORITHM.into(),
         has_schema: plan.schema,
         schema_sha256: None,
         schema_pre_sha256,
@@ -532,7 +539,7 @@ impl WorkerContext {
     }
 
     async fn work(&self) {
-        let session = match crate::snapshot::join_snapshot(&self.conn, &self.snapshot).await {
+        let session = match crate::conn::snapshot::join_snapshot(&self.conn, &self.snapshot).await {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.results.send(Err(e));
@@ -672,7 +679,7 @@ async fn dump_schema(
     }
     // A schema is small next to the data; written like every other file.
     dir.write(file, &out.stdout).await?;
-    Ok(crate::digest::sha256_hex(&out.stdout))
+    Ok(crate::format::digest::sha256_hex(&out.stdout))
 }
 
 /// `PGBARGE_PG_DUMP` when set; else pg_dump of the server's major version

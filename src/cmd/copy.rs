@@ -15,19 +15,21 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::catalog::{Table, TableName, read_catalog};
+use crate::catalog::select::Selection;
+use crate::catalog::{Table, read_catalog};
 use crate::cli::CopyArgs;
 use crate::cmd::{Outcome, resolve_conn_str};
-use crate::connect::{Purpose, Session, connect, server_info};
-use crate::conninfo::ConnInfo;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Error, Result};
+use crate::ident::TableName;
 use crate::load::{
     self, BlockSource, Incoming, LoadOptions, Loaded, Loader, Mode, TableDone, TableLoad,
     TableStreamer, plan_load,
 };
-use crate::pipeline::{CopyOutBlocks, StreamStages, StreamSummary, WireFormat};
 use crate::progress::Progress;
-use crate::select::Selection;
+use crate::stream::copy_out::CopyOutBlocks;
+use crate::stream::stages::{StreamStages, StreamSummary, WireFormat};
 
 /// What `--verify` compares before commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
             mode,
             disable_triggers: args.disable_triggers,
             cascade: args.cascade,
-            lock_wait_timeout: crate::locks::parse_timeout(args.lock_wait_timeout)?,
+            lock_wait_timeout: crate::conn::locks::parse_timeout(args.lock_wait_timeout)?,
         },
         jobs,
         per_table_commit: args.per_table_commit,
@@ -107,12 +109,16 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     refuse_same_database(&source, &target).await?;
 
     let snapshot =
-        crate::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
+        crate::conn::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
     let source_catalog = read_catalog(&source).await.map_err(|e| e.context("SOURCE"))?;
     let chosen = source_catalog.choose(&plan.selection).map_err(|e| e.context("SOURCE"))?;
-    crate::snapshot::lock_tables(&source, &chosen.tables, plan.options.lock_wait_timeout)
-        .await
-        .map_err(|e| e.context("SOURCE"))?;
+    crate::conn::snapshot::lock_tables(
+        &source,
+        chosen.tables.iter().map(|t| &t.name),
+        plan.options.lock_wait_timeout,
+    )
+    .await
+    .map_err(|e| e.context("SOURCE"))?;
     let target_catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
     let incoming: Vec<Incoming> = chosen
         .tables
@@ -150,7 +156,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     // target session each. The first uses the coordinator and the target.
     let mut sessions = Vec::new();
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
-        let s = crate::snapshot::join_snapshot(&plan.source, &snapshot)
+        let s = crate::conn::snapshot::join_snapshot(&plan.source, &snapshot)
             .await
             .map_err(|e| e.context("SOURCE"))?;
         let t = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
@@ -265,7 +271,7 @@ impl CopyContext<'_> {
         // closed before that read: one row in memory at a time, not two.
         let own = if self.plan.verify == VerifyLevel::Deep {
             Some(
-                crate::snapshot::join_snapshot(&self.plan.source, self.snapshot)
+                crate::conn::snapshot::join_snapshot(&self.plan.source, self.snapshot)
                     .await
                     .map_err(|e| e.context("SOURCE"))?,
             )

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::catalog::select::Selection;
 use crate::catalog::{Table, TableKind, read_catalog};
 use crate::cli::ListArgs;
 use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, connect};
-use crate::conninfo::ConnInfo;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, connect};
 use crate::error::Result;
 use crate::progress::{human_bytes, human_count, print_columns};
-use crate::select::Selection;
 
 /// What `list` needs, resolved.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use crate::cli::{Command, ConnArgs};
-use crate::conninfo::{ConnInfo, process_env, resolve};
+use crate::conn::conninfo::{ConnInfo, process_env, resolve};
 use crate::error::Result;
 
 /// How a command that ran to the end turned out.

@@ -1,7 +1,7 @@
 //! `pgbarge restore`: load chosen tables from a backup, checked while they
 //! load, all-or-nothing.
 //!
-//! Each selected data file is read once through a [`crate::source::FileSource`] (file size and
+//! Each selected data file is read once through a [`crate::storage::source::FileSource`] (file size and
 //! sha256, decompression on its own thread) and streamed into the target's
 //! `COPY ... FROM STDIN (FORMAT csv, HEADER)` while its header, CSV sha256
 //! and record count are checked on the way; every check must pass before the
@@ -12,21 +12,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::catalog::{TableName, read_catalog};
+use crate::catalog::read_catalog;
+use crate::catalog::select::Selection;
 use crate::cli::RestoreArgs;
 use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, Session, connect, repin};
-use crate::conninfo::ConnInfo;
-use crate::csvfmt::FirstRecord;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, Session, connect, repin};
 use crate::error::{Error, Result};
+use crate::format::csv::FirstRecord;
+use crate::ident::TableName;
 use crate::load::{
     self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
 };
-use crate::manifest::{Manifest, ManifestTable, StoredFile};
-use crate::pipeline::{CsvStages, WireFormat};
 use crate::progress::Progress;
-use crate::select::Selection;
-use crate::store::Location;
+use crate::storage::manifest::{Manifest, ManifestTable, StoredFile};
+use crate::storage::store::Location;
+use crate::stream::stages::{CsvStages, WireFormat};
 
 /// What `restore` needs, resolved.
 #[derive(Debug)]
@@ -57,7 +58,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
             mode: Mode::parse(&args.mode)?,
             disable_triggers: args.disable_triggers,
             cascade: args.cascade,
-            lock_wait_timeout: crate::locks::parse_timeout(args.lock_wait_timeout)?,
+            lock_wait_timeout: crate::conn::locks::parse_timeout(args.lock_wait_timeout)?,
         },
         per_table_commit: args.per_table_commit,
         ignore_unlisted: args.ignore_unlisted,
@@ -270,7 +271,7 @@ async fn read_schema_file(plan: &RestorePlan, file: &str, want: Option<&str>) ->
         ))
     })?;
     if let Some(want) = want {
-        let got = crate::digest::sha256_hex(&text);
+        let got = crate::format::digest::sha256_hex(&text);
         if got != want {
             return Err(Error::difference(format!(
                 "{}: sha256 is {got}, the manifest records {want}; the schema file was changed",

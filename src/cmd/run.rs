@@ -1,6 +1,6 @@
 //! `pgbarge run PLAN.toml`: a whole migration runbook from one plan file.
 //!
-//! The plan is read and checked before any step runs (see [`crate::plan`]):
+//! The plan is read and checked before any step runs (see [`crate::runbook::plan`]):
 //! connections resolve from their environment variables or services, files
 //! exist, names are known. `--dry-run` goes further without changing
 //! anything: it connects, resolves table patterns, and has the server parse
@@ -16,13 +16,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::catalog::select::Selection;
 use crate::cli::{BackupArgs, ConnArgs, CopyArgs, RestoreArgs, RunArgs, TableArgs, VerifyArgs};
 use crate::cmd::{Outcome, backup, copy, restore, sql, verify};
-use crate::connect::{Purpose, connect};
-use crate::conninfo::{ConnInfo, process_env, resolve};
+use crate::conn::conninfo::{ConnInfo, process_env, resolve};
+use crate::conn::session::{Purpose, connect};
 use crate::error::{Error, Result};
-use crate::plan::{LoadedPlan, Step, StepKind, read_plan};
-use crate::select::Selection;
+use crate::runbook::plan::{LoadedPlan, Step, StepKind, read_plan};
 
 /// What `run` needs, resolved.
 #[derive(Debug)]
@@ -132,7 +132,7 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
     if plan.dry_run {
         return dry_run(&plan).await;
     }
-    let started_at = crate::manifest::now_rfc3339();
+    let started_at = crate::storage::manifest::now_rfc3339();
     let log_dir = log_folder(&plan)?;
     let mut log = RunLog {
         plan: plan.plan.path.display().to_string(),
@@ -170,9 +170,9 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
             );
         }
         let start = Instant::now();
-        log.steps[i].started_at = Some(crate::manifest::now_rfc3339());
+        log.steps[i].started_at = Some(crate::storage::manifest::now_rfc3339());
         let result = run_step(&plan, step).await;
-        log.steps[i].finished_at = Some(crate::manifest::now_rfc3339());
+        log.steps[i].finished_at = Some(crate::storage::manifest::now_rfc3339());
         log.steps[i].seconds = Some(start.elapsed().as_secs_f64());
         match result {
             Ok((Outcome::Ok, details)) => {
@@ -198,7 +198,7 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
     for s in log.steps.iter_mut().filter(|s| s.outcome == "pending") {
         s.outcome = "not run";
     }
-    log.finished_at = Some(crate::manifest::now_rfc3339());
+    log.finished_at = Some(crate::storage::manifest::now_rfc3339());
     let Some((i, err)) = failure else {
         log.outcome = "ok";
         write_log(&log_dir, &log)?;
@@ -277,11 +277,11 @@ fn log_folder(plan: &RunPlan) -> Result<PathBuf> {
 fn write_log(dir: &Path, log: &RunLog) -> Result<()> {
     let mut json = serde_json::to_vec_pretty(log).expect("log serializes");
     json.push(b'\n');
-    crate::sink::write_file_atomic(
+    crate::storage::sink::write_file_atomic(
         &dir.join("run.json"),
         &crate::redact::redact(&String::from_utf8_lossy(&json)).into_bytes(),
     )?;
-    crate::sink::write_file_atomic(
+    crate::storage::sink::write_file_atomic(
         &dir.join("run.md"),
         crate::redact::redact(&markdown(log)).as_bytes(),
     )
@@ -385,7 +385,7 @@ fn conn_arg(plan: &RunPlan, name: &str) -> String {
 }
 
 /// A session on a plan's connection, for steps that run the user's SQL.
-async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::connect::Session> {
+async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::conn::session::Session> {
     connect(&plan.connections[name].info, Purpose::UserSql).await
 }
 
@@ -555,7 +555,7 @@ async fn run_step(
 }
 
 /// The single value a check query returns, as text.
-async fn check_value(session: &crate::connect::Session, query: &str) -> Result<String> {
+async fn check_value(session: &crate::conn::session::Session, query: &str) -> Result<String> {
     let rows = session
         .client
         .simple_query(query)
@@ -716,7 +716,7 @@ async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
 }
 
 async fn check_patterns(
-    session: &crate::connect::Session,
+    session: &crate::conn::session::Session,
     include: &[String],
     exclude: &[String],
 ) -> Result<()> {
@@ -727,7 +727,10 @@ async fn check_patterns(
 
 /// Has the server parse every statement (without running it): only syntax
 /// errors count, since a statement may name objects an earlier one creates.
-async fn parse_check(session: &crate::connect::Session, files: &[sql::SqlFile]) -> Vec<String> {
+async fn parse_check(
+    session: &crate::conn::session::Session,
+    files: &[sql::SqlFile],
+) -> Vec<String> {
     let mut problems = Vec::new();
     for f in files {
         for s in &f.statements {

@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use crate::cli::SqlArgs;
 use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, Session, connect};
-use crate::conninfo::ConnInfo;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, Session, connect};
 use crate::error::{Error, Result};
-use crate::sqlfile::{Statement, split};
+use crate::runbook::sqlfile::{Statement, split};
 
 /// A file, read and split.
 #[derive(Debug, Clone)]

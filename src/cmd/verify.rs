@@ -17,18 +17,20 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::catalog::{TableName, read_catalog};
+use crate::catalog::read_catalog;
+use crate::catalog::select::{Pattern, Selection};
 use crate::cli::VerifyArgs;
 use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, Session, connect};
-use crate::conninfo::ConnInfo;
-use crate::csvfmt::FirstRecord;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, Session, connect};
 use crate::error::{Class, Error, Result};
-use crate::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
-use crate::pipeline::{CsvStages, StreamStages, WireFormat, copy_out};
+use crate::format::csv::FirstRecord;
+use crate::ident::TableName;
 use crate::progress::{Progress, human_bytes, human_count};
-use crate::select::{Pattern, Selection};
-use crate::store::Location;
+use crate::storage::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
+use crate::storage::store::Location;
+use crate::stream::copy_out::copy_out;
+use crate::stream::stages::{CsvStages, StreamStages, WireFormat};
 
 /// What `verify` needs, resolved.
 #[derive(Debug)]
@@ -461,8 +463,8 @@ fn check_file(
 }
 
 /// A file's size and sha256 as stored, read whole (on a worker thread: it blocks).
-fn stored_file(dir: &Location, name: &str) -> Result<crate::sink::FileSummary> {
-    let mut source = dir.open(name, crate::sink::Compression::None)?;
+fn stored_file(dir: &Location, name: &str) -> Result<crate::storage::sink::FileSummary> {
+    let mut source = dir.open(name, crate::format::compression::Compression::None)?;
     while let Some(block) = source.next_block() {
         block?;
     }
@@ -484,7 +486,7 @@ async fn check_folder(
         if !listing.contains_key(file) {
             problems.push(format!("{file}: missing (the manifest says the backup has one)"));
         } else if let Some(want) = want {
-            let got = crate::digest::sha256_hex(&dir.read(file).await?.unwrap_or_default());
+            let got = crate::format::digest::sha256_hex(&dir.read(file).await?.unwrap_or_default());
             if got != want {
                 problems.push(format!("{file}: sha256 is {got}, the manifest records {want}"));
             }

@@ -21,8 +21,9 @@ use object_store::path::Path as Key;
 use object_store::{ClientOptions, MultipartUpload, ObjectStore, PutPayload, RetryConfig};
 
 use crate::error::{Error, Result};
-use crate::sink::{Compression, Destination, FileSink};
-use crate::source::FileSource;
+use crate::format::compression::Compression;
+use crate::storage::sink::{Destination, FileSink};
+use crate::storage::source::FileSource;
 
 /// Bytes gathered before a part is uploaded (S3 needs 5 MiB but for the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -85,7 +86,7 @@ impl Location {
     /// I/O and store errors other than not-found.
     pub async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match self {
-            Location::Local(dir) => crate::confined::read_file(dir, name),
+            Location::Local(dir) => crate::storage::confined::read_file(dir, name),
             Location::S3(s) => {
                 let store = s.store()?;
                 match store.get(&s.key(name)).await {
@@ -105,7 +106,7 @@ impl Location {
     /// I/O and store errors, naming the file.
     pub async fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         match self {
-            Location::Local(dir) => crate::sink::write_file_atomic(&dir.join(name), bytes),
+            Location::Local(dir) => crate::storage::sink::write_file_atomic(&dir.join(name), bytes),
             Location::S3(s) => {
                 let store = s.store()?;
                 store
@@ -210,7 +211,7 @@ impl Location {
         match self {
             Location::Local(dir) => {
                 let path = dir.join(name);
-                let file = crate::confined::open_file(dir, name)?
+                let file = crate::storage::confined::open_file(dir, name)?
                     .ok_or_else(|| Error::difference(format!("{}: missing", path.display())))?;
                 FileSource::start(path, compression, move || Ok(Box::new(file)))
             }

@@ -14,12 +14,14 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use futures::SinkExt;
 
-use crate::catalog::{Catalog, ForeignKey, Key, Table, TableName, quote_ident};
-use crate::connect::Session;
-use crate::digest::Fingerprint;
+use crate::catalog::{Catalog, ForeignKey, Key, Table};
+use crate::conn::locks::LockMode;
+use crate::conn::session::Session;
 use crate::error::{Error, Result};
-use crate::locks::LockMode;
-use crate::pipeline::{BLOCK_SIZE, StreamStages, WireFormat, copy_out};
+use crate::format::digest::Fingerprint;
+use crate::ident::{TableName, quote_ident};
+use crate::stream::copy_out::copy_out;
+use crate::stream::stages::{BLOCK_SIZE, StreamStages, WireFormat};
 
 /// What to do with rows already in a target table (DESIGN.md's mode table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -408,7 +410,7 @@ pub trait BlockSource {
     fn next_block(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>>>;
 }
 
-impl BlockSource for crate::source::FileSource {
+impl BlockSource for crate::storage::source::FileSource {
     async fn next_block(&mut self) -> Result<Option<Bytes>> {
         self.next_block_async().await.transpose()
     }
@@ -601,7 +603,7 @@ impl<'a> Loader<'a> {
                 (&t.target.name, mode)
             })
             .collect();
-        crate::locks::lock_tables(self.session, &wanted, self.opts.lock_wait_timeout)
+        crate::conn::locks::lock_tables(self.session, &wanted, self.opts.lock_wait_timeout)
             .await
             .map_err(|e| e.context("TARGET: nothing was written"))
     }

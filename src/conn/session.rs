@@ -19,7 +19,7 @@ use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::DbError;
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::conninfo::{ConnInfo, SslMode};
+use crate::conn::conninfo::{ConnInfo, SslMode};
 use crate::error::{Error, Result};
 
 /// The settings that change COPY's text, pinned in every session (DESIGN.md,

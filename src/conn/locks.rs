@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use crate::catalog::TableName;
-use crate::connect::Session;
+use crate::conn::session::Session;
 use crate::error::{Error, Result};
+use crate::ident::TableName;
 
 /// The lock modes pgbarge takes, weakest first (PostgreSQL docs, "Explicit
 /// Locking", Table 13.2).
