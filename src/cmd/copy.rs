@@ -23,10 +23,11 @@ use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Error, Result};
 use crate::ident::TableName;
-use crate::load::{
-    self, BlockSource, Incoming, LoadOptions, Loaded, Loader, Mode, TableDone, TableLoad,
-    TableStreamer, plan_load,
-};
+use crate::load::loader::{BlockSource, Loaded, Loader};
+use crate::load::plan::{TableLoad, plan_load};
+use crate::load::pool::TableStreamer;
+use crate::load::report::TableDone;
+use crate::load::{Incoming, LoadOptions, Mode};
 use crate::progress::Progress;
 use crate::stream::copy_out::CopyOutBlocks;
 use crate::stream::stages::{StreamStages, StreamSummary, WireFormat};
@@ -137,7 +138,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
             .iter()
             .map(|t| chosen.tables[t.index].estimated_rows.map(|r| r.max(0) as u64))
             .collect();
-        load::dry_run(
+        crate::load::report::dry_run(
             &target,
             &load_plan,
             &plan.options,
@@ -150,7 +151,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     }
 
     // Read just before the load's transaction: what --cascade is about to empty.
-    let emptied = load::count_rows(&target, &load_plan.cascaded).await?;
+    let emptied = crate::load::plan::count_rows(&target, &load_plan.cascaded).await?;
     let progress = Progress::new("copy", load_plan.tables.len(), plan.quiet);
     // Workers beyond the first: a source session in the same snapshot and a
     // target session each. The first uses the coordinator and the target.
@@ -171,12 +172,14 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     };
     let mut workers = vec![(&target, context(&source))];
     workers.extend(sessions.iter().map(|(s, t)| (t, context(s))));
-    let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await?;
+    let done =
+        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
+            .await?;
     drop(progress);
     let _ = source.client.batch_execute("COMMIT").await;
     if !plan.quiet {
         print_summary(&done, &plan, started.elapsed().as_secs_f64());
-        load::print_cascaded("also emptied", &emptied);
+        crate::load::report::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
 }
@@ -380,7 +383,7 @@ impl CopyContext<'_> {
 }
 
 fn print_summary(done: &[TableDone], plan: &CopyPlan, seconds: f64) {
-    load::print_summary(
+    crate::load::report::print_summary(
         "copy",
         done,
         plan.options.mode,

@@ -21,9 +21,11 @@ use crate::conn::session::{Purpose, Session, connect, repin};
 use crate::error::{Error, Result};
 use crate::format::csv::FirstRecord;
 use crate::ident::TableName;
-use crate::load::{
-    self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
-};
+use crate::load::loader::Loader;
+use crate::load::plan::{TableLoad, plan_load};
+use crate::load::pool::TableStreamer;
+use crate::load::report::TableDone;
+use crate::load::{Incoming, LoadOptions, Mode};
 use crate::progress::Progress;
 use crate::storage::manifest::{Manifest, ManifestTable, StoredFile};
 use crate::storage::store::Location;
@@ -107,7 +109,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
         let estimates: Vec<Option<u64>> =
             load_plan.tables.iter().map(|t| Some(chosen[t.index].rows)).collect();
         let formats = vec![WireFormat::Csv; load_plan.tables.len()];
-        let r = load::dry_run(
+        let r = crate::load::report::dry_run(
             &target,
             &load_plan,
             &plan.options,
@@ -123,7 +125,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     }
 
     // Read just before the load's transaction: what --cascade is about to empty.
-    let emptied = load::count_rows(&target, &load_plan.cascaded).await?;
+    let emptied = crate::load::plan::count_rows(&target, &load_plan.cascaded).await?;
     let progress = Progress::new("restore", load_plan.tables.len(), plan.quiet);
     let mut targets = Vec::new();
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
@@ -138,7 +140,9 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     };
     let mut workers = vec![(&target, restorer())];
     workers.extend(targets.iter().map(|t| (t, restorer())));
-    let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await;
+    let done =
+        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
+            .await;
     drop(progress);
     let done = done?;
     if plan.per_table_commit
@@ -151,7 +155,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     }
     if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
-        load::print_cascaded("also emptied", &emptied);
+        crate::load::report::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
 }
@@ -407,7 +411,7 @@ impl TableStreamer for Restorer<'_> {
 
 fn print_summary(done: &[TableDone], plan: &RestorePlan, manifest: &Manifest, seconds: f64) {
     let about = format!(" (backup of {} taken {})", manifest.source.database, manifest.started_at);
-    load::print_summary(
+    crate::load::report::print_summary(
         "restore",
         done,
         plan.options.mode,
