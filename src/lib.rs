@@ -4,7 +4,8 @@
 //!
 //! Each folder is a layer and imports point down only:
 //!
-//! - `cmd`: one module per command;
+//! - `cli` turns arguments into `options` (typed, every default in one place);
+//! - `cmd`: one module per command, taking its options;
 //! - `load` (what copy and restore share) and `runbook` (plan files);
 //! - `stream` (COPY stream → stages → sink) and `storage` (folder or s3,
 //!   sinks, readers, manifest);
@@ -26,6 +27,7 @@ pub mod format;
 pub mod ident;
 pub mod limits;
 pub mod load;
+pub mod options;
 pub mod progress;
 pub mod redact;
 pub mod runbook;

@@ -16,14 +16,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::catalog::select::Selection;
 use crate::catalog::{Table, read_catalog};
-use crate::cli::BackupArgs;
-use crate::cmd::{Outcome, resolve_conn};
+use crate::cmd::Outcome;
 use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::{Purpose, ServerInfo, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
 use crate::format::compression::Compression;
+use crate::options::BackupOptions;
 use crate::progress::{Progress, human_bytes};
 use crate::storage::folder_lock::FolderLock;
 use crate::storage::manifest::{
@@ -36,47 +35,13 @@ use crate::storage::store::Location;
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::{CsvStages, CsvSummary};
 
-/// What `backup` needs, resolved.
-#[derive(Debug)]
-pub struct BackupPlan {
-    pub conn: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub dir: Location,
-    pub jobs: Option<usize>,
-    pub compression: Compression,
-    pub schema: bool,
-    pub force: bool,
-    pub lock_wait_timeout: Duration,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors: connection string, patterns, compression, jobs, timeout.
-pub fn plan(args: BackupArgs) -> Result<BackupPlan> {
-    crate::limits::jobs(args.jobs)?;
-    let lock_wait_timeout = crate::conn::locks::parse_timeout(args.lock_wait_timeout)?;
-    Ok(BackupPlan {
-        conn: resolve_conn(&args.conn)?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        dir: Location::parse(&args.output)?,
-        jobs: args.jobs,
-        compression: Compression::parse(&args.compress)?,
-        schema: args.schema,
-        force: args.force,
-        lock_wait_timeout,
-        quiet: args.quiet,
-    })
-}
-
 /// Runs `backup`.
 ///
 /// # Errors
 /// Usage errors (folder not empty, patterns), connection, server and file
 /// errors naming the table; `Interrupted` on a signal. Nothing that looks
 /// like a complete backup is left behind on error.
-pub async fn run(plan: BackupPlan) -> Result<Outcome> {
+pub async fn run(plan: BackupOptions) -> Result<Outcome> {
     take(plan).await.map(|_| Outcome::Ok)
 }
 
@@ -84,7 +49,7 @@ pub async fn run(plan: BackupPlan) -> Result<Outcome> {
 ///
 /// # Errors
 /// As [`run`].
-pub async fn take(plan: BackupPlan) -> Result<Manifest> {
+pub async fn take(plan: BackupOptions) -> Result<Manifest> {
     let output = OutputDir::prepare(&plan.dir, plan.force).await?;
     let result = take_backup(&plan, &output).await;
     match result {
@@ -244,7 +209,7 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
 }
 
 /// Takes the backup and returns its manifest (written) and the seconds it took.
-async fn take_backup(plan: &BackupPlan, output: &OutputDir) -> Result<(Manifest, f64)> {
+async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manifest, f64)> {
     let started = std::time::Instant::now();
     let started_at = now_rfc3339();
     let coordinator = connect(&plan.conn, Purpose::Data).await?;
@@ -421,7 +386,7 @@ fn coordinator_lost(cause: Error) -> Error {
 /// error stops the others and is returned; so does the coordinator's session
 /// ending, since from then on no lock keeps the unread tables as they were.
 async fn run_workers(
-    plan: &BackupPlan,
+    plan: &BackupOptions,
     coordinator: &Session,
     dir: &Location,
     snapshot: &str,

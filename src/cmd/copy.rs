@@ -10,16 +10,12 @@
 //! table loaded and every check passed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::catalog::select::Selection;
 use crate::catalog::{Table, read_catalog};
-use crate::cli::CopyArgs;
-use crate::cmd::{Outcome, resolve_conn_str};
-use crate::conn::conninfo::ConnInfo;
+use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Error, Result};
 use crate::ident::TableName;
@@ -27,75 +23,11 @@ use crate::load::loader::{BlockSource, Loaded, Loader};
 use crate::load::plan::{TableLoad, plan_load};
 use crate::load::pool::TableStreamer;
 use crate::load::report::TableDone;
-use crate::load::{Incoming, LoadOptions, Mode};
+use crate::load::{Incoming, Mode};
+use crate::options::{CopyOptions, VerifyLevel};
 use crate::progress::Progress;
 use crate::stream::copy_out::CopyOutBlocks;
 use crate::stream::stages::{StreamStages, StreamSummary, WireFormat};
-
-/// What `--verify` compares before commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyLevel {
-    None,
-    /// Source snapshot counts against the target's.
-    Count,
-    /// Also the stream's fingerprint against the target table's.
-    Deep,
-}
-
-/// What `copy` needs, resolved.
-#[derive(Debug)]
-pub struct CopyPlan {
-    pub source: Arc<ConnInfo>,
-    pub target: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub options: LoadOptions,
-    pub jobs: usize,
-    pub per_table_commit: bool,
-    pub dry_run: bool,
-    pub verify: VerifyLevel,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors: connections, patterns, mode, verify level, jobs.
-pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
-    let mode = Mode::parse(&args.mode)?;
-    let verify = match args.verify.as_deref() {
-        None => VerifyLevel::None,
-        Some("count") => VerifyLevel::Count,
-        Some("deep") => VerifyLevel::Deep,
-        Some(other) => {
-            return Err(Error::usage(format!(
-                "invalid --verify level \"{other}\"; use --verify or --verify=deep"
-            )));
-        }
-    };
-    if verify == VerifyLevel::Deep && !matches!(mode, Mode::Fail | Mode::Truncate) {
-        return Err(Error::usage_hint(
-            format!("--verify=deep needs --mode fail or truncate, not {}", mode.as_str()),
-            "only then does each target table hold exactly the source's rows; use --verify to compare counts",
-        ));
-    }
-    let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
-    Ok(CopyPlan {
-        source: resolve_conn_str(&args.source).map_err(|e| e.context("--source"))?,
-        target: resolve_conn_str(&args.target).map_err(|e| e.context("--target"))?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        options: LoadOptions {
-            mode,
-            disable_triggers: args.disable_triggers,
-            cascade: args.cascade,
-            lock_wait_timeout: crate::conn::locks::parse_timeout(args.lock_wait_timeout)?,
-        },
-        jobs,
-        per_table_commit: args.per_table_commit,
-        dry_run: args.dry_run,
-        verify,
-        quiet: args.quiet,
-    })
-}
 
 /// Runs `copy`.
 ///
@@ -103,7 +35,7 @@ pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
 /// Usage errors found before anything is written (exit 2), differences
 /// found by `--verify` (exit 1, rolled back), connection, server and stream
 /// errors naming the side and table (exit 3, rolled back), signals.
-pub async fn run(plan: CopyPlan) -> Result<Outcome> {
+pub async fn run(plan: CopyOptions) -> Result<Outcome> {
     let started = Instant::now();
     let source = connect(&plan.source, Purpose::Data).await.map_err(|e| e.context("SOURCE"))?;
     let target = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
@@ -231,7 +163,7 @@ impl BlockSource for SourceBlocks<'_> {
 }
 
 struct CopyContext<'a> {
-    plan: &'a CopyPlan,
+    plan: &'a CopyOptions,
     source: &'a Session,
     /// The source's snapshot, which `--verify=deep` streams join.
     snapshot: &'a str,
@@ -382,7 +314,7 @@ impl CopyContext<'_> {
     }
 }
 
-fn print_summary(done: &[TableDone], plan: &CopyPlan, seconds: f64) {
+fn print_summary(done: &[TableDone], plan: &CopyOptions, seconds: f64) {
     crate::load::report::print_summary(
         "copy",
         done,

@@ -1,38 +1,14 @@
 //! `pgbarge list`: the tables a selection picks, in load order, with what a
 //! backup or copy will need to know about them.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
-use crate::catalog::select::Selection;
 use crate::catalog::{Table, TableKind, read_catalog};
-use crate::cli::ListArgs;
-use crate::cmd::{Outcome, resolve_conn};
-use crate::conn::conninfo::ConnInfo;
+use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, connect};
 use crate::error::Result;
+use crate::options::ListOptions;
 use crate::progress::{human_bytes, human_count, print_columns};
-
-/// What `list` needs, resolved.
-#[derive(Debug)]
-pub struct ListPlan {
-    pub conn: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub json: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors for bad connection strings or patterns.
-pub fn plan(args: ListArgs) -> Result<ListPlan> {
-    Ok(ListPlan {
-        conn: resolve_conn(&args.conn)?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        json: args.json,
-    })
-}
 
 #[derive(Serialize)]
 struct ListedTable<'a> {
@@ -60,7 +36,7 @@ struct Listing<'a> {
 ///
 /// # Errors
 /// Connection and catalog failures; a pattern that matches nothing.
-pub async fn run(plan: ListPlan) -> Result<Outcome> {
+pub async fn run(plan: ListOptions) -> Result<Outcome> {
     let session = connect(&plan.conn, Purpose::Data).await?;
     let catalog = read_catalog(&session).await?;
     let chosen = catalog.choose(&plan.selection)?;

@@ -9,67 +9,23 @@
 //! with copy.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::catalog::read_catalog;
-use crate::catalog::select::Selection;
-use crate::cli::RestoreArgs;
-use crate::cmd::{Outcome, resolve_conn};
-use crate::conn::conninfo::ConnInfo;
+use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, repin};
 use crate::error::{Error, Result};
 use crate::format::csv::FirstRecord;
 use crate::ident::TableName;
+use crate::load::Incoming;
 use crate::load::loader::Loader;
 use crate::load::plan::{TableLoad, plan_load};
 use crate::load::pool::TableStreamer;
 use crate::load::report::TableDone;
-use crate::load::{Incoming, LoadOptions, Mode};
+use crate::options::RestoreOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::{Manifest, ManifestTable, StoredFile};
-use crate::storage::store::Location;
 use crate::stream::stages::{CsvStages, WireFormat};
-
-/// What `restore` needs, resolved.
-#[derive(Debug)]
-pub struct RestorePlan {
-    pub dir: Location,
-    pub conn: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub options: LoadOptions,
-    pub per_table_commit: bool,
-    pub ignore_unlisted: bool,
-    pub jobs: usize,
-    pub schema: bool,
-    pub dry_run: bool,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors: connection, patterns, mode, jobs.
-pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
-    let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
-    Ok(RestorePlan {
-        dir: Location::parse(&args.dir)?,
-        conn: resolve_conn(&args.conn)?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        options: LoadOptions {
-            mode: Mode::parse(&args.mode)?,
-            disable_triggers: args.disable_triggers,
-            cascade: args.cascade,
-            lock_wait_timeout: crate::conn::locks::parse_timeout(args.lock_wait_timeout)?,
-        },
-        per_table_commit: args.per_table_commit,
-        ignore_unlisted: args.ignore_unlisted,
-        jobs,
-        schema: args.schema,
-        dry_run: args.dry_run,
-        quiet: args.quiet,
-    })
-}
 
 /// Runs `restore`.
 ///
@@ -77,7 +33,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
 /// An incomplete backup or a check failing on the way (exit 1, rolled back),
 /// usage errors found before anything is written (exit 2), connection,
 /// server and file errors (exit 3, rolled back), signals.
-pub async fn run(plan: RestorePlan) -> Result<Outcome> {
+pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     let started = Instant::now();
     let manifest = Manifest::read_at(&plan.dir).await?;
     let names: Vec<TableName> =
@@ -169,7 +125,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
 /// # Errors
 /// A difference (exit 1) listing every problem.
 async fn check_folder(
-    plan: &RestorePlan,
+    plan: &RestoreOptions,
     manifest: &Manifest,
     chosen: &[&ManifestTable],
 ) -> Result<()> {
@@ -218,7 +174,7 @@ type SchemaSql = (&'static str, String);
 /// failure undoes both. Returns the post-data section, which runs after the
 /// rows (indexes, constraints, triggers), as pg_restore orders them.
 async fn run_schema(
-    plan: &RestorePlan,
+    plan: &RestoreOptions,
     manifest: &Manifest,
     target: &Session,
 ) -> Result<Option<SchemaSql>> {
@@ -266,7 +222,7 @@ async fn run_post_data(target: &Session, (file, sql): &SchemaSql) -> Result<()> 
 
 /// One schema file's SQL, checked against its recorded sha256, with the
 /// lines only psql understands taken out.
-async fn read_schema_file(plan: &RestorePlan, file: &str, want: Option<&str>) -> Result<String> {
+async fn read_schema_file(plan: &RestoreOptions, file: &str, want: Option<&str>) -> Result<String> {
     let path = plan.dir.path(file);
     let text = plan.dir.read(file).await?.ok_or_else(|| {
         Error::difference(format!(
@@ -312,7 +268,7 @@ fn strip_restrict_lines(sql: &str) -> std::result::Result<String, usize> {
 }
 
 struct Restorer<'a> {
-    plan: &'a RestorePlan,
+    plan: &'a RestoreOptions,
     manifest: &'a Manifest,
     chosen: &'a [&'a ManifestTable],
     progress: &'a Progress,
@@ -409,7 +365,7 @@ impl TableStreamer for Restorer<'_> {
     }
 }
 
-fn print_summary(done: &[TableDone], plan: &RestorePlan, manifest: &Manifest, seconds: f64) {
+fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest, seconds: f64) {
     let about = format!(" (backup of {} taken {})", manifest.source.database, manifest.started_at);
     crate::load::report::print_summary(
         "restore",

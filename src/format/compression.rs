@@ -20,7 +20,7 @@ impl Compression {
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "none" => Ok(Compression::None),
-            "zstd" => Ok(Compression::Zstd { level: 3 }),
+            "zstd" => Ok(Compression::default()),
             _ => {
                 let level = s
                     .strip_prefix("zstd:")

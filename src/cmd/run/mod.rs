@@ -14,18 +14,18 @@ mod log;
 mod step;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use self::dry_run::dry_run;
 use self::log::{RunLog, StepLog, log_folder, write_log};
 use self::step::run_step;
-use crate::cli::{RunArgs, TableArgs};
+use crate::catalog::select::Selection;
 use crate::cmd::Outcome;
 use crate::conn::conninfo::{ConnInfo, process_env, resolve};
 use crate::conn::session::{Purpose, connect};
 use crate::error::{Error, Result};
+use crate::options::RunOptions;
 use crate::runbook::plan::{LoadedPlan, Step, StepKind, read_plan};
 
 /// What `run` needs, resolved.
@@ -55,8 +55,8 @@ pub struct PlanConnection {
 /// # Errors
 /// Usage errors: the plan's own problems, an unset or unparsable connection
 /// variable, an unknown `--from` step.
-pub fn plan(args: RunArgs) -> Result<RunPlan> {
-    let plan = read_plan(Path::new(&args.plan))?;
+pub fn plan(args: RunOptions) -> Result<RunPlan> {
+    let plan = read_plan(&args.plan)?;
     let mut connections = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, c) in &plan.plan.connections {
@@ -265,8 +265,9 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-fn conn_arg(plan: &RunPlan, name: &str) -> String {
-    plan.connections[name].conn.clone()
+/// A plan's connection, resolved when the plan was read.
+fn conn(plan: &RunPlan, name: &str) -> Arc<ConnInfo> {
+    Arc::clone(&plan.connections[name].info)
 }
 
 /// A session on a plan's connection, for steps that run the user's SQL.
@@ -274,6 +275,7 @@ async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::conn::session
     connect(&plan.connections[name].info, Purpose::UserSql).await
 }
 
-fn tables(include: &[String], exclude: &[String]) -> TableArgs {
-    TableArgs { include: include.to_vec(), exclude: exclude.to_vec() }
+/// A step's `tables` and `exclude` as a selection.
+fn tables(include: &[String], exclude: &[String]) -> Result<Selection> {
+    Selection::parse(include, exclude)
 }

@@ -3,11 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{RunPlan, as_step_hint, conn_arg, tables, user_session};
-use crate::cli::{BackupArgs, ConnArgs, CopyArgs, RestoreArgs, VerifyArgs};
+use super::{RunPlan, as_step_hint, conn, tables, user_session};
 use crate::cmd::{Outcome, backup, copy, restore, sql, verify};
 use crate::error::{Error, Result};
+use crate::load::{LoadOptions, parse_jobs};
+use crate::options::{
+    self, BackupOptions, CopyOptions, DEFAULT_LOCK_WAIT, RestoreOptions, VerifyLevel, VerifyOptions,
+};
 use crate::runbook::plan::{Step, StepKind};
+use crate::storage::store::Location;
 
 /// Runs one step through the command it names; returns details for the log.
 pub(super) async fn run_step(
@@ -29,18 +33,20 @@ pub(super) async fn run_step(
             lock_wait_timeout,
         } => {
             let dir = plan.plan.resolve(output);
-            let m = backup::take(backup::plan(BackupArgs {
-                conn: ConnArgs { conn: Some(conn_arg(plan, db)) },
-                output: dir.display().to_string(),
-                tables: tables(t, exclude),
-                // In range: read_plan checked it.
-                jobs: jobs.and_then(|j| usize::try_from(j).ok()),
-                compress: compress.clone().unwrap_or_else(|| "zstd".into()),
+            // In range: read_plan checked it.
+            let jobs = jobs.and_then(|j| usize::try_from(j).ok());
+            crate::limits::jobs(jobs)?;
+            let m = backup::take(BackupOptions {
+                conn: conn(plan, db),
+                selection: tables(t, exclude)?,
+                dir: Location::parse(&dir.display().to_string())?,
+                jobs,
+                compression: options::compression(compress.as_deref())?,
                 schema: *schema,
                 force: *force,
-                lock_wait_timeout: lock_wait_timeout.unwrap_or(30.0),
+                lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
                 quiet,
-            })?)
+            })
             .await
             .map_err(as_step_hint)?;
             details.insert("folder".into(), dir.display().to_string().into());
@@ -62,16 +68,17 @@ pub(super) async fn run_step(
         StepKind::Verify { backup, db, tables: t, exclude, jobs, deep, expect } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
-            verify::run(verify::plan(VerifyArgs {
-                dir: dir.display().to_string(),
-                conn: ConnArgs { conn: db.as_ref().map(|d| conn_arg(plan, d)) },
-                tables: tables(t, exclude),
+            crate::limits::jobs(*jobs)?;
+            verify::run(VerifyOptions {
+                dir: Location::parse(&dir.display().to_string())?,
+                conn: db.as_ref().map(|d| conn(plan, d)),
+                selection: tables(t, exclude)?,
                 jobs: *jobs,
                 deep: *deep,
-                expect: expect.as_ref().map(|e| plan.plan.resolve(e).display().to_string()),
+                expect: expect.as_ref().map(|e| plan.plan.resolve(e)),
                 json: false,
                 quiet,
-            })?)
+            })
             .await?
         }
         StepKind::Sql { db, files, single_transaction } => {
@@ -95,20 +102,24 @@ pub(super) async fn run_step(
             per_table_commit,
             jobs,
         } => {
-            copy::run(copy::plan(CopyArgs {
-                source: conn_arg(plan, source),
-                target: conn_arg(plan, target),
-                tables: tables(t, exclude),
-                mode: mode.clone().unwrap_or_else(|| "fail".into()),
-                jobs: *jobs,
-                disable_triggers: *disable_triggers,
-                cascade: *cascade,
+            let mode = options::mode(mode.as_deref())?;
+            let verify = VerifyLevel::parse(verify.as_deref(), mode)?;
+            copy::run(CopyOptions {
+                jobs: parse_jobs(*jobs, *per_table_commit)?,
+                source: conn(plan, source),
+                target: conn(plan, target),
+                selection: tables(t, exclude)?,
+                options: LoadOptions {
+                    mode,
+                    disable_triggers: *disable_triggers,
+                    cascade: *cascade,
+                    lock_wait_timeout: DEFAULT_LOCK_WAIT,
+                },
                 per_table_commit: *per_table_commit,
                 dry_run: false,
-                lock_wait_timeout: 30.0,
-                verify: verify.clone(),
+                verify,
                 quiet,
-            })?)
+            })
             .await?
         }
         StepKind::Restore {
@@ -126,21 +137,23 @@ pub(super) async fn run_step(
         } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
-            restore::run(restore::plan(RestoreArgs {
-                dir: dir.display().to_string(),
-                conn: ConnArgs { conn: Some(conn_arg(plan, db)) },
-                tables: tables(t, exclude),
-                mode: mode.clone().unwrap_or_else(|| "fail".into()),
-                jobs: *jobs,
-                schema: *schema,
-                disable_triggers: *disable_triggers,
-                cascade: *cascade,
+            restore::run(RestoreOptions {
+                jobs: parse_jobs(*jobs, *per_table_commit)?,
+                dir: Location::parse(&dir.display().to_string())?,
+                conn: conn(plan, db),
+                selection: tables(t, exclude)?,
+                options: LoadOptions {
+                    mode: options::mode(mode.as_deref())?,
+                    disable_triggers: *disable_triggers,
+                    cascade: *cascade,
+                    lock_wait_timeout: DEFAULT_LOCK_WAIT,
+                },
                 per_table_commit: *per_table_commit,
                 ignore_unlisted: *ignore_unlisted,
+                schema: *schema,
                 dry_run: false,
-                lock_wait_timeout: 30.0,
                 quiet,
-            })?)
+            })
             .await?
         }
         StepKind::Check { db, query, expect, compare } => {

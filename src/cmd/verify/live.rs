@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 
-use super::VerifyPlan;
 use super::report::{Status, TableReport};
 use crate::catalog::read_catalog;
 use crate::catalog::select::Selection;
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
 use crate::ident::TableName;
+use crate::options::VerifyOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::Manifest;
 use crate::stream::copy_out::copy_out;
@@ -22,7 +22,7 @@ pub(super) async fn compare_live(
     session: &Session,
     manifest: &Manifest,
     chosen: &[usize],
-    plan: &VerifyPlan,
+    plan: &VerifyOptions,
     progress: &Progress,
     tables: &mut Vec<TableReport>,
 ) -> Result<()> {

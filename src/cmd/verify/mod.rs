@@ -15,61 +15,20 @@ mod live;
 mod report;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use self::expect::{Expectations, apply_expectations, read_expectations};
+use self::expect::{apply_expectations, read_expectations};
 use self::files::{check_files, check_folder};
 use self::live::compare_live;
 use self::report::{Report, TableReport, print_report};
-use crate::catalog::select::Selection;
-use crate::cli::VerifyArgs;
-use crate::cmd::{Outcome, resolve_conn};
-use crate::conn::conninfo::ConnInfo;
+use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, connect};
 use crate::error::{Error, Result};
 use crate::ident::TableName;
+use crate::options::VerifyOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::Manifest;
-use crate::storage::store::Location;
-
-/// What `verify` needs, resolved.
-#[derive(Debug)]
-pub struct VerifyPlan {
-    pub dir: Location,
-    /// Compare with this database too.
-    pub conn: Option<Arc<ConnInfo>>,
-    pub selection: Selection,
-    pub jobs: Option<usize>,
-    pub deep: bool,
-    pub expect: Option<Expectations>,
-    pub json: bool,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments and reads the expectations file.
-///
-/// # Errors
-/// Usage errors: connection string, patterns, jobs, an unreadable or
-/// malformed expectations file (naming its line).
-pub fn plan(args: VerifyArgs) -> Result<VerifyPlan> {
-    crate::limits::jobs(args.jobs)?;
-    let conn = match &args.conn.conn {
-        Some(_) => Some(resolve_conn(&args.conn)?),
-        None => None,
-    };
-    Ok(VerifyPlan {
-        dir: Location::parse(&args.dir)?,
-        conn,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        jobs: args.jobs,
-        deep: args.deep,
-        expect: args.expect.as_deref().map(|f| read_expectations(Path::new(f))).transpose()?,
-        json: args.json,
-        quiet: args.quiet,
-    })
-}
 
 /// Runs `verify`.
 ///
@@ -77,8 +36,9 @@ pub fn plan(args: VerifyArgs) -> Result<VerifyPlan> {
 /// A missing manifest (the backup is incomplete: exit 1), a newer or foreign
 /// manifest (exit 2), patterns matching nothing, a file that cannot be read
 /// or a database that cannot be reached (exit 3), a signal.
-pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
+pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
     let started = Instant::now();
+    let expect = plan.expect.as_deref().map(read_expectations).transpose()?;
     let manifest = Arc::new(Manifest::read_at(&plan.dir).await?);
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
@@ -130,7 +90,7 @@ pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
         failures.extend(check.failure);
     }
     problems.extend(check_folder(&plan.dir, &listing, &manifest).await?);
-    if let Some(exp) = &plan.expect {
+    if let Some(exp) = &expect {
         checked.push("expected counts");
         problems.extend(apply_expectations(exp, &manifest, &chosen, &mut tables)?);
     }
@@ -154,7 +114,7 @@ pub async fn run(plan: VerifyPlan) -> Result<Outcome> {
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
     } else {
-        print_report(&report, plan.expect.is_some(), live.is_some(), plan.quiet);
+        print_report(&report, expect.is_some(), live.is_some(), plan.quiet);
     }
     if let Some(first) = failures.into_iter().next() {
         // A file that could not be read at all is not a difference: exit 3.
