@@ -1,10 +1,15 @@
 //! Table names and identifier quoting: the one place SQL names are built from
 //! real (unquoted) names. Both the catalog and table patterns use
 //! [`TableName`]; neither imports the other for it.
+//!
+//! SQL always quotes, through postgres-protocol's `escape_identifier` (what
+//! the driver itself uses): no key word list can fall behind the server's.
+//! People see the shorter form PostgreSQL's `quote_ident` gives
+//! (`public."Role"`), which is only ever printed.
 
 use serde::{Deserialize, Serialize};
 
-/// A table's real (unquoted) schema and name, and its server-quoted form.
+/// A table's real (unquoted) schema and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableName {
     pub schema: String,
@@ -16,22 +21,35 @@ impl TableName {
         TableName { schema: schema.into(), name: name.into() }
     }
 
-    /// The name as SQL, each part quoted when needed, like `format('%I.%I')`.
-    pub fn quoted(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    /// The name as SQL: `"schema"."name"`, both parts always quoted.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", sql_ident(&self.schema), sql_ident(&self.name))
+    }
+
+    /// The name for people, each part quoted only when needed, like
+    /// `format('%I.%I')`: `public."Role"`. Never sent to the server.
+    pub fn pretty(&self) -> String {
+        format!("{}.{}", pretty_ident(&self.schema), pretty_ident(&self.name))
     }
 }
 
 impl std::fmt::Display for TableName {
+    /// The [`TableName::pretty`] form.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.quoted())
+        f.write_str(&self.pretty())
     }
 }
 
-/// Quotes an identifier the way PostgreSQL's `quote_ident` does: only when it is
-/// not a plain lower-case identifier. Keywords are quoted too, via a short list of
-/// the reserved ones; quoting more than needed is always safe.
-pub fn quote_ident(ident: &str) -> String {
+/// An identifier as SQL: always double-quoted, inner quotes doubled.
+pub fn sql_ident(ident: &str) -> String {
+    postgres_protocol::escape::escape_identifier(ident)
+}
+
+/// An identifier for people, quoted the way PostgreSQL's `quote_ident` does:
+/// only when it is not a plain lower-case identifier. Key words are quoted
+/// too, via a list of the reserved ones. For display only: SQL takes
+/// [`sql_ident`].
+pub fn pretty_ident(ident: &str) -> String {
     let plain = !ident.is_empty()
         && ident.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && ident
@@ -197,3 +215,28 @@ const RESERVED: &[&str] = &[
     "xmlserialize",
     "xmltable",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_like_quote_ident() {
+        assert_eq!(pretty_ident("users"), "users");
+        assert_eq!(pretty_ident("User"), "\"User\"");
+        assert_eq!(pretty_ident("user"), "\"user\"");
+        assert_eq!(pretty_ident("my.table"), "\"my.table\"");
+        assert_eq!(pretty_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(pretty_ident("1abc"), "\"1abc\"");
+        assert_eq!(TableName::new("public", "Role").pretty(), "public.\"Role\"");
+        assert_eq!(TableName::new("public", "Role").to_string(), "public.\"Role\"");
+    }
+
+    #[test]
+    fn sql_always_quotes() {
+        assert_eq!(sql_ident("users"), "\"users\"");
+        assert_eq!(sql_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(sql_ident(""), "\"\"");
+        assert_eq!(TableName::new("public", "Role").sql(), "\"public\".\"Role\"");
+    }
+}

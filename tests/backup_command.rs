@@ -174,11 +174,11 @@ fn awkward_tables_get_exact_bytes_counts_and_fingerprints() {
         let placed = dir.join(&t.file).canonicalize().unwrap();
         assert_eq!(placed.parent(), Some(dir.join("data").canonicalize().unwrap().as_path()));
         let cols: Vec<String> =
-            t.columns.iter().map(|c| pgbarge::ident::quote_ident(&c.name)).collect();
+            t.columns.iter().map(|c| pgbarge::ident::sql_ident(&c.name)).collect();
         let from = if name == "animal" {
             "ONLY public.animal".to_string()
         } else {
-            pgbarge::ident::TableName::new("public", name).quoted()
+            pgbarge::ident::TableName::new("public", name).sql()
         };
         let q = format!("SELECT {} FROM {from}", cols.join(", "));
         assert_eq!(bytes, psql_copy(&db, &q), "{name}");

@@ -15,7 +15,7 @@ use crate::catalog::order::{LoadOrder, order_tables};
 use crate::catalog::select::Selection;
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
-use crate::ident::{TableName, quote_ident};
+use crate::ident::{TableName, sql_ident};
 
 /// How a column is an identity column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,17 +125,17 @@ impl Table {
     /// `ONLY` a legacy-inheritance parent needs.
     /// `options` are COPY's, such as `FORMAT csv, HEADER`.
     pub fn copy_columns_to_stdout_sql(&self, columns: &[&str], options: &str) -> String {
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let cols: Vec<String> = columns.iter().map(|c| sql_ident(c)).collect();
         let cols = cols.join(", ");
         match self.kind {
             TableKind::Partitioned => {
-                format!("COPY (SELECT {cols} FROM {}) TO STDOUT ({options})", self.name.quoted())
+                format!("COPY (SELECT {cols} FROM {}) TO STDOUT ({options})", self.name.sql())
             }
             TableKind::Plain | TableKind::InheritanceParent if cols.is_empty() => {
-                format!("COPY {} TO STDOUT ({options})", self.name.quoted())
+                format!("COPY {} TO STDOUT ({options})", self.name.sql())
             }
             TableKind::Plain | TableKind::InheritanceParent => {
-                format!("COPY {} ({cols}) TO STDOUT ({options})", self.name.quoted())
+                format!("COPY {} ({cols}) TO STDOUT ({options})", self.name.sql())
             }
         }
     }
@@ -144,7 +144,7 @@ impl Table {
     /// partitioned table, only the parent's own rows of an inheritance parent.
     pub fn count_sql(&self) -> String {
         let only = if self.kind == TableKind::InheritanceParent { "ONLY " } else { "" };
-        format!("SELECT count(*) FROM {only}{}", self.name.quoted())
+        format!("SELECT count(*) FROM {only}{}", self.name.sql())
     }
 
     /// Its row count as COPY reads it (see [`Table::count_sql`]).
@@ -486,21 +486,5 @@ impl Catalog {
         let edges: Vec<(TableName, TableName)> =
             self.foreign_keys.iter().map(|fk| (fk.child.clone(), fk.parent.clone())).collect();
         order_tables(&names, &edges)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quote_ident_like_postgres() {
-        assert_eq!(quote_ident("users"), "users");
-        assert_eq!(quote_ident("User"), "\"User\"");
-        assert_eq!(quote_ident("user"), "\"user\"");
-        assert_eq!(quote_ident("my.table"), "\"my.table\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_ident("1abc"), "\"1abc\"");
-        assert_eq!(TableName::new("public", "Role").quoted(), "public.\"Role\"");
     }
 }

@@ -52,7 +52,7 @@ pub async fn run(plan: ListOptions) -> Result<Outcome> {
             .map(|t| ListedTable {
                 schema: &t.name.schema,
                 name: &t.name.name,
-                qualified: t.name.quoted(),
+                qualified: t.name.pretty(),
                 kind: t.kind,
                 estimated_rows: t.estimated_rows,
                 estimated_bytes: t.estimated_bytes,

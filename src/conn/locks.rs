@@ -102,7 +102,7 @@ pub async fn lock_tables(
         // the sessions in the way can be read in this same session.
         let sql = format!(
             "SAVEPOINT pgbarge_lock; LOCK TABLE {} IN {} MODE; RELEASE SAVEPOINT pgbarge_lock",
-            name.quoted(),
+            name.sql(),
             mode.as_sql()
         );
         let locked = match session.cancellable(session.client.batch_execute(&sql)).await {

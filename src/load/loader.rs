@@ -14,7 +14,7 @@ use crate::conn::locks::LockMode;
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
 use crate::format::digest::Fingerprint;
-use crate::ident::{TableName, quote_ident};
+use crate::ident::{TableName, sql_ident};
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::{BLOCK_SIZE, StreamStages, WireFormat};
 
@@ -167,13 +167,13 @@ impl<'a> Loader<'a> {
                 ));
             }
             self.exec(
-                &format!("DELETE FROM {}", t.target.name.quoted()),
+                &format!("DELETE FROM {}", t.target.name.sql()),
                 &format!("cannot empty {}", t.target.name),
             )
             .await?;
         }
         if !whole.is_empty() {
-            let names: Vec<String> = whole.iter().map(|t| t.target.name.quoted()).collect();
+            let names: Vec<String> = whole.iter().map(|t| t.target.name.sql()).collect();
             let cascade = if self.opts.cascade { " CASCADE" } else { "" };
             self.exec(
                 &format!("TRUNCATE {}{cascade}", names.join(", ")),
@@ -291,7 +291,7 @@ impl<'a> Loader<'a> {
             }
             let name = &t.target.name;
             self.exec(
-                &format!("ALTER TABLE {} DISABLE TRIGGER USER", name.quoted()),
+                &format!("ALTER TABLE {} DISABLE TRIGGER USER", name.sql()),
                 &format!("cannot disable the triggers of {name}"),
             )
             .await?;
@@ -339,14 +339,14 @@ impl<'a> Loader<'a> {
                 &format!(
                     "DROP TABLE IF EXISTS {stage}; CREATE TEMP TABLE pgbarge_stage AS SELECT {} FROM {} WITH NO DATA",
                     if t.columns.is_empty() { String::new() } else { t.column_list() },
-                    name.quoted()
+                    name.sql()
                 ),
                 &format!("cannot create a staging table for {name}"),
             )
             .await?;
             stage.to_string()
         } else {
-            name.quoted()
+            name.sql()
         };
         let cols =
             if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
@@ -412,7 +412,7 @@ impl<'a> Loader<'a> {
             return Ok(Loaded { copied, inserted: copied, ..Loaded::default() });
         }
         let key = t.key.as_ref().expect("planned with a key");
-        let key_cols: Vec<String> = key.columns.iter().map(|c| quote_ident(c)).collect();
+        let key_cols: Vec<String> = key.columns.iter().map(|c| sql_ident(c)).collect();
         let conflict = match self.opts.mode {
             Mode::Upsert => {
                 let set: Vec<String> =
@@ -425,7 +425,7 @@ impl<'a> Loader<'a> {
                                 tc.identity != Some(crate::catalog::Identity::Always)
                             })
                         })
-                        .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+                        .map(|c| format!("{0} = EXCLUDED.{0}", sql_ident(c)))
                         .collect();
                 if set.is_empty() {
                     "DO NOTHING".to_string()
@@ -441,7 +441,7 @@ impl<'a> Loader<'a> {
         let sql = format!(
             "WITH merged AS (INSERT INTO {}{cols}{overriding} SELECT {} FROM {stage} ON CONFLICT ({}) {conflict} RETURNING (xmax OPERATOR(pg_catalog.=) 0) AS inserted)
              SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM merged",
-            name.quoted(),
+            name.sql(),
             t.column_list(),
             key_cols.join(", ")
         );
@@ -484,8 +484,8 @@ impl<'a> Loader<'a> {
             let loaded_max: Option<i64> = if integral {
                 let sql = format!(
                     "SELECT max({})::bigint FROM {}",
-                    quote_ident(&s.column),
-                    t.target.name.quoted()
+                    sql_ident(&s.column),
+                    t.target.name.sql()
                 );
                 self.session
                     .query_value(
@@ -553,15 +553,15 @@ impl<'a> Loader<'a> {
                 .columns
                 .iter()
                 .zip(&fk.parent_columns)
-                .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
+                .map(|(c, p)| format!("p.{} = c.{}", sql_ident(p), sql_ident(c)))
                 .collect();
             let not_null: Vec<String> =
-                fk.columns.iter().map(|c| format!("c.{} IS NOT NULL", quote_ident(c))).collect();
+                fk.columns.iter().map(|c| format!("c.{} IS NOT NULL", sql_ident(c))).collect();
             let sql = format!(
                 "SELECT count(*) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
-                fk.child.quoted(),
+                fk.child.sql(),
                 not_null.join(" AND "),
-                fk.parent.quoted(),
+                fk.parent.sql(),
                 pairs.join(" AND ")
             );
             let orphans: i64 = self
@@ -593,7 +593,7 @@ impl<'a> Loader<'a> {
     pub async fn commit(self) -> Result<()> {
         for name in &self.altered {
             self.exec(
-                &format!("ALTER TABLE {} ENABLE TRIGGER USER", name.quoted()),
+                &format!("ALTER TABLE {} ENABLE TRIGGER USER", name.sql()),
                 &format!("cannot enable the triggers of {name} again"),
             )
             .await?;
@@ -616,7 +616,7 @@ impl<'a> Loader<'a> {
 pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<TableName>> {
     let mut full = Vec::new();
     for t in tables {
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM {} LIMIT 1)", t.target.name.quoted());
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {} LIMIT 1)", t.target.name.sql());
         if session.query_value(&sql, format!("cannot read {}", t.target.name)).await? {
             full.push(t.target.name.clone());
         }

@@ -8,7 +8,7 @@ use super::{Incoming, LoadOptions, Mode};
 use crate::catalog::{Catalog, ForeignKey, Key, Table};
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
-use crate::ident::{TableName, quote_ident};
+use crate::ident::{TableName, sql_ident};
 
 /// One table's load, decided before anything is written.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct TableLoad {
 
 impl TableLoad {
     pub(super) fn column_list(&self) -> String {
-        self.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+        self.columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -245,7 +245,7 @@ pub async fn count_rows(session: &Session, tables: &[TableName]) -> Result<Vec<(
     for t in tables {
         let n: i64 = session
             .query_value(
-                &format!("SELECT count(*) FROM {}", t.quoted()),
+                &format!("SELECT count(*) FROM {}", t.sql()),
                 format!("TARGET: cannot count the rows of {t}"),
             )
             .await?;

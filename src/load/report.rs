@@ -83,7 +83,7 @@ pub async fn dry_run(
             .client
             .query_one(
                 "SELECT has_table_privilege($1::text::regclass, 'INSERT'), has_table_privilege($1::text::regclass, 'TRUNCATE')",
-                &[&t.target.name.quoted()],
+                &[&t.target.name.sql()],
             )
             .await
             .map_err(|e| Error::db(format!("TARGET: cannot read privileges on {}", t.target.name), e))?;
