@@ -316,23 +316,8 @@ fn service_params(service: &str, env: Env<'_>) -> Result<BTreeMap<String, String
             .join("pg_service.conf");
     for file in user_file.into_iter().chain([system_file]) {
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        let mut in_section = false;
-        let mut found = false;
-        let mut params = BTreeMap::new();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                in_section = name == service;
-                found |= in_section;
-                continue;
-            }
-            if in_section && let Some((k, v)) = line.split_once('=') {
-                params.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-        if found {
+        if let Some(pairs) = crate::format::ini::ini_section(&text, service) {
+            let mut params: BTreeMap<String, String> = pairs.into_iter().collect();
             params.remove("service");
             if let Some(k) = params.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
                 return Err(Error::usage(format!(

@@ -1,5 +1,6 @@
 //! Bytes only: the COPY CSV dialect's record counter, COPY's binary format,
-//! sha256 and the fingerprint, zstd frames, and the compression setting.
+//! sha256 and the fingerprint, zstd frames, the compression setting, and the
+//! INI files libpq's services and AWS's profiles are written in.
 //!
 //! Nothing here knows of tokio-postgres, tokio or clap (a test below holds
 //! every file of this folder to that): each piece is a caller-driven state
@@ -9,6 +10,7 @@ pub mod binary;
 pub mod compression;
 pub mod csv;
 pub mod digest;
+pub mod ini;
 pub mod zstd_frames;
 
 #[cfg(test)]

@@ -332,16 +332,7 @@ fn with_profile(mut b: AmazonS3Builder, profile: &str) -> Result<AmazonS3Builder
     let config = std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{home}/.aws/config"));
     let section = |file: &str, name: &str| -> Vec<(String, String)> {
         let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
-        let mut inside = false;
-        let mut out = Vec::new();
-        for line in text.lines().map(str::trim) {
-            if let Some(h) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                inside = h.trim() == name;
-            } else if inside && let Some((k, v)) = line.split_once('=') {
-                out.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        out
+        crate::format::ini::ini_section(&text, name).unwrap_or_default()
     };
     let keys = section(&creds, profile);
     if keys.is_empty() {
