@@ -8,7 +8,9 @@ use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, connect};
 use crate::error::Result;
 use crate::options::ListOptions;
-use crate::progress::{human_bytes, human_count, print_columns};
+use indicatif::HumanCount;
+
+use crate::progress::{human_bytes, print_columns};
 
 #[derive(Serialize)]
 struct ListedTable<'a> {
@@ -79,7 +81,9 @@ fn print_table(listing: &Listing<'_>) {
     rows.extend(listing.tables.iter().map(|t| {
         vec![
             t.qualified.clone(),
-            t.estimated_rows.map(|r| human_count(r.max(0) as u64)).unwrap_or_else(|| "?".into()),
+            t.estimated_rows
+                .map(|r| HumanCount(r.max(0) as u64).to_string())
+                .unwrap_or_else(|| "?".into()),
             human_bytes(t.estimated_bytes.max(0) as u64),
             t.columns.to_string(),
             t.key.map(|k| format!("({})", k.join(", "))).unwrap_or_else(|| "-".into()),

@@ -8,6 +8,7 @@ use crate::conn::session::Session;
 use crate::error::{Error, Result};
 use crate::ident::TableName;
 use crate::stream::stages::WireFormat;
+use indicatif::HumanCount;
 
 /// `  --cascade also emptied: public."RolePermission" (15 rows), ...`: the
 /// tables outside the selection that the load empties, with their rows.
@@ -133,7 +134,7 @@ pub async fn dry_run(
         println!(
             "  {:<40} ~{:>10} rows  {:<6}  {}",
             t.target.name.to_string(),
-            estimate.map_or("?".into(), crate::progress::human_count),
+            estimate.map_or("?".into(), |n| HumanCount(n).to_string()),
             format!("{format:?}").to_lowercase(),
             notes.join("; ")
         );
@@ -210,10 +211,11 @@ fn print_table_lines(done: &[TableDone], mode: Mode) {
         for s in &d.sequences {
             notes.push(format!("sequence {} {} -> {}", s.sequence, s.from, s.to));
         }
+        // HumanCount writes its digits unpadded: the width applies to its string.
         println!(
             "  {:<40} {:>10} rows  {}",
             d.table,
-            crate::progress::human_count(d.rows),
+            HumanCount(d.rows).to_string(),
             notes.join("; ")
         );
     }

@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use crate::ident::TableName;
-use crate::progress::{human_bytes, human_count};
+use indicatif::HumanCount;
+
+use crate::progress::human_bytes;
 use crate::storage::manifest::ManifestTable;
 
 /// What verify found wrong with a table.
@@ -98,7 +100,7 @@ pub(super) struct Report {
 }
 
 pub(super) fn print_report(report: &Report, with_expected: bool, with_live: bool, quiet: bool) {
-    let num = |v: Option<u64>| v.map_or_else(|| "-".to_string(), human_count);
+    let num = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |n| HumanCount(n).to_string());
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut head = vec!["TABLE", "BACKUP ROWS"];
     if with_expected {
