@@ -6,6 +6,7 @@
 
 pub mod order;
 pub mod select;
+pub mod sequences;
 
 use std::collections::{BTreeMap, HashMap};
 

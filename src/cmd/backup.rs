@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::catalog::sequences::read_position;
 use crate::catalog::{Table, read_catalog};
 use crate::cmd::Outcome;
 use crate::conn::conninfo::ConnInfo;
@@ -349,20 +350,16 @@ async fn read_sequences(
     for t in tables {
         let mut seqs = Vec::new();
         for s in &t.sequences {
-            // The name was quoted by the server (format('%I.%I')).
-            let row = session
-                .client
-                .query_one(&format!("SELECT last_value, is_called FROM {}", s.sequence), &[])
-                .await
-                .map_err(|e| {
-                    Error::db(format!("cannot read sequence {} of table {}", s.sequence, t.name), e)
-                })?;
+            let at = read_position(session, &s.sequence, || {
+                format!("cannot read sequence {} of table {}", s.sequence, t.name)
+            })
+            .await?;
             seqs.push(ManifestSequence {
                 column: s.column.clone(),
                 sequence: s.sequence.clone(),
                 owned: s.owned,
-                last_value: row.get(0),
-                is_called: row.get(1),
+                last_value: at.last_value,
+                is_called: at.is_called,
             });
         }
         all.push(seqs);

@@ -10,6 +10,7 @@ use futures::SinkExt;
 
 use super::plan::TableLoad;
 use super::{LoadOptions, Mode};
+use crate::catalog::sequences::read_position;
 use crate::conn::locks::LockMode;
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
@@ -498,13 +499,11 @@ impl<'a> Loader<'a> {
             };
             let wanted = loaded_max.into_iter().chain(at_least.get(&s.sequence).copied()).max();
             let Some(wanted) = wanted else { continue };
-            let row = self
-                .session
-                .client
-                .query_one(&format!("SELECT last_value, is_called FROM {}", s.sequence), &[])
-                .await
-                .map_err(|e| Error::db(format!("cannot read sequence {}", s.sequence), e))?;
-            let (last, called): (i64, bool) = (row.get(0), row.get(1));
+            let at = read_position(self.session, &s.sequence, || {
+                format!("cannot read sequence {}", s.sequence)
+            })
+            .await?;
+            let (last, called) = (at.last_value, at.is_called);
             if wanted > last || (wanted == last && !called) {
                 self.session
                     .client
