@@ -148,6 +148,15 @@ impl Progress {
         Progress { id, multi, overall, totals, stop, ticker }
     }
 
+    /// Prints a line on stderr above the bars (plainly when there are none),
+    /// even with `-q`: it is for warnings the user must see.
+    pub fn note(&self, line: &str) {
+        match &self.multi {
+            Some(m) if m.println(line).is_ok() => {}
+            _ => eprintln!("{line}"),
+        }
+    }
+
     /// A bar for one table, sized by the catalog's row estimate.
     pub fn table(&self, name: &str, estimated_rows: Option<i64>) -> TableProgress {
         let estimate = estimated_rows.filter(|r| *r > 0).map(|r| r as u64);
@@ -237,6 +246,21 @@ impl TableProgress {
         let total = self.totals.permille.fetch_add(delta, Ordering::Relaxed) + delta;
         if let Some(o) = &self.overall {
             o.set_position(total);
+        }
+    }
+
+    /// Takes back what this table counted so far, for a table started over:
+    /// the totals and the overall bar then count only the attempt that ends.
+    pub fn restart(&mut self) {
+        self.totals.rows.fetch_sub(self.rows, Ordering::Relaxed);
+        self.totals.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        let total = self.totals.permille.fetch_sub(self.permille, Ordering::Relaxed);
+        if let Some(o) = &self.overall {
+            o.set_position(total.saturating_sub(self.permille));
+        }
+        (self.rows, self.bytes, self.permille) = (0, 0, 0);
+        if let Some(b) = &self.bar {
+            b.set_position(0);
         }
     }
 

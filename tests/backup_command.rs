@@ -369,19 +369,33 @@ fn wait_for_copy(db: &str) -> String {
     panic!("pgbarge's COPY never started");
 }
 
+/// A worker whose backend is terminated starts its table over at most twice
+/// (tests/worker_retry.rs); a backend terminated every time fails the backup.
 #[test]
 fn killed_backend_mid_copy_leaves_no_backup() {
     let c = cluster();
     let db = big_table_db("bk_kill", 600_000);
     let (_t, dir) = out_dir("killed");
-    let child = crate::common::pgbarge_cmd()
+    let mut child = crate::common::pgbarge_cmd()
         .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "-j", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = wait_for_copy(&db);
-    c.psql(&db, &format!("SELECT pg_terminate_backend({pid})"));
+    // The first attempt and both retries.
+    for _ in 0..3 {
+        let pid = wait_for_copy(&db);
+        c.psql(&db, &format!("SELECT pg_terminate_backend({pid})"));
+        // The terminated session gone from pg_stat_activity before looking
+        // for the next attempt's COPY.
+        while !c.psql(&db, &format!("SELECT 1 FROM pg_stat_activity WHERE pid = {pid}")).is_empty()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");

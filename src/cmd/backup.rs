@@ -24,7 +24,7 @@ use crate::conn::session::{Purpose, ServerInfo, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
 use crate::format::compression::Compression;
 use crate::options::BackupOptions;
-use crate::progress::{Progress, human_bytes};
+use crate::progress::{Progress, TableProgress, human_bytes};
 use crate::storage::folder_lock::FolderLock;
 use crate::storage::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ManifestColumn,
@@ -501,13 +501,14 @@ impl WorkerContext {
     }
 
     async fn work(&self) {
-        let session = match crate::conn::snapshot::join_snapshot(&self.conn, &self.snapshot).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.results.send(Err(e));
-                return;
-            }
-        };
+        let mut session =
+            match crate::conn::snapshot::join_snapshot(&self.conn, &self.snapshot).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = self.results.send(Err(e));
+                    return;
+                }
+            };
         while !self.stop.load(Ordering::SeqCst) {
             let Some(index) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
             else {
@@ -515,7 +516,7 @@ impl WorkerContext {
             };
             let job = &self.jobs[index];
             let r = self
-                .backup_table(&session, index, job)
+                .backup_table_retrying(&mut session, index, job)
                 .await
                 .map_err(|e| e.context(format!("backup of table {} failed", job.table.name)));
             let failed = r.is_err();
@@ -526,15 +527,65 @@ impl WorkerContext {
         }
     }
 
+    /// Backs up one table; when the worker's session is lost midway (its
+    /// backend terminated, the network broken) while the run goes on, joins
+    /// the snapshot again on a new session and starts the table over, at most
+    /// [`MAX_TABLE_RETRIES`] times. The snapshot outlives a worker: the
+    /// coordinator holds it (and the table locks), so the restarted table is
+    /// read as of the same moment; if the coordinator is gone too, joining
+    /// fails and that is the error.
+    async fn backup_table_retrying(
+        &self,
+        session: &mut Session,
+        index: usize,
+        job: &Job,
+    ) -> Result<TableResult> {
+        let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
+        let mut retries = 0;
+        loop {
+            let e = match self.backup_table(session, index, job, &mut bar).await {
+                Ok(r) => {
+                    bar.finish(&self.progress);
+                    return Ok(r);
+                }
+                Err(e) => e,
+            };
+            if retries == MAX_TABLE_RETRIES
+                || self.stop.load(Ordering::SeqCst)
+                || crate::cancel::reason().is_some()
+                || !is_session_lost(session, &e).await
+            {
+                return Err(e);
+            }
+            retries += 1;
+            self.progress.note(&format!(
+                "warning: the session reading {} was lost ({}); joining the snapshot again \
+                 and starting the table over (retry {retries} of {MAX_TABLE_RETRIES})",
+                job.table.name,
+                crate::error::render_body(&e).lines().next().unwrap_or_default(),
+            ));
+            bar.restart();
+            *session = crate::conn::snapshot::join_snapshot(&self.conn, &self.snapshot)
+                .await
+                .map_err(|rejoin| {
+                    rejoin.context(format!(
+                        "the session reading {} was lost ({}) and the snapshot could not be joined again",
+                        job.table.name,
+                        crate::error::render_body(&e).lines().next().unwrap_or_default()
+                    ))
+                })?;
+        }
+    }
+
     async fn backup_table(
         &self,
         session: &Session,
         index: usize,
         job: &Job,
+        bar: &mut TableProgress,
     ) -> Result<TableResult> {
         let mut sink = self.dir.data_sink(&job.file, self.compression, self.workers)?;
         let mut stages = CsvStages::new(true);
-        let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
         copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
             if self.stop.load(Ordering::Relaxed) {
                 // The run already failed elsewhere (its error is the one
@@ -550,9 +601,21 @@ impl WorkerContext {
         })?;
         let file = sink.finish()?;
         bar.update(csv.rows, csv.csv_bytes);
-        bar.finish(&self.progress);
         Ok(TableResult { index, csv, file })
     }
+}
+
+/// How many times one table is started over after its worker's session was
+/// lost: a backend terminated once or twice is survivable; a server that
+/// keeps ending sessions is an error to report.
+const MAX_TABLE_RETRIES: u32 = 2;
+
+/// Whether `e` came from `session` having ended (the retryable case), not from
+/// the table, the files or a signal. A terminated backend sends its FATAL
+/// (SQLSTATE 57P01) before it closes, so the session's end is awaited a moment.
+async fn is_session_lost(session: &Session, e: &Error) -> bool {
+    let may_be = e.is_connection_failure() || e.sqlstate().is_some_and(|c| c.starts_with("57P"));
+    may_be && tokio::time::timeout(Duration::from_secs(1), session.ended()).await.is_ok()
 }
 
 /// A pg_dump at least as new as the server (pg_dump refuses older servers'

@@ -39,7 +39,8 @@ SET idle_in_transaction_session_timeout = 0;";
 pub enum Purpose {
     /// Reading or writing table data: everything pinned, and `search_path` set
     /// to `pg_catalog` so no user object can shadow what pgbarge calls, and type
-    /// and default expressions come back schema-qualified.
+    /// and default expressions come back schema-qualified; synchronized
+    /// sequential scans off, so a table read twice reads in the same order.
     Data,
     /// Running the user's own SQL files: the user's `search_path` is kept.
     UserSql,
@@ -347,6 +348,12 @@ async fn pin(client: &Client, info: &ConnInfo, purpose: Purpose) -> Result<()> {
     let mut pins = PINNED_SETTINGS.to_string();
     if purpose == Purpose::Data {
         pins.push_str("\nSET search_path = pg_catalog;");
+        // A large table's sequential scan may otherwise start where another
+        // scan of it is (runtime-config-compatible.html, synchronize_seqscans),
+        // so the same rows could come out rotated: a table read again (a
+        // worker's lost session retried) must give the same bytes. pg_dump
+        // turns it off for the same reason.
+        pins.push_str("\nSET synchronize_seqscans = off;");
     }
     client
         .batch_execute(&pins)
