@@ -14,7 +14,8 @@
 //! - `format` (bytes only: CSV counter, binary walker, digests, zstd frames,
 //!   compression) and `ident` (table names, quoting).
 //!
-//! `error`, `redact`, `cancel`, `limits` and `progress` serve every layer.
+//! `error`, `redact`, `cancel`, `limits`, `progress` and `jobs` (what worker
+//! pools share) serve every layer.
 //! `format` and `stream::stages` know nothing of tokio-postgres, tokio or clap.
 
 pub mod cancel;
@@ -25,6 +26,7 @@ pub mod conn;
 pub mod error;
 pub mod format;
 pub mod ident;
+pub mod jobs;
 pub mod limits;
 pub mod load;
 pub mod options;

@@ -393,10 +393,10 @@ async fn run_workers(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let workers = plan.jobs.unwrap_or(4).min(jobs.len()).max(1);
-    // Largest first, so the longest table starts early and the run ends evenly.
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].table.estimated_bytes));
+    let workers = crate::jobs::worker_count(plan.jobs, jobs.len());
+    // Estimated sizes are never negative (pg_relation_size).
+    let order =
+        crate::jobs::largest_first(jobs.iter().map(|j| j.table.estimated_bytes.max(0) as u64));
     let queue = Arc::new(Mutex::new(VecDeque::from(order)));
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<TableResult>>();
@@ -423,7 +423,7 @@ async fn run_workers(
     drop(tx);
 
     let mut results: Vec<Option<TableResult>> = (0..jobs.len()).map(|_| None).collect();
-    let mut first_error: Option<Error> = None;
+    let mut first_error = crate::jobs::RootCause::default();
     let mut watching = true;
     loop {
         let r = tokio::select! {
@@ -443,18 +443,14 @@ async fn run_workers(
             }
             Err(e) => {
                 stop.store(true, Ordering::SeqCst);
-                // Keep the root cause, not the "stopped because another failed" echoes.
-                let keep_new = first_error.as_ref().is_none_or(|f| f.class() == Class::Interrupted);
-                if keep_new {
-                    first_error = Some(e);
-                }
+                first_error.record(e);
             }
         }
     }
     for h in handles {
         let _ = tokio::task::spawn_blocking(move || h.join()).await;
     }
-    if let Some(e) = first_error {
+    if let Some(e) = first_error.into_error() {
         return Err(e);
     }
     if let Some(signal) = crate::cancel::reason() {

@@ -33,12 +33,11 @@ pub(super) fn check_files(
     jobs: Option<usize>,
     progress: &Progress,
 ) -> Result<Vec<FileCheck>> {
-    let mut order: Vec<usize> = (0..chosen.len()).collect();
-    order.sort_by_key(|&k| std::cmp::Reverse(manifest.tables[chosen[k]].file_bytes));
+    let order = crate::jobs::largest_first(chosen.iter().map(|&i| manifest.tables[i].file_bytes));
     let results: Mutex<Vec<Option<Result<FileCheck>>>> =
         Mutex::new((0..chosen.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let workers = jobs.unwrap_or(4).min(chosen.len()).max(1);
+    let workers = crate::jobs::worker_count(jobs, chosen.len());
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
