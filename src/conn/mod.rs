@@ -6,3 +6,4 @@ pub mod conninfo;
 pub mod locks;
 pub mod session;
 pub mod snapshot;
+mod tls;
