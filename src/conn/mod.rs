@@ -4,6 +4,7 @@
 
 pub mod conninfo;
 pub mod locks;
+pub mod pgpass;
 pub mod session;
 pub mod snapshot;
 mod tls;
