@@ -50,7 +50,7 @@ pub(super) async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
                         })
                         .unwrap_or_default();
                     let is_backup =
-                        names.iter().all(|n| backup::BACKUP_NAMES.contains(&n.as_str()));
+                        names.iter().all(|n| backup::output::BACKUP_NAMES.contains(&n.as_str()));
                     let replaced = *force && is_backup;
                     if !names.is_empty() && !replaced {
                         note(format!(
