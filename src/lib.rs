@@ -16,7 +16,8 @@
 //!
 //! `error`, `redact`, `cancel`, `limits`, `progress` and `jobs` (what worker
 //! pools share) serve every layer.
-//! `format` and `stream::stages` know nothing of tokio-postgres, tokio or clap.
+//! `format` and `stream::stages` know nothing of tokio-postgres, tokio or clap;
+//! `storage` takes the block size and the CSV summary from `stream::stages`.
 
 pub mod cancel;
 pub mod catalog;
