@@ -4,10 +4,10 @@
 //! and all of them together as backup runs them.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pgbarge::csvfmt::RecordScanner;
-use pgbarge::digest::{Fingerprinter, Sha256Stage};
-use pgbarge::pipeline::{BLOCK_SIZE, CsvStages};
-use pgbarge::zstdframes::FrameEncoder;
+use pgbarge::format::csv::RecordScanner;
+use pgbarge::format::digest::{Fingerprinter, Sha256Stage};
+use pgbarge::format::zstd_frames::FrameEncoder;
+use pgbarge::stream::stages::{BLOCK_SIZE, CsvStages};
 
 /// About `size` bytes of CSV shaped like scripts/bench.sh's table: ids,
 /// timestamps, quoted text with commas, quotes, a newline and a 32-hex-digit

@@ -1,7 +1,22 @@
-//! The command line as clap structs: plain data only. Turning these into typed
-//! plans (connections, patterns, paths) happens in each command's `plan` step.
+//! The command line: clap structs holding plain data, and the one step that
+//! turns them into typed [`Options`] (connections, patterns, locations,
+//! modes). Commands never see these structs; defaults live in
+//! [`crate::options`], so a flag left out here means "the default" there.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::select::Selection;
+use crate::conn::conninfo::{ConnInfo, process_env, resolve};
+use crate::error::{Error, Result};
+use crate::load::{LoadOptions, parse_jobs};
+use crate::options::{
+    self, BackupOptions, CopyOptions, ListOptions, Options, RestoreOptions, RunOptions, SqlOptions,
+    VerifyLevel, VerifyOptions,
+};
+use crate::storage::store::Location;
 
 /// Move PostgreSQL table data through COPY: verified CSV backups, database to
 /// database copies, selective restores.
@@ -78,9 +93,9 @@ pub struct BackupArgs {
     /// Parallel workers (default: the smaller of 4 and the number of tables).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
-    /// `zstd` (level 3), `zstd:LEVEL` (1-19) or `none`.
-    #[arg(long, value_name = "METHOD", default_value = "zstd")]
-    pub compress: String,
+    /// `zstd` (level 3, the default), `zstd:LEVEL` (1-19) or `none`.
+    #[arg(long, value_name = "METHOD")]
+    pub compress: Option<String>,
     /// Also write schema.sql: `pg_dump --schema-only` of the same snapshot.
     #[arg(long)]
     pub schema: bool,
@@ -88,9 +103,9 @@ pub struct BackupArgs {
     #[arg(long)]
     pub force: bool,
     /// Seconds to wait for each table's lock before failing, naming the sessions in the way
-    /// (like pg_dump's option).
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    pub lock_wait_timeout: f64,
+    /// (like pg_dump's option; default 30).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait_timeout: Option<f64>,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -133,9 +148,10 @@ pub struct CopyArgs {
     pub target: String,
     #[command(flatten)]
     pub tables: TableArgs,
-    /// What happens to rows already in a target table: fail, truncate, append, skip, upsert.
-    #[arg(long, value_name = "MODE", default_value = "fail")]
-    pub mode: String,
+    /// What happens to rows already in a target table: fail (the default), truncate, append,
+    /// skip, upsert.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
     /// Tables loaded in parallel; needs --per-table-commit (one transaction is one stream).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
@@ -152,9 +168,10 @@ pub struct CopyArgs {
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the way.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    pub lock_wait_timeout: f64,
+    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the
+    /// way (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait_timeout: Option<f64>,
     /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
     pub verify: Option<String>,
@@ -172,9 +189,10 @@ pub struct RestoreArgs {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub tables: TableArgs,
-    /// What happens to rows already in a target table: fail, truncate, append, skip, upsert.
-    #[arg(long, value_name = "MODE", default_value = "fail")]
-    pub mode: String,
+    /// What happens to rows already in a target table: fail (the default), truncate, append,
+    /// skip, upsert.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
     /// Tables loaded in parallel; needs --per-table-commit (one transaction is one stream).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
@@ -196,9 +214,10 @@ pub struct RestoreArgs {
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the way.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    pub lock_wait_timeout: f64,
+    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the
+    /// way (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait_timeout: Option<f64>,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -233,4 +252,171 @@ pub struct RunArgs {
     /// Steps print no progress or summaries; errors only.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl Command {
+    /// Resolves the arguments into the command's typed options.
+    ///
+    /// # Errors
+    /// Usage errors: connection strings, patterns, locations, modes, levels,
+    /// numbers out of range, or a combination that cannot work.
+    pub fn into_options(self) -> Result<Options> {
+        Ok(match self {
+            Command::List(a) => Options::List(a.into_options()?),
+            Command::Backup(a) => Options::Backup(a.into_options()?),
+            Command::Verify(a) => Options::Verify(a.into_options()?),
+            Command::Copy(a) => Options::Copy(a.into_options()?),
+            Command::Restore(a) => Options::Restore(a.into_options()?),
+            Command::Sql(a) => Options::Sql(a.into_options()?),
+            Command::Run(a) => Options::Run(a.into_options()),
+        })
+    }
+}
+
+impl ConnArgs {
+    /// `-d`, or the PG* environment alone.
+    ///
+    /// # Errors
+    /// A usage error for a malformed connection string or environment.
+    pub fn resolve(&self) -> Result<Arc<ConnInfo>> {
+        resolve_conn_str(self.conn.as_deref().unwrap_or(""))
+    }
+}
+
+/// Resolves a connection string, falling back to the PG* environment.
+///
+/// # Errors
+/// A usage error for a malformed connection string or environment.
+pub fn resolve_conn_str(conn: &str) -> Result<Arc<ConnInfo>> {
+    Ok(Arc::new(resolve(conn, &process_env)?))
+}
+
+impl TableArgs {
+    /// The selection `-t` and `-T` make.
+    ///
+    /// # Errors
+    /// A usage error for a malformed pattern.
+    pub fn selection(&self) -> Result<Selection> {
+        Selection::parse(&self.include, &self.exclude)
+    }
+}
+
+impl ListArgs {
+    fn into_options(self) -> Result<ListOptions> {
+        Ok(ListOptions {
+            conn: self.conn.resolve()?,
+            selection: self.tables.selection()?,
+            json: self.json,
+        })
+    }
+}
+
+impl BackupArgs {
+    fn into_options(self) -> Result<BackupOptions> {
+        crate::limits::jobs(self.jobs)?;
+        let lock_wait_timeout = options::lock_wait(self.lock_wait_timeout)?;
+        Ok(BackupOptions {
+            conn: self.conn.resolve()?,
+            selection: self.tables.selection()?,
+            dir: Location::parse(&self.output)?,
+            jobs: self.jobs,
+            compression: options::compression(self.compress.as_deref())?,
+            schema: self.schema,
+            force: self.force,
+            lock_wait_timeout,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl VerifyArgs {
+    fn into_options(self) -> Result<VerifyOptions> {
+        crate::limits::jobs(self.jobs)?;
+        let conn = match &self.conn.conn {
+            Some(_) => Some(self.conn.resolve()?),
+            None => None,
+        };
+        Ok(VerifyOptions {
+            dir: Location::parse(&self.dir)?,
+            conn,
+            selection: self.tables.selection()?,
+            jobs: self.jobs,
+            deep: self.deep,
+            expect: self.expect.map(PathBuf::from),
+            json: self.json,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl CopyArgs {
+    fn into_options(self) -> Result<CopyOptions> {
+        let mode = options::mode(self.mode.as_deref())?;
+        let verify = VerifyLevel::parse(self.verify.as_deref(), mode)?;
+        let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
+        Ok(CopyOptions {
+            source: resolve_conn_str(&self.source).map_err(|e| e.context("--source"))?,
+            target: resolve_conn_str(&self.target).map_err(|e| e.context("--target"))?,
+            selection: self.tables.selection()?,
+            options: LoadOptions {
+                mode,
+                disable_triggers: self.disable_triggers,
+                cascade: self.cascade,
+                lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
+            },
+            jobs,
+            per_table_commit: self.per_table_commit,
+            dry_run: self.dry_run,
+            verify,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl RestoreArgs {
+    fn into_options(self) -> Result<RestoreOptions> {
+        let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
+        Ok(RestoreOptions {
+            dir: Location::parse(&self.dir)?,
+            conn: self.conn.resolve()?,
+            selection: self.tables.selection()?,
+            options: LoadOptions {
+                mode: options::mode(self.mode.as_deref())?,
+                disable_triggers: self.disable_triggers,
+                cascade: self.cascade,
+                lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
+            },
+            per_table_commit: self.per_table_commit,
+            ignore_unlisted: self.ignore_unlisted,
+            jobs,
+            schema: self.schema,
+            dry_run: self.dry_run,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl SqlArgs {
+    fn into_options(self) -> Result<SqlOptions> {
+        if self.files.is_empty() {
+            return Err(Error::usage("name at least one SQL file"));
+        }
+        Ok(SqlOptions {
+            conn: self.conn.resolve()?,
+            files: self.files,
+            single_transaction: self.single_transaction,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl RunArgs {
+    fn into_options(self) -> RunOptions {
+        RunOptions {
+            plan: PathBuf::from(self.plan),
+            dry_run: self.dry_run,
+            from: self.from,
+            quiet: self.quiet,
+        }
+    }
 }

@@ -2,37 +2,38 @@
 //! backups, database-to-database copies, selective restores, and a runbook
 //! driver for plain SQL migrations.
 //!
-//! Dependencies point one way: `cmd` → `load`, `pipeline`, `manifest`,
-//! `store`, `plan`, `snapshot`, `locks`, `catalog`, `connect` → `sink`, `source`,
-//! `zstdframes`, `digest`, `csvfmt`, `binfmt`, `sqlfile`, `select`, `order`, `conninfo`. The
-//! lower modules know nothing of tokio-postgres or commands.
+//! Each folder is a layer and imports point down only:
+//!
+//! - `cli` turns arguments into `options` (typed, every default in one place);
+//! - `cmd`: one module per command, taking its options;
+//! - `load` (what copy and restore share) and `runbook` (plan files);
+//! - `stream` (COPY stream → stages → sink) and `storage` (folder or s3,
+//!   sinks, readers, manifest);
+//! - `catalog` (tables, patterns, FK order) and `conn` (conninfo, TLS,
+//!   session, snapshot, locks);
+//! - `format` (bytes only: CSV counter, binary walker, digests, zstd frames,
+//!   compression) and `ident` (table names, quoting).
+//!
+//! `error`, `redact`, `cancel`, `limits`, `progress` and `jobs` (what worker
+//! pools share) serve every layer.
+//! `format` and `stream::stages` know nothing of tokio-postgres, tokio or clap;
+//! `storage` takes the block size and the CSV summary from `stream::stages`.
 
-pub mod binfmt;
 pub mod cancel;
 pub mod catalog;
 pub mod cli;
 pub mod cmd;
-pub mod confined;
-pub mod connect;
-pub mod conninfo;
-pub mod csvfmt;
-pub mod digest;
+pub mod conn;
 pub mod error;
-pub mod folder_lock;
+pub mod format;
+pub mod ident;
+pub mod jobs;
 pub mod limits;
 pub mod load;
-pub mod locks;
-pub mod manifest;
-pub mod order;
-pub mod pipeline;
-pub mod plan;
+pub mod options;
 pub mod progress;
 pub mod redact;
-pub mod select;
-pub mod sink;
-pub mod snapshot;
-pub mod source;
-pub mod sqlfile;
-pub mod store;
+pub mod runbook;
+pub mod storage;
+pub mod stream;
 pub mod wrap;
-pub mod zstdframes;

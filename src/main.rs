@@ -24,7 +24,9 @@ fn main() {
         if let Err(e) = pgbarge::cancel::install_signal_handlers() {
             eprintln!("warning: cannot install signal handlers: {e}");
         }
-        pgbarge::cmd::run(cli.command).await
+        pgbarge::progress::plain_interval()?;
+        let options = cli.command.into_options()?;
+        pgbarge::cmd::run(options).await
     });
     let code = match result {
         Ok(outcome) => outcome.exit_code(),

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `1.5 GB`-style sizes, decimal units as `pg_size_pretty` does not (it uses
 /// 1024 but says kB); decimal is what rates in MB/s use, so sizes match them.
+///
+/// Not indicatif's `DecimalBytes`: it prints two decimals (`60.39 MB`), and
+/// the backup summary's line, with three sizes on it, then passes 80 columns.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = bytes as f64;
@@ -21,22 +24,9 @@ pub fn human_bytes(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
-/// `1,234,567`-style counts.
-pub fn human_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// `1 table`, `2 tables`, `1,000 rows`: a count with its noun.
 pub fn counted(n: u64, one: &str, many: &str) -> String {
-    format!("{} {}", human_count(n), if n == 1 { one } else { many })
+    format!("{} {}", HumanCount(n), if n == 1 { one } else { many })
 }
 
 /// `950`, `162.5k`, `1.2M`, `3.4G`: a count short enough for a bar.
@@ -158,6 +148,15 @@ impl Progress {
         Progress { id, multi, overall, totals, stop, ticker }
     }
 
+    /// Prints a line on stderr above the bars (plainly when there are none),
+    /// even with `-q`: it is for warnings the user must see.
+    pub fn note(&self, line: &str) {
+        match &self.multi {
+            Some(m) if m.println(line).is_ok() => {}
+            _ => eprintln!("{line}"),
+        }
+    }
+
     /// A bar for one table, sized by the catalog's row estimate.
     pub fn table(&self, name: &str, estimated_rows: Option<i64>) -> TableProgress {
         let estimate = estimated_rows.filter(|r| *r > 0).map(|r| r as u64);
@@ -247,6 +246,21 @@ impl TableProgress {
         let total = self.totals.permille.fetch_add(delta, Ordering::Relaxed) + delta;
         if let Some(o) = &self.overall {
             o.set_position(total);
+        }
+    }
+
+    /// Takes back what this table counted so far, for a table started over:
+    /// the totals and the overall bar then count only the attempt that ends.
+    pub fn restart(&mut self) {
+        self.totals.rows.fetch_sub(self.rows, Ordering::Relaxed);
+        self.totals.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        let total = self.totals.permille.fetch_sub(self.permille, Ordering::Relaxed);
+        if let Some(o) = &self.overall {
+            o.set_position(total.saturating_sub(self.permille));
+        }
+        (self.rows, self.bytes, self.permille) = (0, 0, 0);
+        if let Some(b) = &self.bar {
+            b.set_position(0);
         }
     }
 
@@ -398,8 +412,6 @@ mod tests {
     fn formats() {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_500_000), "1.5 MB");
-        assert_eq!(human_count(1_234_567), "1,234,567");
-        assert_eq!(human_count(12), "12");
         assert_eq!(counted(1, "table", "tables"), "1 table");
         assert_eq!(counted(0, "table", "tables"), "0 tables");
         assert_eq!(counted(1200, "row", "rows"), "1,200 rows");

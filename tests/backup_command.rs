@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::common::{cluster, db_with, pgbarge};
-use pgbarge::digest::Fingerprinter;
-use pgbarge::manifest::Manifest;
+use pgbarge::format::digest::Fingerprinter;
+use pgbarge::storage::manifest::Manifest;
 
 fn out_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
@@ -36,7 +36,7 @@ fn psql_copy(db: &str, select: &str) -> Vec<u8> {
 }
 
 fn fingerprint_of(csv: &[u8]) -> String {
-    let mut s = pgbarge::csvfmt::RecordScanner::new();
+    let mut s = pgbarge::format::csv::RecordScanner::new();
     let mut f = Fingerprinter::new();
     s.feed_with(csv, |p, e| f.piece(p, e));
     f.finish().sum
@@ -174,11 +174,11 @@ fn awkward_tables_get_exact_bytes_counts_and_fingerprints() {
         let placed = dir.join(&t.file).canonicalize().unwrap();
         assert_eq!(placed.parent(), Some(dir.join("data").canonicalize().unwrap().as_path()));
         let cols: Vec<String> =
-            t.columns.iter().map(|c| pgbarge::catalog::quote_ident(&c.name)).collect();
+            t.columns.iter().map(|c| pgbarge::ident::sql_ident(&c.name)).collect();
         let from = if name == "animal" {
             "ONLY public.animal".to_string()
         } else {
-            pgbarge::catalog::TableName::new("public", name).quoted()
+            pgbarge::ident::TableName::new("public", name).sql()
         };
         let q = format!("SELECT {} FROM {from}", cols.join(", "));
         assert_eq!(bytes, psql_copy(&db, &q), "{name}");
@@ -249,8 +249,14 @@ fn schema_flag_writes_pg_dump_of_the_snapshot() {
     assert!(post.contains("PRIMARY KEY"), "{post}");
     let manifest = Manifest::read(&dir).unwrap();
     assert!(manifest.has_schema);
-    assert_eq!(manifest.schema_pre_sha256.unwrap(), pgbarge::digest::sha256_hex(pre.as_bytes()));
-    assert_eq!(manifest.schema_post_sha256.unwrap(), pgbarge::digest::sha256_hex(post.as_bytes()));
+    assert_eq!(
+        manifest.schema_pre_sha256.unwrap(),
+        pgbarge::format::digest::sha256_hex(pre.as_bytes())
+    );
+    assert_eq!(
+        manifest.schema_post_sha256.unwrap(),
+        pgbarge::format::digest::sha256_hex(post.as_bytes())
+    );
     for f in ["schema-pre.sql", "schema-post.sql"] {
         assert_eq!(std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777, 0o600);
     }
@@ -294,7 +300,7 @@ fn a_file_of_several_zstd_frames_reads_back_as_one_stream() {
     let file = dir.join(&m.tables[0].file);
     assert_eq!(zstd_frames(&file), 3);
     let csv = unzstd(&file);
-    assert!(csv.len() > 2 * pgbarge::zstdframes::FRAME_INPUT, "{}", csv.len());
+    assert!(csv.len() > 2 * pgbarge::format::zstd_frames::FRAME_INPUT, "{}", csv.len());
     assert_eq!(csv, psql_copy(&db, "SELECT id, payload FROM big"));
     assert_eq!(m.tables[0].rows, 85_000);
     sha256sum_check(&dir);
@@ -363,19 +369,33 @@ fn wait_for_copy(db: &str) -> String {
     panic!("pgbarge's COPY never started");
 }
 
+/// A worker whose backend is terminated starts its table over at most twice
+/// (tests/worker_retry.rs); a backend terminated every time fails the backup.
 #[test]
 fn killed_backend_mid_copy_leaves_no_backup() {
     let c = cluster();
     let db = big_table_db("bk_kill", 600_000);
     let (_t, dir) = out_dir("killed");
-    let child = crate::common::pgbarge_cmd()
+    let mut child = crate::common::pgbarge_cmd()
         .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "-j", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = wait_for_copy(&db);
-    c.psql(&db, &format!("SELECT pg_terminate_backend({pid})"));
+    // The first attempt and both retries.
+    for _ in 0..3 {
+        let pid = wait_for_copy(&db);
+        c.psql(&db, &format!("SELECT pg_terminate_backend({pid})"));
+        // The terminated session gone from pg_stat_activity before looking
+        // for the next attempt's COPY.
+        while !c.psql(&db, &format!("SELECT 1 FROM pg_stat_activity WHERE pid = {pid}")).is_empty()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");

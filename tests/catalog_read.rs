@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use crate::common::{block_on, cluster};
-use pgbarge::catalog::{Identity, TableKind, TableName, read_catalog};
-use pgbarge::connect::{Purpose, connect};
-use pgbarge::conninfo::resolve;
+use pgbarge::catalog::{Identity, TableKind, read_catalog};
+use pgbarge::conn::conninfo::resolve;
+use pgbarge::conn::session::{Purpose, connect};
+use pgbarge::ident::TableName;
 
 const SCHEMA: &str = r#"
 CREATE SCHEMA app;

@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use crate::common::{PW_PASSWORD, PW_USER, block_on, cluster, pgbarge};
-use pgbarge::connect::{Purpose, connect};
-use pgbarge::conninfo::resolve;
+use pgbarge::conn::conninfo::resolve;
+use pgbarge::conn::session::{Purpose, connect};
 
 fn one_table_db(test: &str) -> String {
     let c = cluster();

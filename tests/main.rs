@@ -22,3 +22,4 @@ mod sql_command;
 mod tampered_backup;
 mod terminal_progress;
 mod verify_command;
+mod worker_retry;

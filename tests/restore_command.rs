@@ -179,7 +179,7 @@ fn damaged_files_abort_and_roll_back() {
     let c = cluster();
     let db = migrated_target("rs_damage");
     let (_t, good) = backup_of(&db, &[]);
-    let m = pgbarge::manifest::Manifest::read(&good).unwrap();
+    let m = pgbarge::storage::manifest::Manifest::read(&good).unwrap();
     let te = m.tables.iter().find(|t| t.name == "TimeEntry").unwrap().file.clone();
     let tgt = c.create_db("rs_damage_tgt");
     c.psql_file(&tgt, &fixtures().join("erp/target.sql"));
@@ -350,9 +350,9 @@ fn schema_restore_runs_post_data_after_the_rows() {
     std::fs::write(&post, &text).unwrap();
     let m = dir.join("manifest.json");
     let manifest = std::fs::read_to_string(&m).unwrap();
-    let parsed = pgbarge::manifest::Manifest::read(&dir).unwrap();
+    let parsed = pgbarge::storage::manifest::Manifest::read(&dir).unwrap();
     let old = parsed.schema_post_sha256.clone().unwrap();
-    let new = pgbarge::digest::sha256_hex(text.as_bytes());
+    let new = pgbarge::format::digest::sha256_hex(text.as_bytes());
     std::fs::write(&m, manifest.replace(&old, &new)).unwrap();
     let r = restore(&dir, &broken, &["--schema"]);
     r.expect_code(3);
@@ -384,7 +384,7 @@ fn format_1_backups_with_one_schema_file_still_restore() {
     o.remove("schema_pre_sha256");
     o.remove("schema_post_sha256");
     o.insert("format_version".into(), 1.into());
-    o.insert("schema_sha256".into(), pgbarge::digest::sha256_hex(&out.stdout).into());
+    o.insert("schema_sha256".into(), pgbarge::format::digest::sha256_hex(&out.stdout).into());
     std::fs::write(&m, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     pgbarge(&["verify", "-q", dir.to_str().unwrap()], &[]).expect_code(0);
     let fresh = c.create_db("rs_format1_fresh");

@@ -55,7 +55,7 @@ fn backup_verify_restore_round_trip() {
     assert!(!dir.join("schema.sql").exists(), "the old backup's schema.sql was left");
 
     // Damage is found in the store too.
-    let m = pgbarge::manifest::Manifest::read(&dir).unwrap();
+    let m = pgbarge::storage::manifest::Manifest::read(&dir).unwrap();
     let file = &m.tables.iter().find(|t| t.name == "TimeEntry").unwrap().file;
     let mut bytes = std::fs::read(dir.join(file)).unwrap();
     let mid = bytes.len() / 2;

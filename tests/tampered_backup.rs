@@ -34,7 +34,7 @@ fn empty_target(test: &str) -> String {
 }
 
 fn data_file(dir: &Path, table: &str) -> PathBuf {
-    let m = pgbarge::manifest::Manifest::read(dir).unwrap();
+    let m = pgbarge::storage::manifest::Manifest::read(dir).unwrap();
     dir.join(&m.tables.iter().find(|t| t.name == table).unwrap().file)
 }
 
@@ -121,7 +121,7 @@ fn fifo_in_place_of_a_data_file_is_refused_at_once() {
     // edited to the FIFO's size), the open itself refuses without blocking.
     let m = dir.join("manifest.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    let t = pgbarge::manifest::Manifest::read(&dir).unwrap();
+    let t = pgbarge::storage::manifest::Manifest::read(&dir).unwrap();
     let bytes = t.tables.iter().find(|x| x.name == "t").unwrap().file_bytes;
     std::fs::write(&m, text.replace(&format!("\"file_bytes\": {bytes},"), "\"file_bytes\": 0,"))
         .unwrap();

@@ -203,13 +203,13 @@ fn every_kind_of_damage_is_named() {
     let mut v = manifest_json(&d);
     let e = table_entry(&mut v, "User");
     let old_sha = e["file_sha256"].as_str().unwrap().to_string();
-    e["file_sha256"] = pgbarge::digest::sha256_hex(&other).into();
+    e["file_sha256"] = pgbarge::format::digest::sha256_hex(&other).into();
     e["file_bytes"] = other.len().into();
     write_manifest(&d, &v);
     let sums = std::fs::read_to_string(d.join("SHA256SUMS")).unwrap();
     std::fs::write(
         d.join("SHA256SUMS"),
-        sums.replace(&old_sha, &pgbarge::digest::sha256_hex(&other)),
+        sums.replace(&old_sha, &pgbarge::format::digest::sha256_hex(&other)),
     )
     .unwrap();
     expect_damage(

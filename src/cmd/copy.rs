@@ -10,89 +10,24 @@
 //! table loaded and every check passed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::catalog::{Table, TableName, read_catalog};
-use crate::cli::CopyArgs;
-use crate::cmd::{Outcome, resolve_conn_str};
-use crate::connect::{Purpose, Session, connect, server_info};
-use crate::conninfo::ConnInfo;
+use crate::catalog::{Table, read_catalog};
+use crate::cmd::Outcome;
+use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Error, Result};
-use crate::load::{
-    self, BlockSource, Incoming, LoadOptions, Loaded, Loader, Mode, TableDone, TableLoad,
-    TableStreamer, plan_load,
-};
-use crate::pipeline::{CopyOutBlocks, StreamStages, StreamSummary, WireFormat};
+use crate::ident::TableName;
+use crate::load::loader::{BlockSource, Loaded, Loader};
+use crate::load::plan::{TableLoad, plan_load};
+use crate::load::pool::TableStreamer;
+use crate::load::report::TableDone;
+use crate::load::{Incoming, Mode};
+use crate::options::{CopyOptions, VerifyLevel};
 use crate::progress::Progress;
-use crate::select::Selection;
-
-/// What `--verify` compares before commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyLevel {
-    None,
-    /// Source snapshot counts against the target's.
-    Count,
-    /// Also the stream's fingerprint against the target table's.
-    Deep,
-}
-
-/// What `copy` needs, resolved.
-#[derive(Debug)]
-pub struct CopyPlan {
-    pub source: Arc<ConnInfo>,
-    pub target: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub options: LoadOptions,
-    pub jobs: usize,
-    pub per_table_commit: bool,
-    pub dry_run: bool,
-    pub verify: VerifyLevel,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors: connections, patterns, mode, verify level, jobs.
-pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
-    let mode = Mode::parse(&args.mode)?;
-    let verify = match args.verify.as_deref() {
-        None => VerifyLevel::None,
-        Some("count") => VerifyLevel::Count,
-        Some("deep") => VerifyLevel::Deep,
-        Some(other) => {
-            return Err(Error::usage(format!(
-                "invalid --verify level \"{other}\"; use --verify or --verify=deep"
-            )));
-        }
-    };
-    if verify == VerifyLevel::Deep && !matches!(mode, Mode::Fail | Mode::Truncate) {
-        return Err(Error::usage_hint(
-            format!("--verify=deep needs --mode fail or truncate, not {}", mode.as_str()),
-            "only then does each target table hold exactly the source's rows; use --verify to compare counts",
-        ));
-    }
-    let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
-    Ok(CopyPlan {
-        source: resolve_conn_str(&args.source).map_err(|e| e.context("--source"))?,
-        target: resolve_conn_str(&args.target).map_err(|e| e.context("--target"))?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        options: LoadOptions {
-            mode,
-            disable_triggers: args.disable_triggers,
-            cascade: args.cascade,
-            lock_wait_timeout: crate::locks::parse_timeout(args.lock_wait_timeout)?,
-        },
-        jobs,
-        per_table_commit: args.per_table_commit,
-        dry_run: args.dry_run,
-        verify,
-        quiet: args.quiet,
-    })
-}
+use crate::stream::copy_out::CopyOutBlocks;
+use crate::stream::stages::{StreamStages, StreamSummary, WireFormat};
 
 /// Runs `copy`.
 ///
@@ -100,19 +35,23 @@ pub fn plan(args: CopyArgs) -> Result<CopyPlan> {
 /// Usage errors found before anything is written (exit 2), differences
 /// found by `--verify` (exit 1, rolled back), connection, server and stream
 /// errors naming the side and table (exit 3, rolled back), signals.
-pub async fn run(plan: CopyPlan) -> Result<Outcome> {
+pub async fn run(plan: CopyOptions) -> Result<Outcome> {
     let started = Instant::now();
     let source = connect(&plan.source, Purpose::Data).await.map_err(|e| e.context("SOURCE"))?;
     let target = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
     refuse_same_database(&source, &target).await?;
 
     let snapshot =
-        crate::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
+        crate::conn::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
     let source_catalog = read_catalog(&source).await.map_err(|e| e.context("SOURCE"))?;
     let chosen = source_catalog.choose(&plan.selection).map_err(|e| e.context("SOURCE"))?;
-    crate::snapshot::lock_tables(&source, &chosen.tables, plan.options.lock_wait_timeout)
-        .await
-        .map_err(|e| e.context("SOURCE"))?;
+    crate::conn::snapshot::lock_tables(
+        &source,
+        chosen.tables.iter().map(|t| &t.name),
+        plan.options.lock_wait_timeout,
+    )
+    .await
+    .map_err(|e| e.context("SOURCE"))?;
     let target_catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
     let incoming: Vec<Incoming> = chosen
         .tables
@@ -131,7 +70,7 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
             .iter()
             .map(|t| chosen.tables[t.index].estimated_rows.map(|r| r.max(0) as u64))
             .collect();
-        load::dry_run(
+        crate::load::report::dry_run(
             &target,
             &load_plan,
             &plan.options,
@@ -144,13 +83,13 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     }
 
     // Read just before the load's transaction: what --cascade is about to empty.
-    let emptied = load::count_rows(&target, &load_plan.cascaded).await?;
+    let emptied = crate::load::plan::count_rows(&target, &load_plan.cascaded).await?;
     let progress = Progress::new("copy", load_plan.tables.len(), plan.quiet);
     // Workers beyond the first: a source session in the same snapshot and a
     // target session each. The first uses the coordinator and the target.
     let mut sessions = Vec::new();
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
-        let s = crate::snapshot::join_snapshot(&plan.source, &snapshot)
+        let s = crate::conn::snapshot::join_snapshot(&plan.source, &snapshot)
             .await
             .map_err(|e| e.context("SOURCE"))?;
         let t = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
@@ -165,12 +104,14 @@ pub async fn run(plan: CopyPlan) -> Result<Outcome> {
     };
     let mut workers = vec![(&target, context(&source))];
     workers.extend(sessions.iter().map(|(s, t)| (t, context(s))));
-    let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await?;
+    let done =
+        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
+            .await?;
     drop(progress);
     let _ = source.client.batch_execute("COMMIT").await;
     if !plan.quiet {
         print_summary(&done, &plan, started.elapsed().as_secs_f64());
-        load::print_cascaded("also emptied", &emptied);
+        crate::load::report::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
 }
@@ -222,7 +163,7 @@ impl BlockSource for SourceBlocks<'_> {
 }
 
 struct CopyContext<'a> {
-    plan: &'a CopyPlan,
+    plan: &'a CopyOptions,
     source: &'a Session,
     /// The source's snapshot, which `--verify=deep` streams join.
     snapshot: &'a str,
@@ -265,7 +206,7 @@ impl CopyContext<'_> {
         // closed before that read: one row in memory at a time, not two.
         let own = if self.plan.verify == VerifyLevel::Deep {
             Some(
-                crate::snapshot::join_snapshot(&self.plan.source, self.snapshot)
+                crate::conn::snapshot::join_snapshot(&self.plan.source, self.snapshot)
                     .await
                     .map_err(|e| e.context("SOURCE"))?,
             )
@@ -373,8 +314,8 @@ impl CopyContext<'_> {
     }
 }
 
-fn print_summary(done: &[TableDone], plan: &CopyPlan, seconds: f64) {
-    load::print_summary(
+fn print_summary(done: &[TableDone], plan: &CopyOptions, seconds: f64) {
+    crate::load::report::print_summary(
         "copy",
         done,
         plan.options.mode,

@@ -1,38 +1,16 @@
 //! `pgbarge list`: the tables a selection picks, in load order, with what a
 //! backup or copy will need to know about them.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::catalog::{Table, TableKind, read_catalog};
-use crate::cli::ListArgs;
-use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, connect};
-use crate::conninfo::ConnInfo;
+use crate::cmd::Outcome;
+use crate::conn::session::{Purpose, connect};
 use crate::error::Result;
-use crate::progress::{human_bytes, human_count, print_columns};
-use crate::select::Selection;
+use crate::options::ListOptions;
+use indicatif::HumanCount;
 
-/// What `list` needs, resolved.
-#[derive(Debug)]
-pub struct ListPlan {
-    pub conn: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub json: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors for bad connection strings or patterns.
-pub fn plan(args: ListArgs) -> Result<ListPlan> {
-    Ok(ListPlan {
-        conn: resolve_conn(&args.conn)?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        json: args.json,
-    })
-}
+use crate::progress::{human_bytes, print_columns};
 
 #[derive(Serialize)]
 struct ListedTable<'a> {
@@ -60,7 +38,7 @@ struct Listing<'a> {
 ///
 /// # Errors
 /// Connection and catalog failures; a pattern that matches nothing.
-pub async fn run(plan: ListPlan) -> Result<Outcome> {
+pub async fn run(plan: ListOptions) -> Result<Outcome> {
     let session = connect(&plan.conn, Purpose::Data).await?;
     let catalog = read_catalog(&session).await?;
     let chosen = catalog.choose(&plan.selection)?;
@@ -76,7 +54,7 @@ pub async fn run(plan: ListPlan) -> Result<Outcome> {
             .map(|t| ListedTable {
                 schema: &t.name.schema,
                 name: &t.name.name,
-                qualified: t.name.quoted(),
+                qualified: t.name.pretty(),
                 kind: t.kind,
                 estimated_rows: t.estimated_rows,
                 estimated_bytes: t.estimated_bytes,
@@ -103,7 +81,9 @@ fn print_table(listing: &Listing<'_>) {
     rows.extend(listing.tables.iter().map(|t| {
         vec![
             t.qualified.clone(),
-            t.estimated_rows.map(|r| human_count(r.max(0) as u64)).unwrap_or_else(|| "?".into()),
+            t.estimated_rows
+                .map(|r| HumanCount(r.max(0) as u64).to_string())
+                .unwrap_or_else(|| "?".into()),
             human_bytes(t.estimated_bytes.max(0) as u64),
             t.columns.to_string(),
             t.key.map(|k| format!("({})", k.join(", "))).unwrap_or_else(|| "-".into()),

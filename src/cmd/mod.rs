@@ -1,5 +1,5 @@
-//! One file per command. Each turns its clap arguments into a typed plan, then
-//! runs it; `run` dispatches.
+//! One module per command. Each takes its typed options (see
+//! [`crate::options`]) and returns an outcome; none sees the command line.
 
 pub mod backup;
 pub mod copy;
@@ -9,11 +9,8 @@ pub mod run;
 pub mod sql;
 pub mod verify;
 
-use std::sync::Arc;
-
-use crate::cli::{Command, ConnArgs};
-use crate::conninfo::{ConnInfo, process_env, resolve};
 use crate::error::Result;
+use crate::options::Options;
 
 /// How a command that ran to the end turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,30 +30,19 @@ impl Outcome {
     }
 }
 
-/// Runs one command.
+/// Runs one command with its options.
 ///
 /// # Errors
 /// Whatever the command reports; the caller prints it and maps its class to
 /// the exit code.
-pub async fn run(command: Command) -> Result<Outcome> {
-    crate::progress::plain_interval()?;
-    match command {
-        Command::List(args) => list::run(list::plan(args)?).await,
-        Command::Backup(args) => backup::run(backup::plan(args)?).await,
-        Command::Verify(args) => verify::run(verify::plan(args)?).await,
-        Command::Copy(args) => copy::run(copy::plan(args)?).await,
-        Command::Restore(args) => restore::run(restore::plan(args)?).await,
-        Command::Sql(args) => sql::run(sql::plan(args)?).await,
-        Command::Run(args) => run::run(run::plan(args)?).await,
+pub async fn run(options: Options) -> Result<Outcome> {
+    match options {
+        Options::List(o) => list::run(o).await,
+        Options::Backup(o) => backup::run(o).await,
+        Options::Verify(o) => verify::run(o).await,
+        Options::Copy(o) => copy::run(o).await,
+        Options::Restore(o) => restore::run(o).await,
+        Options::Sql(o) => sql::run(o).await,
+        Options::Run(o) => run::run(run::plan(o)?).await,
     }
-}
-
-/// Resolves `-d` (or the PG* environment alone) into connection parameters.
-pub(crate) fn resolve_conn(args: &ConnArgs) -> Result<Arc<ConnInfo>> {
-    resolve_conn_str(args.conn.as_deref().unwrap_or(""))
-}
-
-/// Resolves a connection string, falling back to the PG* environment.
-pub(crate) fn resolve_conn_str(conn: &str) -> Result<Arc<ConnInfo>> {
-    Ok(Arc::new(resolve(conn, &process_env)?))
 }

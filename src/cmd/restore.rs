@@ -1,7 +1,7 @@
 //! `pgbarge restore`: load chosen tables from a backup, checked while they
 //! load, all-or-nothing.
 //!
-//! Each selected data file is read once through a [`crate::source::FileSource`] (file size and
+//! Each selected data file is read once through a [`crate::storage::source::FileSource`] (file size and
 //! sha256, decompression on its own thread) and streamed into the target's
 //! `COPY ... FROM STDIN (FORMAT csv, HEADER)` while its header, CSV sha256
 //! and record count are checked on the way; every check must pass before the
@@ -9,64 +9,23 @@
 //! with copy.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::catalog::{TableName, read_catalog};
-use crate::cli::RestoreArgs;
-use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, Session, connect, repin};
-use crate::conninfo::ConnInfo;
-use crate::csvfmt::FirstRecord;
+use crate::catalog::read_catalog;
+use crate::cmd::Outcome;
+use crate::conn::session::{Purpose, Session, connect, repin};
 use crate::error::{Error, Result};
-use crate::load::{
-    self, Incoming, LoadOptions, Loader, Mode, TableDone, TableLoad, TableStreamer, plan_load,
-};
-use crate::manifest::{Manifest, ManifestTable, StoredFile};
-use crate::pipeline::{CsvStages, WireFormat};
+use crate::format::csv::FirstRecord;
+use crate::ident::TableName;
+use crate::load::Incoming;
+use crate::load::loader::Loader;
+use crate::load::plan::{TableLoad, plan_load};
+use crate::load::pool::TableStreamer;
+use crate::load::report::TableDone;
+use crate::options::RestoreOptions;
 use crate::progress::Progress;
-use crate::select::Selection;
-use crate::store::Location;
-
-/// What `restore` needs, resolved.
-#[derive(Debug)]
-pub struct RestorePlan {
-    pub dir: Location,
-    pub conn: Arc<ConnInfo>,
-    pub selection: Selection,
-    pub options: LoadOptions,
-    pub per_table_commit: bool,
-    pub ignore_unlisted: bool,
-    pub jobs: usize,
-    pub schema: bool,
-    pub dry_run: bool,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments.
-///
-/// # Errors
-/// Usage errors: connection, patterns, mode, jobs.
-pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
-    let jobs = crate::load::parse_jobs(args.jobs, args.per_table_commit)?;
-    Ok(RestorePlan {
-        dir: Location::parse(&args.dir)?,
-        conn: resolve_conn(&args.conn)?,
-        selection: Selection::parse(&args.tables.include, &args.tables.exclude)?,
-        options: LoadOptions {
-            mode: Mode::parse(&args.mode)?,
-            disable_triggers: args.disable_triggers,
-            cascade: args.cascade,
-            lock_wait_timeout: crate::locks::parse_timeout(args.lock_wait_timeout)?,
-        },
-        per_table_commit: args.per_table_commit,
-        ignore_unlisted: args.ignore_unlisted,
-        jobs,
-        schema: args.schema,
-        dry_run: args.dry_run,
-        quiet: args.quiet,
-    })
-}
+use crate::storage::manifest::{Manifest, ManifestTable, StoredFile};
+use crate::stream::stages::{CsvStages, WireFormat};
 
 /// Runs `restore`.
 ///
@@ -74,7 +33,7 @@ pub fn plan(args: RestoreArgs) -> Result<RestorePlan> {
 /// An incomplete backup or a check failing on the way (exit 1, rolled back),
 /// usage errors found before anything is written (exit 2), connection,
 /// server and file errors (exit 3, rolled back), signals.
-pub async fn run(plan: RestorePlan) -> Result<Outcome> {
+pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     let started = Instant::now();
     let _reading = plan.dir.lock_for_reading()?;
     let manifest = Manifest::read_at(&plan.dir).await?;
@@ -107,7 +66,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
         let estimates: Vec<Option<u64>> =
             load_plan.tables.iter().map(|t| Some(chosen[t.index].rows)).collect();
         let formats = vec![WireFormat::Csv; load_plan.tables.len()];
-        let r = load::dry_run(
+        let r = crate::load::report::dry_run(
             &target,
             &load_plan,
             &plan.options,
@@ -123,7 +82,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     }
 
     // Read just before the load's transaction: what --cascade is about to empty.
-    let emptied = load::count_rows(&target, &load_plan.cascaded).await?;
+    let emptied = crate::load::plan::count_rows(&target, &load_plan.cascaded).await?;
     let progress = Progress::new("restore", load_plan.tables.len(), plan.quiet);
     let mut targets = Vec::new();
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
@@ -138,7 +97,9 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     };
     let mut workers = vec![(&target, restorer())];
     workers.extend(targets.iter().map(|t| (t, restorer())));
-    let done = load::run_load(workers, &load_plan, &plan.options, plan.per_table_commit).await;
+    let done =
+        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
+            .await;
     drop(progress);
     let done = done?;
     if plan.per_table_commit
@@ -151,7 +112,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
     }
     if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
-        load::print_cascaded("also emptied", &emptied);
+        crate::load::report::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
 }
@@ -165,7 +126,7 @@ pub async fn run(plan: RestorePlan) -> Result<Outcome> {
 /// # Errors
 /// A difference (exit 1) listing every problem.
 async fn check_folder(
-    plan: &RestorePlan,
+    plan: &RestoreOptions,
     manifest: &Manifest,
     chosen: &[&ManifestTable],
 ) -> Result<()> {
@@ -214,7 +175,7 @@ type SchemaSql = (&'static str, String);
 /// failure undoes both. Returns the post-data section, which runs after the
 /// rows (indexes, constraints, triggers), as pg_restore orders them.
 async fn run_schema(
-    plan: &RestorePlan,
+    plan: &RestoreOptions,
     manifest: &Manifest,
     target: &Session,
 ) -> Result<Option<SchemaSql>> {
@@ -262,7 +223,7 @@ async fn run_post_data(target: &Session, (file, sql): &SchemaSql) -> Result<()> 
 
 /// One schema file's SQL, checked against its recorded sha256, with the
 /// lines only psql understands taken out.
-async fn read_schema_file(plan: &RestorePlan, file: &str, want: Option<&str>) -> Result<String> {
+async fn read_schema_file(plan: &RestoreOptions, file: &str, want: Option<&str>) -> Result<String> {
     let path = plan.dir.path(file);
     let text = plan.dir.read(file).await?.ok_or_else(|| {
         Error::difference(format!(
@@ -271,7 +232,7 @@ async fn read_schema_file(plan: &RestorePlan, file: &str, want: Option<&str>) ->
         ))
     })?;
     if let Some(want) = want {
-        let got = crate::digest::sha256_hex(&text);
+        let got = crate::format::digest::sha256_hex(&text);
         if got != want {
             return Err(Error::difference(format!(
                 "{}: sha256 is {got}, the manifest records {want}; the schema file was changed",
@@ -308,7 +269,7 @@ fn strip_restrict_lines(sql: &str) -> std::result::Result<String, usize> {
 }
 
 struct Restorer<'a> {
-    plan: &'a RestorePlan,
+    plan: &'a RestoreOptions,
     manifest: &'a Manifest,
     chosen: &'a [&'a ManifestTable],
     progress: &'a Progress,
@@ -405,9 +366,9 @@ impl TableStreamer for Restorer<'_> {
     }
 }
 
-fn print_summary(done: &[TableDone], plan: &RestorePlan, manifest: &Manifest, seconds: f64) {
+fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest, seconds: f64) {
     let about = format!(" (backup of {} taken {})", manifest.source.database, manifest.started_at);
-    load::print_summary(
+    crate::load::report::print_summary(
         "restore",
         done,
         plan.options.mode,

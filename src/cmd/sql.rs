@@ -8,15 +8,13 @@
 //! server's error position), the server's words, and what already completed.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::SqlArgs;
-use crate::cmd::{Outcome, resolve_conn};
-use crate::connect::{Purpose, Session, connect};
-use crate::conninfo::ConnInfo;
+use crate::cmd::Outcome;
+use crate::conn::session::{Purpose, Session, connect};
 use crate::error::{Error, Result};
-use crate::sqlfile::{Statement, split};
+use crate::options::SqlOptions;
+use crate::runbook::sqlfile::{Statement, split};
 
 /// A file, read and split.
 #[derive(Debug, Clone)]
@@ -25,37 +23,11 @@ pub struct SqlFile {
     pub statements: Vec<Statement>,
 }
 
-/// What `sql` needs, resolved.
-#[derive(Debug)]
-pub struct SqlPlan {
-    pub conn: Arc<ConnInfo>,
-    pub files: Vec<SqlFile>,
-    pub single_transaction: bool,
-    pub quiet: bool,
-}
-
-/// Resolves the arguments and reads every file.
+/// Reads and splits files, checking each can run.
 ///
 /// # Errors
 /// Usage errors: a missing or unreadable file, a meta-command, an
 /// unterminated quote, transaction control under `--single-transaction`.
-pub fn plan(args: SqlArgs) -> Result<SqlPlan> {
-    if args.files.is_empty() {
-        return Err(Error::usage("name at least one SQL file"));
-    }
-    let files = read_files(&args.files, args.single_transaction)?;
-    Ok(SqlPlan {
-        conn: resolve_conn(&args.conn)?,
-        files,
-        single_transaction: args.single_transaction,
-        quiet: args.quiet,
-    })
-}
-
-/// Reads and splits files, checking each can run.
-///
-/// # Errors
-/// As [`plan`].
 pub fn read_files(paths: &[String], single_transaction: bool) -> Result<Vec<SqlFile>> {
     let mut files = Vec::new();
     for p in paths {
@@ -92,9 +64,10 @@ pub fn read_files(paths: &[String], single_transaction: bool) -> Result<Vec<SqlF
 /// # Errors
 /// The first failing statement (exit 3), naming file, line and column and
 /// what completed; connection errors; signals.
-pub async fn run(plan: SqlPlan) -> Result<Outcome> {
+pub async fn run(plan: SqlOptions) -> Result<Outcome> {
+    let files = read_files(&plan.files, plan.single_transaction)?;
     let session = connect(&plan.conn, Purpose::UserSql).await?;
-    run_files(&session, &plan.files, plan.single_transaction, plan.quiet).await?;
+    run_files(&session, &files, plan.single_transaction, plan.quiet).await?;
     Ok(Outcome::Ok)
 }
 

@@ -15,60 +15,10 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
-use crate::digest::Sha256Stage;
 use crate::error::{Error, Result};
-use crate::zstdframes::FrameEncoder;
-
-/// How data files are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", tag = "method")]
-pub enum Compression {
-    None,
-    Zstd { level: i32 },
-}
-
-impl Compression {
-    /// Parses `zstd`, `zstd:LEVEL` or `none`.
-    ///
-    /// # Errors
-    /// A usage error for anything else or a level outside 1..=19.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Compression::None),
-            "zstd" => Ok(Compression::Zstd { level: 3 }),
-            _ => {
-                let level = s
-                    .strip_prefix("zstd:")
-                    .and_then(|l| l.parse::<i32>().ok())
-                    .filter(|l| (1..=19).contains(l))
-                    .ok_or_else(|| {
-                        Error::usage_hint(
-                            format!("invalid --compress value \"{s}\""),
-                            "use zstd, zstd:LEVEL (1 to 19) or none",
-                        )
-                    })?;
-                Ok(Compression::Zstd { level })
-            }
-        }
-    }
-
-    /// The file name suffix after `.csv`.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Compression::None => "",
-            Compression::Zstd { .. } => ".zst",
-        }
-    }
-}
-
-impl std::fmt::Display for Compression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Compression::None => f.write_str("none"),
-            Compression::Zstd { level } => write!(f, "zstd:{level}"),
-        }
-    }
-}
+use crate::format::compression::Compression;
+use crate::format::digest::Sha256Stage;
+use crate::format::zstd_frames::FrameEncoder;
 
 /// A file created private (0600) under `NAME.tmp`, renamed to `NAME` by
 /// [`AtomicFile::commit`] after `sync_all`; removed if dropped before.
@@ -204,7 +154,7 @@ enum Message {
 }
 
 /// Blocks waiting for all writer threads together: 6 MiB, more than one zstd
-/// frame ([`crate::zstdframes::FRAME_INPUT`]), so a lone COPY stream keeps
+/// frame ([`crate::format::zstd_frames::FRAME_INPUT`]), so a lone COPY stream keeps
 /// flowing while its writer compresses a frame. With a queue shorter than a
 /// frame that stream stalls once per frame (the bench backup took 8.4 s
 /// instead of 7.2 s). Several writers share it, which keeps `-j 4` inside the
@@ -218,11 +168,11 @@ fn queue_blocks(writers: usize) -> usize {
 }
 
 /// The bytes one writer may hold (queued or being written): its share of
-/// the budget in [`crate::pipeline::BLOCK_SIZE`] blocks. Counted in bytes,
+/// the budget in [`crate::stream::stages::BLOCK_SIZE`] blocks. Counted in bytes,
 /// not blocks, because a block holding one large row can be 100 MB: a queue
 /// of such blocks would hold several rows.
 fn queue_bytes(writers: usize) -> usize {
-    queue_blocks(writers) * crate::pipeline::BLOCK_SIZE
+    queue_blocks(writers) * crate::stream::stages::BLOCK_SIZE
 }
 
 /// Bytes a writer holds: blocks queued or being written.

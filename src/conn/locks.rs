@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use crate::catalog::TableName;
-use crate::connect::Session;
+use crate::conn::session::Session;
 use crate::error::{Error, Result};
+use crate::ident::TableName;
 
 /// The lock modes pgbarge takes, weakest first (PostgreSQL docs, "Explicit
 /// Locking", Table 13.2).
@@ -102,7 +102,7 @@ pub async fn lock_tables(
         // the sessions in the way can be read in this same session.
         let sql = format!(
             "SAVEPOINT pgbarge_lock; LOCK TABLE {} IN {} MODE; RELEASE SAVEPOINT pgbarge_lock",
-            name.quoted(),
+            name.sql(),
             mode.as_sql()
         );
         let locked = match session.cancellable(session.client.batch_execute(&sql)).await {

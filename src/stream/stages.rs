@@ -1,23 +1,18 @@
-//! The one streaming pipeline: COPY stream → blocks → stages (record count,
-//! sha256, fingerprint) → a sink, bounded, with backpressure.
+//! The pure stages a COPY stream's bytes pass through: blocks of
+//! [`BLOCK_SIZE`], record or tuple counting, sha256 and the fingerprint.
 //!
 //! tokio-postgres yields one item per CopyData message, which is one row; per
 //! item work would be paid millions of times (PERF-NOTES.md), so items are
-//! gathered into blocks of [`BLOCK_SIZE`] before any stage sees them. The
-//! COPY connection and this consumer run on one current-thread runtime; the
-//! sink (compression, disk) runs on its own thread behind a bounded queue.
-
-use std::pin::Pin;
+//! gathered into blocks of [`BLOCK_SIZE`] before any stage sees them.
+//!
+//! Nothing here knows of a connection: the stages are fed bytes and unit-tested
+//! alone; [`super::copy_out`] drives them from a server's stream.
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use tokio_postgres::CopyOutStream;
 
-use crate::binfmt::BinaryTupleCounter;
-use crate::connect::{ReadPause, Session};
-use crate::csvfmt::RecordScanner;
-use crate::digest::{Fingerprint, Fingerprinter, Sha256Stage};
-use crate::error::{Error, Result};
+use crate::format::binary::BinaryTupleCounter;
+use crate::format::csv::RecordScanner;
+use crate::format::digest::{Fingerprint, Fingerprinter, Sha256Stage};
 
 /// Bytes gathered before the stages and the sink see them.
 pub const BLOCK_SIZE: usize = 256 * 1024;
@@ -86,7 +81,7 @@ impl CsvStages {
 pub struct BlockGatherer {
     buf: BytesMut,
     /// A large item waiting behind the gathered block returned before it.
-    waiting: Option<Bytes>,
+    pub(super) waiting: Option<Bytes>,
 }
 
 impl BlockGatherer {
@@ -129,110 +124,7 @@ impl BlockGatherer {
     }
 }
 
-/// A row at least this large stops the connection from reading ahead while
-/// its block is out. tokio-postgres reads whole messages ahead of its
-/// consumer (up to three, each into a fresh buffer while the previous one is
-/// still held): with 100 MB rows that is 400 MB. Paused, the server waits on
-/// the socket instead, and the next row is read into the buffer the last one
-/// left. Smaller rows keep the read-ahead, which overlaps reading and writing.
-pub const LARGE_ITEM: usize = 8 << 20;
-
-/// The blocks of one `COPY ... TO STDOUT`: items gathered into blocks of
-/// about [`BLOCK_SIZE`], each wait raced against cancellation.
-///
-/// A block must be let go of (dropped, or its bytes fully handed on) before
-/// `next` is called again: a block of [`LARGE_ITEM`] or more pauses the
-/// session's reading until then.
-pub struct CopyOutBlocks<'a> {
-    session: &'a Session,
-    stream: Pin<Box<CopyOutStream>>,
-    gather: BlockGatherer,
-    ended: bool,
-    /// Set while a large block is out (see [`CopyOutBlocks::hold`]).
-    paused: Option<ReadPause>,
-}
-
-impl<'a> CopyOutBlocks<'a> {
-    /// Starts the COPY.
-    ///
-    /// # Errors
-    /// The server refused the statement, or a signal arrived.
-    pub async fn start(session: &'a Session, copy_sql: &str) -> Result<CopyOutBlocks<'a>> {
-        let stream = match session.cancellable(session.client.copy_out(copy_sql)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(session.db_error("COPY TO STDOUT failed", e).await),
-            Err(signal) => return Err(Error::Interrupted { signal }),
-        };
-        Ok(CopyOutBlocks {
-            session,
-            stream: Box::pin(stream),
-            gather: BlockGatherer::new(),
-            ended: false,
-            paused: None,
-        })
-    }
-
-    /// The next block; `None` once the COPY ended.
-    ///
-    /// # Errors
-    /// The stream broke (the server's reason when it sent one), or a signal arrived.
-    pub async fn next(&mut self) -> Result<Option<Bytes>> {
-        // The caller let go of the last block: the connection may read on.
-        self.paused = None;
-        if let Some(block) = self.gather.take_waiting() {
-            return Ok(Some(self.hold(block)));
-        }
-        if self.ended {
-            return Ok(None);
-        }
-        if let Some(signal) = crate::cancel::reason() {
-            self.session.cancel_server().await;
-            return Err(Error::Interrupted { signal });
-        }
-        let cancelled = crate::cancel::cancelled();
-        let mut cancelled = std::pin::pin!(cancelled);
-        loop {
-            // The stream first: while rows are ready, cancellation costs nothing
-            // per row (it is checked once per block above); when the stream
-            // waits on the server, both are awaited, so a stalled COPY still
-            // stops on a signal.
-            let item = tokio::select! {
-                biased;
-                item = self.stream.next() => item,
-                signal = &mut cancelled => {
-                    self.session.cancel_server().await;
-                    return Err(Error::Interrupted { signal });
-                }
-            };
-            match item {
-                Some(Ok(item)) => {
-                    if let Some(block) = self.gather.push(item) {
-                        return Ok(Some(self.hold(block)));
-                    }
-                }
-                Some(Err(e)) => {
-                    return Err(self.session.db_error("the COPY stream broke", e).await);
-                }
-                None => {
-                    self.ended = true;
-                    return Ok(self.gather.flush());
-                }
-            }
-        }
-    }
-
-    /// Pauses the connection's reading while a block of [`LARGE_ITEM`] or
-    /// more is out or waiting, until the next call to `next` (or drop).
-    fn hold(&mut self, block: Bytes) -> Bytes {
-        let waiting = self.gather.waiting.as_ref().map_or(0, Bytes::len);
-        if block.len().max(waiting) >= LARGE_ITEM {
-            self.paused = Some(self.session.pause_reading());
-        }
-        block
-    }
-}
-
-/// What [`copy_out`] runs each block through: [`CsvStages`] when a file is
+/// What [`copy_out`](super::copy_out::copy_out) runs each block through: [`CsvStages`] when a file is
 /// written (its sha256 is recorded), [`StreamStages`] when only the count and
 /// fingerprint are wanted.
 pub trait Stages {
@@ -249,25 +141,6 @@ impl Stages for StreamStages {
     fn feed(&mut self, block: &[u8]) {
         StreamStages::feed(self, block);
     }
-}
-
-/// Runs `COPY ... TO STDOUT` and passes each block through `stages` and then
-/// to `on_block` (the sink).
-///
-/// # Errors
-/// The server's error, the sink's error, or `Interrupted` when a signal arrived.
-pub async fn copy_out<S: Stages>(
-    session: &Session,
-    copy_sql: &str,
-    stages: &mut S,
-    mut on_block: impl FnMut(Bytes, &S) -> Result<()>,
-) -> Result<()> {
-    let mut blocks = CopyOutBlocks::start(session, copy_sql).await?;
-    while let Some(block) = blocks.next().await? {
-        stages.feed(&block);
-        on_block(block, stages)?;
-    }
-    Ok(())
 }
 
 /// The format rows travel in between two servers (COPY's `FORMAT`).

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::{Table, TableName};
-use crate::connect::{Purpose, Session, connect};
-use crate::conninfo::ConnInfo;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::locks::LockMode;
+use crate::conn::session::{Purpose, Session, connect};
 use crate::error::{Error, Result};
-use crate::locks::LockMode;
+use crate::ident::TableName;
 
 /// Starts the coordinator's transaction and exports its snapshot.
 ///
@@ -58,8 +58,12 @@ pub async fn join_snapshot(info: &Arc<ConnInfo>, snapshot: &str) -> Result<Sessi
 /// # Errors
 /// A runtime error naming the table that is locked and the sessions in the
 /// way, or the server's error for a table that is gone.
-pub async fn lock_tables(session: &Session, tables: &[&Table], timeout: Duration) -> Result<()> {
+pub async fn lock_tables<'a>(
+    session: &Session,
+    tables: impl IntoIterator<Item = &'a TableName>,
+    timeout: Duration,
+) -> Result<()> {
     let wanted: Vec<(&TableName, LockMode)> =
-        tables.iter().map(|t| (&t.name, LockMode::AccessShare)).collect();
-    crate::locks::lock_tables(session, &wanted, timeout).await
+        tables.into_iter().map(|name| (name, LockMode::AccessShare)).collect();
+    crate::conn::locks::lock_tables(session, &wanted, timeout).await
 }

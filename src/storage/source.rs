@@ -1,7 +1,7 @@
 //! Where bytes come from when they are read back: a backup data file,
 //! decompressed on its own thread into blocks of CSV.
 //!
-//! The mirror of [`crate::sink::FileSink`]: a reader thread hashes the file's
+//! The mirror of [`crate::storage::sink::FileSink`]: a reader thread hashes the file's
 //! bytes as they are read (the file sha256), decompresses them and hands out
 //! blocks of [`BLOCK_SIZE`] through a bounded queue, so decompression runs
 //! beside whatever consumes the CSV (the record counter and sha256 of verify,
@@ -17,10 +17,11 @@ use std::thread::JoinHandle;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use crate::digest::Sha256Stage;
 use crate::error::{Error, Result};
-use crate::pipeline::BLOCK_SIZE;
-use crate::sink::{Compression, FileSummary};
+use crate::format::compression::Compression;
+use crate::format::digest::Sha256Stage;
+use crate::storage::sink::FileSummary;
+use crate::stream::stages::BLOCK_SIZE;
 
 /// Blocks decompressed ahead of the consumer.
 const QUEUE_BLOCKS: usize = 4;
@@ -215,10 +216,10 @@ impl Read for HashingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::sha256_hex as sha;
+    use crate::format::digest::sha256_hex as sha;
 
     fn read_all(path: &Path, c: Compression) -> (Result<Vec<u8>>, Option<Result<FileSummary>>) {
-        let dir = crate::store::Location::Local(path.parent().unwrap().to_path_buf());
+        let dir = crate::storage::store::Location::Local(path.parent().unwrap().to_path_buf());
         let name = path.file_name().unwrap().to_str().unwrap();
         let mut src = match dir.open(name, c) {
             Ok(s) => s,

@@ -11,10 +11,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::TableKind;
-use crate::digest::Fingerprint;
 use crate::error::{Error, Result};
-use crate::sink::Compression;
-use crate::store::Location;
+use crate::format::compression::Compression;
+use crate::format::digest::Fingerprint;
+use crate::storage::store::Location;
 
 /// The manifest format's name.
 pub const FORMAT_NAME: &str = "pgbarge-backup";
@@ -108,7 +108,7 @@ impl ManifestTable {
     /// comes from `listing` (name → size).
     pub fn stored_file(&self, dir: &Location, listing: &BTreeMap<String, u64>) -> StoredFile {
         let size = match dir {
-            Location::Local(root) => match crate::confined::open_file(root, &self.file) {
+            Location::Local(root) => match crate::storage::confined::open_file(root, &self.file) {
                 Err(e) => return StoredFile::Damaged(format!("{}: {e}", self.file)),
                 Ok(None) => None,
                 Ok(Some(f)) => f.metadata().ok().map(|m| m.len()),
@@ -127,7 +127,7 @@ impl ManifestTable {
 
     /// The header line COPY writes for the recorded columns, without `\n`.
     pub fn header(&self) -> String {
-        crate::csvfmt::csv_header(self.columns.iter().map(|c| c.name.as_str()))
+        crate::format::csv::csv_header(self.columns.iter().map(|c| c.name.as_str()))
     }
 
     /// What is wrong with the header read from the file (`None` when the
@@ -146,7 +146,7 @@ impl ManifestTable {
     }
 
     /// Whether the file read is the one recorded: size and sha256.
-    pub fn file_difference(&self, file: &crate::sink::FileSummary) -> Option<String> {
+    pub fn file_difference(&self, file: &crate::storage::sink::FileSummary) -> Option<String> {
         (file.file_bytes != self.file_bytes || file.file_sha256 != self.file_sha256).then(|| {
             format!(
                 "file sha256 is {} ({} bytes), the manifest records {} ({} bytes)",
@@ -157,7 +157,7 @@ impl ManifestTable {
 
     /// How the CSV read differs from the recorded one: record count, bytes,
     /// sha256, and the fingerprint when it was computed.
-    pub fn csv_differences(&self, csv: &crate::pipeline::CsvSummary) -> Vec<String> {
+    pub fn csv_differences(&self, csv: &crate::stream::stages::CsvSummary) -> Vec<String> {
         let mut v = Vec::new();
         if csv.rows != self.rows {
             v.push(format!("holds {} records, the manifest records {}", csv.rows, self.rows));
@@ -309,7 +309,7 @@ impl Manifest {
             return Err(no_such_backup(&dir.display().to_string(), "no such folder"));
         }
         let path = dir.join(MANIFEST_FILE);
-        match crate::confined::read_file(dir, MANIFEST_FILE)? {
+        match crate::storage::confined::read_file(dir, MANIFEST_FILE)? {
             Some(t) => Self::parse(&t, &path.display().to_string()),
             None => Err(incomplete(&dir.display().to_string())),
         }

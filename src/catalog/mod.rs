@@ -4,208 +4,19 @@
 //! Queries are plain SQL over `pg_catalog`, with identifiers quoted by the server
 //! (`format('%I.%I', ...)`). This module reads the catalog; it never changes it.
 
+pub mod order;
+pub mod select;
+pub mod sequences;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::connect::Session;
+use crate::catalog::order::{LoadOrder, order_tables};
+use crate::catalog::select::Selection;
+use crate::conn::session::Session;
 use crate::error::{Error, Result};
-use crate::order::{LoadOrder, order_tables};
-use crate::select::Selection;
-
-/// A table's real (unquoted) schema and name, and its server-quoted form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TableName {
-    pub schema: String,
-    pub name: String,
-}
-
-impl TableName {
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        TableName { schema: schema.into(), name: name.into() }
-    }
-
-    /// The name as SQL, each part quoted when needed, like `format('%I.%I')`.
-    pub fn quoted(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
-    }
-}
-
-impl std::fmt::Display for TableName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.quoted())
-    }
-}
-
-/// Quotes an identifier the way PostgreSQL's `quote_ident` does: only when it is
-/// not a plain lower-case identifier. Keywords are quoted too, via a short list of
-/// the reserved ones; quoting more than needed is always safe.
-pub fn quote_ident(ident: &str) -> String {
-    let plain = !ident.is_empty()
-        && ident.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && ident
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !RESERVED.contains(&ident);
-    if plain { ident.to_string() } else { format!("\"{}\"", ident.replace('"', "\"\"")) }
-}
-
-/// PostgreSQL's reserved key words (SQL key words appendix, "reserved" in the
-/// PostgreSQL column, plus those that cannot be column or table names).
-const RESERVED: &[&str] = &[
-    "all",
-    "analyse",
-    "analyze",
-    "and",
-    "any",
-    "array",
-    "as",
-    "asc",
-    "asymmetric",
-    "authorization",
-    "between",
-    "bigint",
-    "binary",
-    "bit",
-    "boolean",
-    "both",
-    "case",
-    "cast",
-    "char",
-    "character",
-    "check",
-    "coalesce",
-    "collate",
-    "collation",
-    "column",
-    "concurrently",
-    "constraint",
-    "create",
-    "cross",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_schema",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "dec",
-    "decimal",
-    "default",
-    "deferrable",
-    "desc",
-    "distinct",
-    "do",
-    "else",
-    "end",
-    "except",
-    "exists",
-    "extract",
-    "false",
-    "fetch",
-    "float",
-    "for",
-    "foreign",
-    "freeze",
-    "from",
-    "full",
-    "grant",
-    "greatest",
-    "group",
-    "grouping",
-    "having",
-    "ilike",
-    "in",
-    "initially",
-    "inner",
-    "inout",
-    "int",
-    "integer",
-    "intersect",
-    "interval",
-    "into",
-    "is",
-    "isnull",
-    "join",
-    "lateral",
-    "leading",
-    "least",
-    "left",
-    "like",
-    "limit",
-    "localtime",
-    "localtimestamp",
-    "national",
-    "natural",
-    "nchar",
-    "none",
-    "normalize",
-    "not",
-    "notnull",
-    "null",
-    "nullif",
-    "numeric",
-    "offset",
-    "on",
-    "only",
-    "or",
-    "order",
-    "out",
-    "outer",
-    "overlaps",
-    "overlay",
-    "placing",
-    "position",
-    "precision",
-    "primary",
-    "real",
-    "references",
-    "returning",
-    "right",
-    "row",
-    "select",
-    "session_user",
-    "setof",
-    "similar",
-    "smallint",
-    "some",
-    "substring",
-    "symmetric",
-    "system_user",
-    "table",
-    "tablesample",
-    "then",
-    "time",
-    "timestamp",
-    "to",
-    "trailing",
-    "treat",
-    "trim",
-    "true",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "values",
-    "varchar",
-    "variadic",
-    "verbose",
-    "when",
-    "where",
-    "window",
-    "with",
-    "xmlattributes",
-    "xmlconcat",
-    "xmlelement",
-    "xmlexists",
-    "xmlforest",
-    "xmlnamespaces",
-    "xmlparse",
-    "xmlpi",
-    "xmlroot",
-    "xmlserialize",
-    "xmltable",
-];
+use crate::ident::{TableName, sql_ident};
 
 /// How a column is an identity column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,17 +126,17 @@ impl Table {
     /// `ONLY` a legacy-inheritance parent needs.
     /// `options` are COPY's, such as `FORMAT csv, HEADER`.
     pub fn copy_columns_to_stdout_sql(&self, columns: &[&str], options: &str) -> String {
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let cols: Vec<String> = columns.iter().map(|c| sql_ident(c)).collect();
         let cols = cols.join(", ");
         match self.kind {
             TableKind::Partitioned => {
-                format!("COPY (SELECT {cols} FROM {}) TO STDOUT ({options})", self.name.quoted())
+                format!("COPY (SELECT {cols} FROM {}) TO STDOUT ({options})", self.name.sql())
             }
             TableKind::Plain | TableKind::InheritanceParent if cols.is_empty() => {
-                format!("COPY {} TO STDOUT ({options})", self.name.quoted())
+                format!("COPY {} TO STDOUT ({options})", self.name.sql())
             }
             TableKind::Plain | TableKind::InheritanceParent => {
-                format!("COPY {} ({cols}) TO STDOUT ({options})", self.name.quoted())
+                format!("COPY {} ({cols}) TO STDOUT ({options})", self.name.sql())
             }
         }
     }
@@ -334,7 +145,7 @@ impl Table {
     /// partitioned table, only the parent's own rows of an inheritance parent.
     pub fn count_sql(&self) -> String {
         let only = if self.kind == TableKind::InheritanceParent { "ONLY " } else { "" };
-        format!("SELECT count(*) FROM {only}{}", self.name.quoted())
+        format!("SELECT count(*) FROM {only}{}", self.name.sql())
     }
 
     /// Its row count as COPY reads it (see [`Table::count_sql`]).
@@ -676,21 +487,5 @@ impl Catalog {
         let edges: Vec<(TableName, TableName)> =
             self.foreign_keys.iter().map(|fk| (fk.child.clone(), fk.parent.clone())).collect();
         order_tables(&names, &edges)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quote_ident_like_postgres() {
-        assert_eq!(quote_ident("users"), "users");
-        assert_eq!(quote_ident("User"), "\"User\"");
-        assert_eq!(quote_ident("user"), "\"user\"");
-        assert_eq!(quote_ident("my.table"), "\"my.table\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_ident("1abc"), "\"1abc\"");
-        assert_eq!(TableName::new("public", "Role").quoted(), "public.\"Role\"");
     }
 }

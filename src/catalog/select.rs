@@ -5,8 +5,8 @@
 //! dots outside double quotes, and a double-quoted part is literal (wildcards and
 //! dots included, `""` is one quote). Pure code: no database here.
 
-use crate::catalog::TableName;
 use crate::error::{Error, Result};
+use crate::ident::TableName;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {

@@ -21,8 +21,9 @@ use object_store::path::Path as Key;
 use object_store::{ClientOptions, MultipartUpload, ObjectStore, PutPayload, RetryConfig};
 
 use crate::error::{Error, Result};
-use crate::sink::{Compression, Destination, FileSink};
-use crate::source::FileSource;
+use crate::format::compression::Compression;
+use crate::storage::sink::{Destination, FileSink};
+use crate::storage::source::FileSource;
 
 /// Bytes gathered before a part is uploaded (S3 needs 5 MiB but for the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -77,10 +78,10 @@ impl Location {
     ///
     /// # Errors
     /// A usage error when a backup is writing the folder.
-    pub fn lock_for_reading(&self) -> Result<Option<crate::folder_lock::FolderLock>> {
+    pub fn lock_for_reading(&self) -> Result<Option<crate::storage::folder_lock::FolderLock>> {
         match self {
             Location::Local(dir) if dir.is_dir() => {
-                crate::folder_lock::FolderLock::shared(dir).map(Some)
+                crate::storage::folder_lock::FolderLock::shared(dir).map(Some)
             }
             _ => Ok(None),
         }
@@ -100,7 +101,7 @@ impl Location {
     /// I/O and store errors other than not-found.
     pub async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match self {
-            Location::Local(dir) => crate::confined::read_file(dir, name),
+            Location::Local(dir) => crate::storage::confined::read_file(dir, name),
             Location::S3(s) => {
                 let store = s.store()?;
                 match store.get(&s.key(name)).await {
@@ -120,7 +121,7 @@ impl Location {
     /// I/O and store errors, naming the file.
     pub async fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         match self {
-            Location::Local(dir) => crate::sink::write_file_atomic(&dir.join(name), bytes),
+            Location::Local(dir) => crate::storage::sink::write_file_atomic(&dir.join(name), bytes),
             Location::S3(s) => {
                 let store = s.store()?;
                 store
@@ -225,7 +226,7 @@ impl Location {
         match self {
             Location::Local(dir) => {
                 let path = dir.join(name);
-                let file = crate::confined::open_file(dir, name)?
+                let file = crate::storage::confined::open_file(dir, name)?
                     .ok_or_else(|| Error::difference(format!("{}: missing", path.display())))?;
                 FileSource::start(path, compression, move || Ok(Box::new(file)))
             }
@@ -346,16 +347,7 @@ fn with_profile(mut b: AmazonS3Builder, profile: &str) -> Result<AmazonS3Builder
     let config = std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{home}/.aws/config"));
     let section = |file: &str, name: &str| -> Vec<(String, String)> {
         let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
-        let mut inside = false;
-        let mut out = Vec::new();
-        for line in text.lines().map(str::trim) {
-            if let Some(h) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                inside = h.trim() == name;
-            } else if inside && let Some((k, v)) = line.split_once('=') {
-                out.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        out
+        crate::format::ini::ini_section(&text, name).unwrap_or_default()
     };
     let keys = section(&creds, profile);
     if keys.is_empty() {

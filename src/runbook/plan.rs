@@ -341,10 +341,12 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                         crate::limits::MAX_JOBS
                     ));
                 }
-                if let Some(Err(e)) = compress.as_deref().map(crate::sink::Compression::parse) {
+                if let Some(Err(e)) =
+                    compress.as_deref().map(crate::format::compression::Compression::parse)
+                {
                     problems.push(format!("step {label}: {e}"));
                 }
-                if let Some(Err(e)) = lock_wait_timeout.map(crate::locks::parse_timeout) {
+                if let Some(Err(e)) = lock_wait_timeout.map(crate::conn::locks::parse_timeout) {
                     problems.push(format!("step {label}: {e}"));
                 }
                 backups_so_far.insert(label.clone());

@@ -123,7 +123,7 @@ impl Fingerprinter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::csvfmt::RecordScanner;
+    use crate::format::csv::RecordScanner;
 
     fn fingerprint(data: &[u8], block: usize) -> Fingerprint {
         let mut s = RecordScanner::new();

@@ -5,6 +5,7 @@
 //! I/O and knows nothing of tokio-postgres (see `connect.rs`). Its display form
 //! never holds the password.
 
+use super::pgpass::password_from_file;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -316,23 +317,8 @@ fn service_params(service: &str, env: Env<'_>) -> Result<BTreeMap<String, String
             .join("pg_service.conf");
     for file in user_file.into_iter().chain([system_file]) {
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        let mut in_section = false;
-        let mut found = false;
-        let mut params = BTreeMap::new();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                in_section = name == service;
-                found |= in_section;
-                continue;
-            }
-            if in_section && let Some((k, v)) = line.split_once('=') {
-                params.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-        if found {
+        if let Some(pairs) = crate::format::ini::ini_section(&text, service) {
+            let mut params: BTreeMap<String, String> = pairs.into_iter().collect();
             params.remove("service");
             if let Some(k) = params.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
                 return Err(Error::usage(format!(
@@ -538,98 +524,6 @@ fn os_user_name() -> String {
         }
     }
     std::env::var("USER").unwrap_or_else(|_| "postgres".into())
-}
-
-/// Looks the password up in a libpq password file (`hostname:port:database:username:password`).
-///
-/// libpq's rules: `*` matches any value, `\` escapes `:` and `\`, the first
-/// matching line wins, and a file readable by group or others is ignored with a
-/// warning. `localhost` matches a connection through the default socket directory.
-pub fn password_from_file(
-    path: &Path,
-    host: &str,
-    port: u16,
-    dbname: &str,
-    user: &str,
-) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() {
-        eprintln!("WARNING: password file \"{}\" is not a plain file", path.display());
-        return None;
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        eprintln!(
-            "WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
-            path.display()
-        );
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    let match_host = if host == DEFAULT_SOCKET_DIR { "localhost" } else { host };
-    let port = port.to_string();
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let fields = split_pgpass_line(line);
-        if fields.len() < 5 {
-            continue;
-        }
-        let matches = |field: &(String, bool), value: &str| field.1 || field.0 == value;
-        if matches(&fields[0], match_host)
-            && matches(&fields[1], &port)
-            && matches(&fields[2], dbname)
-            && matches(&fields[3], user)
-        {
-            return Some(fields[4].0.clone());
-        }
-    }
-    None
-}
-
-/// Splits a password-file line into four fields and the password, unescaping
-/// `\:` and `\\`. Each field comes with whether it is the `*` wildcard.
-fn split_pgpass_line(line: &str) -> Vec<(String, bool)> {
-    let mut fields = Vec::with_capacity(5);
-    let mut current = String::new();
-    let mut is_star = true;
-    let mut raw_len = 0;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if fields.len() == 4 {
-            // The password is the rest of the line, with escapes removed.
-            if c == '\\' {
-                if let Some(n) = chars.next() {
-                    current.push(n);
-                }
-            } else {
-                current.push(c);
-            }
-            continue;
-        }
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    current.push(n);
-                }
-                is_star = false;
-                raw_len += 2;
-            }
-            ':' => {
-                let star = is_star && raw_len == 1 && current == "*";
-                fields.push((std::mem::take(&mut current), star));
-                is_star = true;
-                raw_len = 0;
-            }
-            c => {
-                current.push(c);
-                raw_len += 1;
-            }
-        }
-    }
-    fields.push((current, false));
-    fields
 }
 
 #[cfg(test)]

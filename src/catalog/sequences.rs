@@ -1,0 +1,34 @@
+//! Where a sequence stands: the one query that reads `last_value` and
+//! `is_called`, for a backup recording it and a load deciding whether to
+//! advance it.
+
+use crate::conn::session::Session;
+use crate::error::{Error, Result};
+
+/// A sequence's position, as `SELECT last_value, is_called` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequencePosition {
+    pub last_value: i64,
+    /// Whether `nextval` has returned `last_value` already.
+    pub is_called: bool,
+}
+
+/// Reads `sequence`'s position in the session's transaction.
+///
+/// `sequence` is a name the server quoted (`format('%I.%I')` in the catalog
+/// query); it is not quoted again. `what` is the error's message.
+///
+/// # Errors
+/// The server's error (no such sequence, no privilege), under `what`.
+pub async fn read_position(
+    session: &Session,
+    sequence: &str,
+    what: impl FnOnce() -> String,
+) -> Result<SequencePosition> {
+    let row = session
+        .client
+        .query_one(&format!("SELECT last_value, is_called FROM {sequence}"), &[])
+        .await
+        .map_err(|e| Error::db(what(), e))?;
+    Ok(SequencePosition { last_value: row.get(0), is_called: row.get(1) })
+}

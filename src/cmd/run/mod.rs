@@ -1,0 +1,299 @@
+//! `pgbarge run PLAN.toml`: a whole migration runbook from one plan file.
+//!
+//! The plan is read and checked before any step runs (see [`crate::runbook::plan`]):
+//! connections resolve from their environment variables or services, files
+//! exist, names are known. `--dry-run` goes further without changing
+//! anything: it connects, resolves table patterns, and has the server parse
+//! every SQL statement and check query. A run executes the steps in order
+//! through the same code the single commands use, writes a log folder
+//! (`run.md` for people, `run.json` for machines), and stops at the first
+//! failing step with the restore command that rolls back to this run's backup.
+
+mod dry_run;
+mod log;
+mod step;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use self::dry_run::dry_run;
+use self::log::{RunLog, StepLog, log_folder, write_log};
+use self::step::run_step;
+use crate::catalog::select::Selection;
+use crate::cmd::Outcome;
+use crate::conn::conninfo::{ConnInfo, process_env, resolve};
+use crate::conn::session::{Purpose, connect};
+use crate::error::{Error, Result};
+use crate::options::RunOptions;
+use crate::runbook::plan::{LoadedPlan, Step, StepKind, read_plan};
+
+/// What `run` needs, resolved.
+#[derive(Debug)]
+pub struct RunPlan {
+    pub plan: LoadedPlan,
+    /// Each connection's string (from its variable or `service=NAME`) and how
+    /// the plan names it (`$ERP_TARGET`, `service=prod`) for logs and hints.
+    pub connections: BTreeMap<String, PlanConnection>,
+    pub dry_run: bool,
+    pub from: usize,
+    pub quiet: bool,
+}
+
+/// A plan's connection, resolved.
+#[derive(Debug)]
+pub struct PlanConnection {
+    /// The connection string (from its variable, or `service=NAME`).
+    pub conn: String,
+    /// How the plan names it, for logs and hints: `"$ERP_TARGET"`, `service=prod`.
+    pub shown: String,
+    pub info: Arc<ConnInfo>,
+}
+
+/// Reads and checks the plan and its connections.
+///
+/// # Errors
+/// Usage errors: the plan's own problems, an unset or unparsable connection
+/// variable, an unknown `--from` step.
+pub fn plan(args: RunOptions) -> Result<RunPlan> {
+    let plan = read_plan(&args.plan)?;
+    let mut connections = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, c) in &plan.plan.connections {
+        let (conn, shown) = match (&c.env, &c.service) {
+            (Some(var), _) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => (v, format!("\"${var}\"")),
+                _ => {
+                    problems.push(format!(
+                        "connection \"{name}\": environment variable {var} is not set"
+                    ));
+                    continue;
+                }
+            },
+            (None, Some(service)) => (format!("service={service}"), format!("service={service}")),
+            (None, None) => unreachable!("read_plan checks"),
+        };
+        match resolve(&conn, &process_env) {
+            Ok(info) => {
+                connections
+                    .insert(name.clone(), PlanConnection { conn, shown, info: Arc::new(info) });
+            }
+            Err(e) => {
+                problems.push(format!("connection \"{name}\": {}", crate::error::render_body(&e)))
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::usage(format!(
+            "{}: the plan is refused; no step ran:\n  {}",
+            plan.path.display(),
+            problems.join("\n  ")
+        )));
+    }
+    let from = match &args.from {
+        Some(f) => plan.step_index(f)?,
+        None => 0,
+    };
+    Ok(RunPlan { plan, connections, dry_run: args.dry_run, from, quiet: args.quiet })
+}
+
+/// Runs `run`.
+///
+/// # Errors
+/// The failing step's error (its exit code), after the log is written.
+pub async fn run(plan: RunPlan) -> Result<Outcome> {
+    if plan.dry_run {
+        return dry_run(&plan).await;
+    }
+    let started_at = crate::storage::manifest::now_rfc3339();
+    let log_dir = log_folder(&plan)?;
+    let mut log = RunLog {
+        plan: plan.plan.path.display().to_string(),
+        name: plan.plan.plan.name.clone(),
+        started_at,
+        finished_at: None,
+        outcome: "running",
+        steps: plan
+            .plan
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| step_log(&plan, i, s))
+            .collect(),
+        rollback: None,
+    };
+    if !plan.quiet {
+        println!("run {} — log in {}", plan.plan.plan.name, log_dir.display());
+    }
+    let mut failure = None;
+    let mut outcome = Outcome::Ok;
+    for (i, step) in plan.plan.plan.steps.iter().enumerate() {
+        if i < plan.from {
+            log.steps[i].outcome = "skipped";
+            continue;
+        }
+        let label = step.label(i);
+        if !plan.quiet {
+            println!(
+                "\n== step {} of {}: {label} ({})",
+                i + 1,
+                plan.plan.plan.steps.len(),
+                step.kind.kind()
+            );
+        }
+        let start = Instant::now();
+        log.steps[i].started_at = Some(crate::storage::manifest::now_rfc3339());
+        let result = run_step(&plan, step).await;
+        log.steps[i].finished_at = Some(crate::storage::manifest::now_rfc3339());
+        log.steps[i].seconds = Some(start.elapsed().as_secs_f64());
+        match result {
+            Ok((Outcome::Ok, details)) => {
+                log.steps[i].outcome = "ok";
+                log.steps[i].details = details;
+            }
+            Ok((Outcome::Differs, details)) => {
+                log.steps[i].outcome = "differs";
+                log.steps[i].details = details;
+                outcome = Outcome::Differs;
+                failure = Some((i, Error::difference(format!("step {label} found differences"))));
+                break;
+            }
+            Err(e) => {
+                log.steps[i].outcome = "failed";
+                log.steps[i].error = Some(crate::redact::redact(&crate::error::render(&e)));
+                failure = Some((i, e));
+                break;
+            }
+        }
+        write_log(&log_dir, &log)?;
+    }
+    for s in log.steps.iter_mut().filter(|s| s.outcome == "pending") {
+        s.outcome = "not run";
+    }
+    log.finished_at = Some(crate::storage::manifest::now_rfc3339());
+    let Some((i, err)) = failure else {
+        log.outcome = "ok";
+        write_log(&log_dir, &log)?;
+        if !plan.quiet {
+            println!(
+                "\nrun complete: {} {}; log {}",
+                log.steps.len(),
+                plural(log.steps.len(), "step", "steps"),
+                log_dir.join("run.md").display()
+            );
+        }
+        return Ok(outcome);
+    };
+    log.outcome = "failed";
+    let hint = rollback_hint(&plan, i);
+    log.rollback = Some(hint.clone());
+    write_log(&log_dir, &log)?;
+    crate::progress::clear_all();
+    eprintln!(
+        "\nstep {} ({}) failed; the run stopped. Log: {}\n{hint}",
+        i + 1,
+        plan.plan.plan.steps[i].label(i),
+        log_dir.join("run.md").display()
+    );
+    // What the steps before it did stays done: say which, so nobody reads the
+    // failing step's "rolled back" as the whole run's.
+    let done: Vec<String> = log
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.outcome == "ok")
+        .map(|(k, _)| plan.plan.plan.steps[k].label(k))
+        .collect();
+    let earlier = if done.is_empty() {
+        String::new()
+    } else {
+        format!("; completed before it, and not undone: {}", done.join(", "))
+    };
+    Err(err.context(format!(
+        "step {} ({}) failed{earlier}",
+        i + 1,
+        plan.plan.plan.steps[i].label(i)
+    )))
+}
+
+fn step_log(plan: &RunPlan, i: usize, s: &Step) -> StepLog {
+    StepLog {
+        number: i + 1,
+        name: s.label(i),
+        kind: s.kind.kind(),
+        parameters: serde_json::to_value(&s.kind).unwrap_or_default(),
+        connections: s
+            .kind
+            .connections()
+            .into_iter()
+            .filter_map(|c| plan.connections.get(c).map(|pc| (c.to_string(), pc.info.to_string())))
+            .collect(),
+        started_at: None,
+        finished_at: None,
+        seconds: None,
+        outcome: "pending",
+        details: BTreeMap::new(),
+        error: None,
+    }
+}
+
+/// How to put the data back: restore from the plan's rollback backup (or
+/// the first backup step), if one ran before step `failed`.
+fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
+    let steps = &plan.plan.plan.steps;
+    let backup = steps.iter().enumerate().find(|(i, s)| {
+        matches!(s.kind, StepKind::Backup { .. })
+            && plan.plan.plan.rollback.as_ref().is_none_or(|r| &s.label(*i) == r)
+    });
+    match backup {
+        Some((bi, s)) if bi < failed || plan.from > bi => {
+            let StepKind::Backup { db, output, .. } = &s.kind else { unreachable!() };
+            let dir = plan.plan.resolve(output);
+            let conn = plan.connections.get(db).map(|pc| pc.shown.clone()).unwrap_or_default();
+            format!(
+                "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --disable-triggers\n\n(it restores exactly the backup's tables: rows of other tables that reference them are kept and checked; add -t TABLE to restore only some of them; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
+                s.label(bi),
+                dir.display()
+            )
+        }
+        _ => {
+            "No backup step ran before the failure; nothing of this run's backups to restore from."
+                .to_string()
+        }
+    }
+}
+
+/// A command's hint names its flag (`pass --force`); in a plan the same
+/// choice is the step's field (`force = true`).
+fn as_step_hint(e: Error) -> Error {
+    match e {
+        Error::Usage { msg, hint: Some(h) } if h.contains("pass --force") => Error::Usage {
+            msg,
+            hint: Some(h.replace("pass --force", "set force = true on the backup step")),
+        },
+        Error::Context { ctx, source } => {
+            Error::Context { ctx, source: Box::new(as_step_hint(*source)) }
+        }
+        e => e,
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// A plan's connection, resolved when the plan was read.
+fn conn(plan: &RunPlan, name: &str) -> Arc<ConnInfo> {
+    Arc::clone(&plan.connections[name].info)
+}
+
+/// A session on a plan's connection, for steps that run the user's SQL.
+async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::conn::session::Session> {
+    connect(&plan.connections[name].info, Purpose::UserSql).await
+}
+
+/// A step's `tables` and `exclude` as a selection.
+fn tables(include: &[String], exclude: &[String]) -> Result<Selection> {
+    Selection::parse(include, exclude)
+}

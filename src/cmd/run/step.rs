@@ -1,0 +1,237 @@
+//! One step of a plan run through the code its command uses, and the checks
+//! a step may hold.
+
+use std::collections::BTreeMap;
+
+use super::{RunPlan, as_step_hint, conn, tables, user_session};
+use crate::cmd::{Outcome, backup, copy, restore, sql, verify};
+use crate::error::{Error, Result};
+use crate::load::{LoadOptions, parse_jobs};
+use crate::options::{
+    self, BackupOptions, CopyOptions, DEFAULT_LOCK_WAIT, RestoreOptions, VerifyLevel, VerifyOptions,
+};
+use crate::runbook::plan::{Step, StepKind};
+use crate::storage::store::Location;
+
+/// Runs one step through the command it names; returns details for the log.
+pub(super) async fn run_step(
+    plan: &RunPlan,
+    step: &Step,
+) -> Result<(Outcome, BTreeMap<String, serde_json::Value>)> {
+    let mut details = BTreeMap::new();
+    let quiet = plan.quiet;
+    let outcome = match &step.kind {
+        StepKind::Backup {
+            db,
+            output,
+            tables: t,
+            exclude,
+            schema,
+            compress,
+            jobs,
+            force,
+            lock_wait_timeout,
+        } => {
+            let dir = plan.plan.resolve(output);
+            // In range: read_plan checked it.
+            let jobs = jobs.and_then(|j| usize::try_from(j).ok());
+            crate::limits::jobs(jobs)?;
+            let m = backup::take(BackupOptions {
+                conn: conn(plan, db),
+                selection: tables(t, exclude)?,
+                dir: Location::parse(&dir.display().to_string())?,
+                jobs,
+                compression: options::compression(compress.as_deref())?,
+                schema: *schema,
+                force: *force,
+                lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
+                quiet,
+            })
+            .await
+            .map_err(as_step_hint)?;
+            details.insert("folder".into(), dir.display().to_string().into());
+            details.insert("tables".into(), m.tables.len().into());
+            details.insert("rows".into(), m.tables.iter().map(|t| t.rows).sum::<u64>().into());
+            let sums: serde_json::Map<String, serde_json::Value> = m
+                .tables
+                .iter()
+                .map(|t| {
+                    (
+                        format!("{}.{}", t.schema, t.name),
+                        format!("{} rows, file sha256 {}", t.rows, t.file_sha256).into(),
+                    )
+                })
+                .collect();
+            details.insert("checksums".into(), sums.into());
+            Outcome::Ok
+        }
+        StepKind::Verify { backup, db, tables: t, exclude, jobs, deep, expect } => {
+            let dir = plan.plan.backup_dir(backup);
+            details.insert("folder".into(), dir.display().to_string().into());
+            crate::limits::jobs(*jobs)?;
+            verify::run(VerifyOptions {
+                dir: Location::parse(&dir.display().to_string())?,
+                conn: db.as_ref().map(|d| conn(plan, d)),
+                selection: tables(t, exclude)?,
+                jobs: *jobs,
+                deep: *deep,
+                expect: expect.as_ref().map(|e| plan.plan.resolve(e)),
+                json: false,
+                quiet,
+            })
+            .await?
+        }
+        StepKind::Sql { db, files, single_transaction } => {
+            let paths: Vec<String> =
+                files.iter().map(|f| plan.plan.resolve(f).display().to_string()).collect();
+            let files = sql::read_files(&paths, *single_transaction)?;
+            let session = user_session(plan, db).await?;
+            sql::run_files(&session, &files, *single_transaction, quiet).await?;
+            details.insert("files".into(), paths.into());
+            Outcome::Ok
+        }
+        StepKind::Copy {
+            source,
+            target,
+            tables: t,
+            exclude,
+            mode,
+            verify,
+            disable_triggers,
+            cascade,
+            per_table_commit,
+            jobs,
+        } => {
+            let mode = options::mode(mode.as_deref())?;
+            let verify = VerifyLevel::parse(verify.as_deref(), mode)?;
+            copy::run(CopyOptions {
+                jobs: parse_jobs(*jobs, *per_table_commit)?,
+                source: conn(plan, source),
+                target: conn(plan, target),
+                selection: tables(t, exclude)?,
+                options: LoadOptions {
+                    mode,
+                    disable_triggers: *disable_triggers,
+                    cascade: *cascade,
+                    lock_wait_timeout: DEFAULT_LOCK_WAIT,
+                },
+                per_table_commit: *per_table_commit,
+                dry_run: false,
+                verify,
+                quiet,
+            })
+            .await?
+        }
+        StepKind::Restore {
+            backup,
+            db,
+            tables: t,
+            exclude,
+            mode,
+            schema,
+            disable_triggers,
+            cascade,
+            per_table_commit,
+            jobs,
+            ignore_unlisted,
+        } => {
+            let dir = plan.plan.backup_dir(backup);
+            details.insert("folder".into(), dir.display().to_string().into());
+            restore::run(RestoreOptions {
+                jobs: parse_jobs(*jobs, *per_table_commit)?,
+                dir: Location::parse(&dir.display().to_string())?,
+                conn: conn(plan, db),
+                selection: tables(t, exclude)?,
+                options: LoadOptions {
+                    mode: options::mode(mode.as_deref())?,
+                    disable_triggers: *disable_triggers,
+                    cascade: *cascade,
+                    lock_wait_timeout: DEFAULT_LOCK_WAIT,
+                },
+                per_table_commit: *per_table_commit,
+                ignore_unlisted: *ignore_unlisted,
+                schema: *schema,
+                dry_run: false,
+                quiet,
+            })
+            .await?
+        }
+        StepKind::Check { db, query, expect, compare } => {
+            let session = user_session(plan, db).await?;
+            let value = check_value(&session, query).await?;
+            details.insert("value".into(), value.clone().into());
+            details.insert(
+                "expected".into(),
+                format!("{} {expect}", compare.as_deref().unwrap_or("=")).into(),
+            );
+            if compare_values(&value, compare.as_deref().unwrap_or("="), expect)? {
+                if !quiet {
+                    println!("check OK: {value} {} {expect}", compare.as_deref().unwrap_or("="));
+                }
+                Outcome::Ok
+            } else {
+                return Err(Error::Difference {
+                    msg: format!(
+                        "check failed: the query returned {value}, expected {} {expect}: {query}",
+                        compare.as_deref().unwrap_or("=")
+                    ),
+                    hint: None,
+                });
+            }
+        }
+    };
+    Ok((outcome, details))
+}
+
+/// The single value a check query returns, as text.
+pub(super) async fn check_value(
+    session: &crate::conn::session::Session,
+    query: &str,
+) -> Result<String> {
+    let rows = session
+        .client
+        .simple_query(query)
+        .await
+        .map_err(|e| Error::db(format!("check query failed: {query}"), e))?;
+    let values: Vec<Option<String>> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+            _ => None,
+        })
+        .collect();
+    match values.as_slice() {
+        [v] => Ok(v.clone().unwrap_or_else(|| "NULL".into())),
+        _ => Err(Error::usage(format!(
+            "check query returned {} rows; it must return exactly one value: {query}",
+            values.len()
+        ))),
+    }
+}
+
+/// Compares as numbers when both sides are numbers, else as text (= and != only).
+pub(super) fn compare_values(value: &str, op: &str, expect: &str) -> Result<bool> {
+    let num = |s: &str| s.trim().parse::<f64>().ok();
+    if let (Some(a), Some(b)) = (num(value), num(expect)) {
+        return Ok(match op {
+            "=" | "==" => a == b,
+            "!=" | "<>" => a != b,
+            "<" => a < b,
+            "<=" => a <= b,
+            ">" => a > b,
+            ">=" => a >= b,
+            _ => {
+                return Err(Error::usage(format!(
+                    "unknown compare \"{op}\"; use =, !=, <, <=, > or >="
+                )));
+            }
+        });
+    }
+    match op {
+        "=" | "==" => Ok(value == expect),
+        "!=" | "<>" => Ok(value != expect),
+        _ => Err(Error::usage(format!(
+            "compare \"{op}\" needs numbers; got {value:?} and {expect:?}"
+        ))),
+    }
+}

@@ -1,0 +1,233 @@
+//! The offline checks: each data file read once and compared with the
+//! manifest, the folder checked for strays, `SHA256SUMS` against the manifest.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::report::Status;
+use crate::error::{Class, Error, Result};
+use crate::format::csv::FirstRecord;
+use crate::progress::Progress;
+use crate::storage::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
+use crate::storage::store::Location;
+use crate::stream::stages::CsvStages;
+
+/// What checking one data file found.
+#[derive(Default)]
+pub(super) struct FileCheck {
+    pub(super) problems: Vec<(Status, String)>,
+    pub(super) csv_bytes: u64,
+    /// The file exists but could not be read (not a difference: exit 3).
+    pub(super) failure: Option<Error>,
+}
+
+/// Checks the chosen tables' files on `jobs` threads, largest first. Results
+/// come back in `chosen` order.
+pub(super) fn check_files(
+    dir: &Location,
+    sizes: &BTreeMap<String, u64>,
+    manifest: &Manifest,
+    chosen: &[usize],
+    deep: bool,
+    jobs: Option<usize>,
+    progress: &Progress,
+) -> Result<Vec<FileCheck>> {
+    let order = crate::jobs::largest_first(chosen.iter().map(|&i| manifest.tables[i].file_bytes));
+    let results: Mutex<Vec<Option<Result<FileCheck>>>> =
+        Mutex::new((0..chosen.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = crate::jobs::worker_count(jobs, chosen.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while crate::cancel::reason().is_none() {
+                    let Some(&k) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        return;
+                    };
+                    let table = &manifest.tables[chosen[k]];
+                    let r = check_file(dir, sizes, table, manifest, deep, progress);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
+                }
+            });
+        }
+    });
+    if let Some(signal) = crate::cancel::reason() {
+        return Err(Error::Interrupted { signal });
+    }
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::runtime("a data file was not checked"))))
+        .collect()
+}
+
+/// Reads one data file once and compares everything about it with the manifest.
+///
+/// # Errors
+/// Only `Interrupted`; everything else is part of the result.
+pub(super) fn check_file(
+    dir: &Location,
+    listing: &BTreeMap<String, u64>,
+    t: &ManifestTable,
+    manifest: &Manifest,
+    deep: bool,
+    progress: &Progress,
+) -> Result<FileCheck> {
+    let mut check = FileCheck::default();
+    let file = &t.file;
+    let damaged = |check: &mut FileCheck, what: String| {
+        check.problems.push((Status::Damaged, format!("{file}: {what}")));
+    };
+    match t.stored_file(dir, listing) {
+        StoredFile::Present => {}
+        StoredFile::Missing => {
+            check.problems.push((Status::FileMissing, format!("{file}: missing")));
+            return Ok(check);
+        }
+        StoredFile::Damaged(what) => {
+            check.problems.push((Status::Damaged, what));
+            // A file of the wrong size is still read, to say what it holds;
+            // a link or a FIFO is not opened at all.
+            if !listing.contains_key(file) || dir.open(file, manifest.compression).is_err() {
+                return Ok(check);
+            }
+        }
+    }
+    let mut source = match dir.open(file, manifest.compression) {
+        Ok(s) => s,
+        Err(e) if e.class() == Class::Difference => {
+            // A link, a FIFO, a device where the file should be.
+            damaged(&mut check, e.to_string());
+            return Ok(check);
+        }
+        Err(e) => {
+            check.failure = Some(e);
+            return Ok(check);
+        }
+    };
+    let mut stages = CsvStages::new(deep);
+    let mut header = FirstRecord::new();
+    let mut bar = progress.table(&format!("{}.{}", t.schema, t.name), Some(t.rows as i64));
+    while let Some(block) = source.next_block() {
+        if let Some(signal) = crate::cancel::reason() {
+            return Err(Error::Interrupted { signal });
+        }
+        match block {
+            Ok(b) => {
+                header.feed(&b);
+                stages.feed(&b);
+                bar.update(stages.rows(), stages.bytes());
+            }
+            Err(e) if e.class() == Class::Difference => {
+                damaged(&mut check, e.to_string());
+                // The reader stopped at the damage; hash the whole file to say
+                // whether it is the file the manifest describes.
+                if let Some(d) = stored_file(dir, file).ok().and_then(|f| t.file_difference(&f)) {
+                    damaged(&mut check, d);
+                }
+                check.csv_bytes = stages.bytes();
+                bar.finish(progress);
+                return Ok(check);
+            }
+            Err(e) => {
+                check.failure = Some(e);
+                return Ok(check);
+            }
+        }
+    }
+    bar.finish(progress);
+    check.csv_bytes = stages.bytes();
+    match source.finish() {
+        Ok(f) => t.file_difference(&f).into_iter().for_each(|d| damaged(&mut check, d)),
+        Err(e) => check.failure = Some(e),
+    }
+    if let Some(d) = t.header_difference(header.get(), stages.bytes()) {
+        damaged(&mut check, d);
+    }
+    match stages.finish() {
+        Err(shape) => damaged(&mut check, format!("CSV is cut short: {shape}")),
+        Ok(csv) => t.csv_differences(&csv).into_iter().for_each(|d| damaged(&mut check, d)),
+    }
+    Ok(check)
+}
+
+/// A file's size and sha256 as stored, read whole (on a worker thread: it blocks).
+pub(super) fn stored_file(dir: &Location, name: &str) -> Result<crate::storage::sink::FileSummary> {
+    let mut source = dir.open(name, crate::format::compression::Compression::None)?;
+    while let Some(block) = source.next_block() {
+        block?;
+    }
+    source.finish()
+}
+
+/// Problems of the folder as a whole: files the manifest does not list,
+/// `SHA256SUMS` disagreeing with the manifest, a missing or changed `schema.sql`.
+///
+/// # Errors
+/// The folder cannot be listed.
+pub(super) async fn check_folder(
+    dir: &Location,
+    listing: &BTreeMap<String, u64>,
+    manifest: &Manifest,
+) -> Result<Vec<String>> {
+    let mut problems = manifest.unlisted_files(listing);
+    for (file, want) in manifest.schema_files() {
+        if !listing.contains_key(file) {
+            problems.push(format!("{file}: missing (the manifest says the backup has one)"));
+        } else if let Some(want) = want {
+            let got = crate::format::digest::sha256_hex(&dir.read(file).await?.unwrap_or_default());
+            if got != want {
+                problems.push(format!("{file}: sha256 is {got}, the manifest records {want}"));
+            }
+        }
+    }
+    problems.extend(check_sums(dir, manifest).await?);
+    Ok(problems)
+}
+
+/// Compares `SHA256SUMS` line by line with the manifest.
+pub(super) async fn check_sums(dir: &Location, manifest: &Manifest) -> Result<Vec<String>> {
+    let Some(bytes) = dir.read(SUMS_FILE).await? else {
+        return Ok(vec![format!("{SUMS_FILE}: missing")]);
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Ok(vec![format!("{SUMS_FILE}: not text")]);
+    };
+    let mut problems = Vec::new();
+    // path → (line number, sha256)
+    let mut lines: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l)) {
+        // `sha256sum` writes "HASH  PATH" (text mode) or "HASH *PATH" (binary mode).
+        let parsed = line.split_once(' ').and_then(|(hash, rest)| {
+            let file = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*'))?;
+            let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            hex.then_some((hash, file))
+        });
+        match parsed {
+            None => problems.push(format!("{SUMS_FILE} line {n}: not `sha256  file`: {line:?}")),
+            Some((hash, file)) => {
+                if lines.insert(file, (n, hash)).is_some() {
+                    problems.push(format!("{SUMS_FILE} line {n}: {file} is listed twice"));
+                }
+            }
+        }
+    }
+    for t in &manifest.tables {
+        match lines.remove(t.file.as_str()) {
+            None => problems.push(format!("{SUMS_FILE}: no line for {}", t.file)),
+            Some((n, hash)) if !hash.eq_ignore_ascii_case(&t.file_sha256) => {
+                problems.push(format!(
+                    "{SUMS_FILE} line {n}: {} has sha256 {hash}, the manifest records {}",
+                    t.file, t.file_sha256
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (file, (n, _)) in lines {
+        problems.push(format!("{SUMS_FILE} line {n}: lists {file}, which the manifest does not"));
+    }
+    Ok(problems)
+}

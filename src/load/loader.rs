@@ -1,0 +1,624 @@
+//! The load inside one target transaction: trigger handling, the mode
+//! (emptiness check, `TRUNCATE`, staging table and `INSERT ... ON CONFLICT`),
+//! `COPY ... FROM STDIN` fed block by block, sequences advanced, and the
+//! checks made before commit.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures::SinkExt;
+
+use super::plan::TableLoad;
+use super::{LoadOptions, Mode};
+use crate::catalog::sequences::read_position;
+use crate::conn::locks::LockMode;
+use crate::conn::session::Session;
+use crate::error::{Error, Result};
+use crate::format::digest::Fingerprint;
+use crate::ident::{TableName, sql_ident};
+use crate::stream::copy_out::copy_out;
+use crate::stream::stages::{BLOCK_SIZE, StreamStages, WireFormat};
+
+/// What loading one table did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Loaded {
+    /// Rows the server accepted from the stream (COPY's own count).
+    pub copied: u64,
+    /// Rows that ended up inserted (all of them unless skip/upsert).
+    pub inserted: u64,
+    /// Rows that replaced existing ones (upsert).
+    pub updated: u64,
+    /// Incoming rows left out because their key existed (skip).
+    pub skipped: u64,
+}
+
+/// A sequence moved after the load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SequenceMove {
+    pub sequence: String,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Something that hands out blocks of one table's data.
+pub trait BlockSource {
+    /// The next block; `None` at the end.
+    fn next_block(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>>>;
+}
+
+impl BlockSource for crate::storage::source::FileSource {
+    async fn next_block(&mut self) -> Result<Option<Bytes>> {
+        self.next_block_async().await.transpose()
+    }
+}
+
+/// The target side of a load: one open transaction on `session`.
+pub struct Loader<'a> {
+    pub session: &'a Session,
+    opts: LoadOptions,
+    /// Tables whose user triggers were disabled with ALTER TABLE; enabled again before commit.
+    altered: Vec<TableName>,
+    /// `session_replication_role = replica` is on: no trigger fires, foreign-key ones included.
+    replica: bool,
+}
+
+impl<'a> Loader<'a> {
+    /// Opens the transaction and prepares it for `tables`: triggers, deferred
+    /// constraints, the emptiness check of `fail`, the `TRUNCATE` of `truncate`.
+    ///
+    /// # Errors
+    /// Non-empty tables under `fail` (a usage error naming them), trigger
+    /// handling that is not allowed, server errors.
+    pub async fn begin(
+        session: &'a Session,
+        tables: &[&TableLoad],
+        defer_constraints: bool,
+        opts: &LoadOptions,
+    ) -> Result<Loader<'a>> {
+        Self::begin_emptying(session, tables, &[], defer_constraints, opts).await
+    }
+
+    /// As [`Loader::begin`]; under `truncate`, `also_empty` is emptied in the
+    /// same statement: with `--per-table-commit`, the tables of the load that
+    /// reference `tables` (they load after them, each in its own
+    /// transaction), since a table cannot be truncated under rows that
+    /// reference it.
+    ///
+    /// # Errors
+    /// As [`Loader::begin`].
+    pub async fn begin_emptying(
+        session: &'a Session,
+        tables: &[&TableLoad],
+        also_empty: &[&TableLoad],
+        defer_constraints: bool,
+        opts: &LoadOptions,
+    ) -> Result<Loader<'a>> {
+        let mut loader =
+            Loader { session, opts: opts.clone(), altered: Vec::new(), replica: false };
+        loader.exec("BEGIN", "cannot start the target transaction").await?;
+        // Whatever fails from here on leaves no transaction open behind it.
+        match loader.prepare(tables, also_empty, defer_constraints).await {
+            Ok(()) => Ok(loader),
+            Err(e) => {
+                loader.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare(
+        &mut self,
+        tables: &[&TableLoad],
+        also_empty: &[&TableLoad],
+        defer_constraints: bool,
+    ) -> Result<()> {
+        let superuser = self.opts.disable_triggers && self.is_superuser().await?;
+        if self.opts.disable_triggers && !superuser {
+            self.refuse_unowned(tables).await?;
+        }
+        let emptied: Vec<&TableLoad> = tables.iter().chain(also_empty).copied().collect();
+        let locked = if self.opts.mode == Mode::Truncate { &emptied[..] } else { tables };
+        self.lock_tables(locked, superuser).await?;
+        if self.opts.disable_triggers {
+            self.disable_triggers(tables, superuser).await?;
+        }
+        if defer_constraints {
+            self.exec("SET CONSTRAINTS ALL DEFERRED", "cannot defer constraints").await?;
+        }
+        match self.opts.mode {
+            Mode::Fail => {
+                let full = non_empty(self.session, tables).await?;
+                if !full.is_empty() {
+                    return Err(Error::usage_hint(
+                        format!(
+                            "--mode fail: target table{} not empty: {}",
+                            if full.len() == 1 { " is" } else { "s are" },
+                            full.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                        "nothing was written; choose --mode truncate, append, skip or upsert to say what happens to the rows there",
+                    ));
+                }
+            }
+            Mode::Truncate if !tables.is_empty() => {
+                // ON TRUNCATE and DELETE triggers are user code.
+                self.as_application().await?;
+                self.empty_tables(&emptied).await?;
+                self.as_pgbarge().await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `--mode truncate`: empties `tables` inside the transaction.
+    async fn empty_tables(&self, tables: &[&TableLoad]) -> Result<()> {
+        // Tables others keep referencing are emptied row by row with
+        // the foreign-key triggers off (no ON DELETE action fires);
+        // TRUNCATE empties the rest at once.
+        let (kept, whole): (Vec<&&TableLoad>, Vec<&&TableLoad>) =
+            tables.iter().partition(|t| !t.kept_references.is_empty());
+        for t in kept {
+            if !self.replica {
+                return Err(Error::usage_hint(
+                    format!(
+                        "--mode truncate of {} keeps the rows of tables referencing it, which needs session_replication_role = replica, and the target user is not superuser",
+                        t.target.name
+                    ),
+                    "pass --cascade to empty the referencing tables too, or select them as well",
+                ));
+            }
+            self.exec(
+                &format!("DELETE FROM {}", t.target.name.sql()),
+                &format!("cannot empty {}", t.target.name),
+            )
+            .await?;
+        }
+        if !whole.is_empty() {
+            let names: Vec<String> = whole.iter().map(|t| t.target.name.sql()).collect();
+            let cascade = if self.opts.cascade { " CASCADE" } else { "" };
+            self.exec(
+                &format!("TRUNCATE {}{cascade}", names.join(", ")),
+                "cannot truncate the target tables",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn exec(&self, sql: &str, what: &str) -> Result<()> {
+        self.session.execute(sql, what).await
+    }
+
+    /// From here to [`Loader::as_pgbarge`] (or the transaction's end) the
+    /// session searches the path the target database and role give ordinary
+    /// clients: statements that fire user code (COPY FROM, the staging merge,
+    /// TRUNCATE, a deferred trigger at COMMIT) run it as the application
+    /// would, so a trigger that names `"AuditLog"` unqualified finds it.
+    /// What pgbarge sends meanwhile names everything schema-qualified.
+    /// `SET LOCAL`, so the session's pinned `pg_catalog` returns with the
+    /// transaction's end, whatever way it ends.
+    async fn as_application(&self) -> Result<()> {
+        self.exec("SET LOCAL search_path TO DEFAULT", "cannot set the search path").await
+    }
+
+    /// Back to the pinned `search_path = pg_catalog` for pgbarge's own
+    /// queries (counts, checks, sequences) inside the transaction.
+    async fn as_pgbarge(&self) -> Result<()> {
+        self.exec("SET LOCAL search_path = pg_catalog", "cannot set the search path").await
+    }
+
+    async fn is_superuser(&self) -> Result<bool> {
+        self.session
+            .query_value(
+                "SELECT current_setting('is_superuser') = 'on'",
+                "cannot read whether the target user is superuser",
+            )
+            .await
+    }
+
+    /// Takes every lock the load needs, parents first, before anything is
+    /// written, each in the strongest mode the transaction will ask for
+    /// (`TRUNCATE`: ACCESS EXCLUSIVE; `ALTER TABLE ... DISABLE TRIGGER`:
+    /// SHARE ROW EXCLUSIVE; `DELETE` and `COPY`: ROW EXCLUSIVE), so a table
+    /// another session holds fails the load here, naming that session, rather
+    /// than halfway. `lock_timeout` then stays set for the transaction, so
+    /// any lock taken later (a foreign key's parent, `TRUNCATE ... CASCADE`'s
+    /// referencing tables) is bounded too.
+    async fn lock_tables(&self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
+        let wanted: Vec<(&TableName, LockMode)> = tables
+            .iter()
+            .map(|t| {
+                let mode = if self.opts.mode == Mode::Truncate && t.kept_references.is_empty() {
+                    LockMode::AccessExclusive
+                } else if self.opts.disable_triggers && !superuser && !t.target.triggers.is_empty()
+                {
+                    LockMode::ShareRowExclusive
+                } else {
+                    LockMode::RowExclusive
+                };
+                (&t.target.name, mode)
+            })
+            .collect();
+        crate::conn::locks::lock_tables(self.session, &wanted, self.opts.lock_wait_timeout)
+            .await
+            .map_err(|e| e.context("TARGET: nothing was written"))
+    }
+
+    /// Without superuser, `--disable-triggers` needs to own every table with
+    /// triggers; checked before the locks, since locking a table in SHARE
+    /// ROW EXCLUSIVE mode needs a privilege a mere writer lacks.
+    async fn refuse_unowned(&self, tables: &[&TableLoad]) -> Result<()> {
+        for t in tables.iter().filter(|t| !t.target.triggers.is_empty()) {
+            let name = &t.target.name;
+            let owner = self
+                .session
+                .client
+                .query_one(
+                    "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
+                    &[&t.target.oid],
+                )
+                .await
+                .map_err(|e| Error::db(format!("cannot read the owner of {name}"), e))?;
+            if !owner.get::<_, bool>(0) {
+                return Err(Error::usage_hint(
+                    format!(
+                        "--disable-triggers: the target user is neither superuser nor owner of {name}, which has triggers ({})",
+                        t.target.triggers.join(", ")
+                    ),
+                    "connect as the table's owner (on RDS, the master user owns what it created), or load with the triggers firing",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// As superuser, `session_replication_role = replica` (every trigger,
+    /// foreign-key checks included, is off for this transaction). Otherwise
+    /// `ALTER TABLE ... DISABLE TRIGGER USER` on tables the user owns.
+    async fn disable_triggers(&mut self, tables: &[&TableLoad], superuser: bool) -> Result<()> {
+        // Owners were checked before the locks (see `refuse_unowned`).
+        if superuser {
+            self.exec(
+                "SET LOCAL session_replication_role = replica",
+                "cannot set session_replication_role",
+            )
+            .await?;
+            self.replica = true;
+            return Ok(());
+        }
+        for t in tables {
+            if t.target.triggers.is_empty() {
+                continue;
+            }
+            let name = &t.target.name;
+            self.exec(
+                &format!("ALTER TABLE {} DISABLE TRIGGER USER", name.sql()),
+                &format!("cannot disable the triggers of {name}"),
+            )
+            .await?;
+            self.altered.push(name.clone());
+        }
+        Ok(())
+    }
+
+    /// Loads one table from `blocks` in `format`, calling `on_block` on each
+    /// block before it is sent (counting, checking; an error there aborts the
+    /// COPY). For skip and upsert, rows go through a staging table first.
+    ///
+    /// # Errors
+    /// The server's error (a key clash, a bad value), the source's or
+    /// `on_block`'s error, or a signal. The transaction is then unusable:
+    /// the caller drops it, and nothing is committed.
+    pub async fn load_table(
+        &self,
+        t: &TableLoad,
+        format: WireFormat,
+        blocks: &mut impl BlockSource,
+        on_block: impl FnMut(&Bytes) -> Result<()>,
+    ) -> Result<Loaded> {
+        // Triggers, check constraints and defaults fire during the COPY and
+        // the merge: they run with the application's search path.
+        self.as_application().await?;
+        let loaded = self.stream_table(t, format, blocks, on_block).await?;
+        self.as_pgbarge().await?;
+        Ok(loaded)
+    }
+
+    /// [`Loader::load_table`]'s work, under the application's search path:
+    /// every name sent here is schema-qualified.
+    async fn stream_table(
+        &self,
+        t: &TableLoad,
+        format: WireFormat,
+        blocks: &mut impl BlockSource,
+        mut on_block: impl FnMut(&Bytes) -> Result<()>,
+    ) -> Result<Loaded> {
+        let name = &t.target.name;
+        let stage = "pg_temp.pgbarge_stage";
+        let dest = if self.opts.mode.stages() {
+            self.exec(
+                &format!(
+                    "DROP TABLE IF EXISTS {stage}; CREATE TEMP TABLE pgbarge_stage AS SELECT {} FROM {} WITH NO DATA",
+                    if t.columns.is_empty() { String::new() } else { t.column_list() },
+                    name.sql()
+                ),
+                &format!("cannot create a staging table for {name}"),
+            )
+            .await?;
+            stage.to_string()
+        } else {
+            name.sql()
+        };
+        let cols =
+            if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
+        let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
+        let sink = self
+            .session
+            .cancellable(self.session.client.copy_in::<_, Bytes>(sql.as_str()))
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
+        let sink = match sink {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+            }
+        };
+        let mut sink = std::pin::pin!(sink);
+        while let Some(block) = blocks.next_block().await? {
+            on_block(&block)?;
+            // A block holding a large row goes out in pieces: tokio-postgres
+            // copies each CopyData message whole into its write buffer, which
+            // keeps its size, so one 100 MB message would add 100 MB for the
+            // rest of the run. CopyData need not follow row boundaries
+            // (protocol-flow.html, "COPY Operations"). The flush waits until
+            // the connection took the last piece, so the block is let go of
+            // before the next is asked for.
+            let is_large = block.len() > 2 * BLOCK_SIZE;
+            let piece_size = if is_large { BLOCK_SIZE } else { block.len() };
+            let mut rest = block;
+            while !rest.is_empty() {
+                let piece = rest.split_to(rest.len().min(piece_size));
+                let sent = self
+                    .session
+                    .cancellable(sink.feed(piece))
+                    .await
+                    .map_err(|signal| Error::Interrupted { signal })?;
+                if let Err(e) = sent {
+                    return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+                }
+            }
+            if is_large {
+                let flushed = self
+                    .session
+                    .cancellable(sink.flush())
+                    .await
+                    .map_err(|signal| Error::Interrupted { signal })?;
+                if let Err(e) = flushed {
+                    return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+                }
+            }
+        }
+        let finished = self
+            .session
+            .cancellable(sink.as_mut().finish())
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
+        let copied = match finished {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
+            }
+        };
+        if !self.opts.mode.stages() {
+            return Ok(Loaded { copied, inserted: copied, ..Loaded::default() });
+        }
+        let key = t.key.as_ref().expect("planned with a key");
+        let key_cols: Vec<String> = key.columns.iter().map(|c| sql_ident(c)).collect();
+        let conflict = match self.opts.mode {
+            Mode::Upsert => {
+                let set: Vec<String> =
+                    t.columns
+                        .iter()
+                        .filter(|c| !key.columns.contains(c))
+                        .filter(|c| {
+                            // An always-identity column can only be set to DEFAULT.
+                            t.target.columns.iter().find(|tc| &tc.name == *c).is_none_or(|tc| {
+                                tc.identity != Some(crate::catalog::Identity::Always)
+                            })
+                        })
+                        .map(|c| format!("{0} = EXCLUDED.{0}", sql_ident(c)))
+                        .collect();
+                if set.is_empty() {
+                    "DO NOTHING".to_string()
+                } else {
+                    format!("DO UPDATE SET {}", set.join(", "))
+                }
+            }
+            _ => "DO NOTHING".to_string(),
+        };
+        let overriding = if t.overriding { " OVERRIDING SYSTEM VALUE" } else { "" };
+        // xmax = 0 marks a freshly inserted row; an updated one has the
+        // updating transaction's id there.
+        let sql = format!(
+            "WITH merged AS (INSERT INTO {}{cols}{overriding} SELECT {} FROM {stage} ON CONFLICT ({}) {conflict} RETURNING (xmax OPERATOR(pg_catalog.=) 0) AS inserted)
+             SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM merged",
+            name.sql(),
+            t.column_list(),
+            key_cols.join(", ")
+        );
+        let row = self
+            .session
+            .cancellable(self.session.client.query_one(sql.as_str(), &[]))
+            .await
+            .map_err(|signal| Error::Interrupted { signal })?;
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(self.session.db_error(format!("merging into {name} failed"), e).await);
+            }
+        };
+        let inserted = row.get::<_, i64>(0) as u64;
+        let updated = row.get::<_, i64>(1) as u64;
+        self.exec(&format!("DROP TABLE {stage}"), "cannot drop the staging table").await?;
+        Ok(Loaded { copied, inserted, updated, skipped: copied - inserted - updated })
+    }
+
+    /// Advances the sequences feeding the loaded columns of `t` past the
+    /// loaded values, and to at least `at_least[sequence]` when given (restore's
+    /// recorded values); never backwards.
+    ///
+    /// # Errors
+    /// Server errors (no UPDATE privilege on a sequence).
+    pub async fn advance_sequences(
+        &self,
+        t: &TableLoad,
+        at_least: &HashMap<String, i64>,
+    ) -> Result<Vec<SequenceMove>> {
+        let mut moves = Vec::new();
+        for s in &t.target.sequences {
+            if !t.columns.contains(&s.column) {
+                continue;
+            }
+            let col = t.target.columns.iter().find(|c| c.name == s.column);
+            let integral = col
+                .is_some_and(|c| matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint"));
+            let loaded_max: Option<i64> = if integral {
+                let sql = format!(
+                    "SELECT max({})::bigint FROM {}",
+                    sql_ident(&s.column),
+                    t.target.name.sql()
+                );
+                self.session
+                    .query_value(
+                        &sql,
+                        format!("cannot read the largest {} of {}", s.column, t.target.name),
+                    )
+                    .await?
+            } else {
+                None
+            };
+            let wanted = loaded_max.into_iter().chain(at_least.get(&s.sequence).copied()).max();
+            let Some(wanted) = wanted else { continue };
+            let at = read_position(self.session, &s.sequence, || {
+                format!("cannot read sequence {}", s.sequence)
+            })
+            .await?;
+            let (last, called) = (at.last_value, at.is_called);
+            if wanted > last || (wanted == last && !called) {
+                self.session
+                    .client
+                    .execute("SELECT setval($1::text::regclass, $2, true)", &[&s.sequence, &wanted])
+                    .await
+                    .map_err(|e| Error::db(format!("cannot advance sequence {}", s.sequence), e))?;
+                moves.push(SequenceMove { sequence: s.sequence.clone(), from: last, to: wanted });
+            }
+        }
+        Ok(moves)
+    }
+
+    /// The target table's row count, inside the transaction.
+    ///
+    /// # Errors
+    /// Server errors.
+    pub async fn count(&self, t: &TableLoad) -> Result<u64> {
+        t.target.count_rows(self.session).await
+    }
+
+    /// The fingerprint of the loaded columns as the target now holds them,
+    /// inside the transaction (the same COPY CSV code path backup uses).
+    ///
+    /// # Errors
+    /// Server errors.
+    pub async fn fingerprint(&self, t: &TableLoad) -> Result<Fingerprint> {
+        let cols: Vec<&str> = t.columns.iter().map(String::as_str).collect();
+        let sql = t.target.copy_columns_to_stdout_sql(&cols, WireFormat::Csv.copy_options());
+        let mut stages = StreamStages::new(WireFormat::Csv, true);
+        copy_out(self.session, &sql, &mut stages, |_, _| Ok(())).await?;
+        let csv = stages.finish().map_err(|e| {
+            Error::runtime(format!("the COPY output of {} is malformed: {e}", t.target.name))
+        })?;
+        Ok(csv.fingerprint.expect("stages compute the fingerprint"))
+    }
+
+    /// Checks that the rows kept in tables referencing `t` (see
+    /// [`TableLoad::kept_references`]) still find their parent rows, since
+    /// the foreign-key triggers were off while `t` was emptied and loaded.
+    ///
+    /// # Errors
+    /// A difference naming the foreign key and how many rows lost their parent.
+    pub async fn check_kept_references(&self, t: &TableLoad) -> Result<()> {
+        for fk in &t.kept_references {
+            let pairs: Vec<String> = fk
+                .columns
+                .iter()
+                .zip(&fk.parent_columns)
+                .map(|(c, p)| format!("p.{} = c.{}", sql_ident(p), sql_ident(c)))
+                .collect();
+            let not_null: Vec<String> =
+                fk.columns.iter().map(|c| format!("c.{} IS NOT NULL", sql_ident(c))).collect();
+            let sql = format!(
+                "SELECT count(*) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
+                fk.child.sql(),
+                not_null.join(" AND "),
+                fk.parent.sql(),
+                pairs.join(" AND ")
+            );
+            let orphans: i64 = self
+                .session
+                .query_value(&sql, format!("cannot check foreign key {} of {}", fk.name, fk.child))
+                .await?;
+            if orphans > 0 {
+                return Err(Error::Difference {
+                    msg: format!(
+                        "{orphans} rows of {} would reference rows of {} that the load did not bring back (foreign key {})",
+                        fk.child, fk.parent, fk.name
+                    ),
+                    hint: Some("nothing was committed; restore the referencing table too, or pass --cascade to empty it".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The user triggers of `t` that fire during its load (none when disabled).
+    pub fn triggers_fired(&self, t: &TableLoad) -> Vec<String> {
+        if self.opts.disable_triggers { Vec::new() } else { t.target.triggers.clone() }
+    }
+
+    /// Enables what was disabled and commits.
+    ///
+    /// # Errors
+    /// Server errors (a deferred constraint failing at commit, for one).
+    pub async fn commit(self) -> Result<()> {
+        for name in &self.altered {
+            self.exec(
+                &format!("ALTER TABLE {} ENABLE TRIGGER USER", name.sql()),
+                &format!("cannot enable the triggers of {name} again"),
+            )
+            .await?;
+        }
+        // Deferred triggers and constraint triggers fire at COMMIT: user code.
+        self.as_application().await?;
+        self.exec("COMMIT", "COMMIT failed; nothing was loaded").await
+    }
+
+    /// Ends the transaction without keeping anything.
+    pub async fn rollback(self) {
+        let _ = self.session.client.batch_execute("ROLLBACK").await;
+    }
+}
+
+/// The tables among `tables` that hold at least one row.
+///
+/// # Errors
+/// Server errors.
+pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<TableName>> {
+    let mut full = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {} LIMIT 1)", t.target.name.sql());
+        if session.query_value(&sql, format!("cannot read {}", t.target.name)).await? {
+            full.push(t.target.name.clone());
+        }
+    }
+    Ok(full)
+}

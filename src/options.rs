@@ -1,0 +1,226 @@
+//! Typed options per command: what a command needs, resolved — connections,
+//! table selections, locations, modes, levels and durations, never raw
+//! strings. The command line (`cli`) and a runbook's plan steps
+//! (`cmd::run`) both build them, so a command cannot tell which one called it.
+//!
+//! This is the one home of every default: a flag or plan field left out takes
+//! its value here ([`Mode::default`], [`Compression::default`],
+//! [`DEFAULT_LOCK_WAIT`]), and nowhere else.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::select::Selection;
+use crate::conn::conninfo::ConnInfo;
+use crate::error::{Error, Result};
+use crate::format::compression::Compression;
+use crate::load::{LoadOptions, Mode};
+use crate::storage::store::Location;
+
+/// How long any lock is waited for when `--lock-wait-timeout` (or a plan
+/// step's `lock_wait_timeout`) is not given, like pg_dump's option.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+impl Default for Mode {
+    /// `fail`: a non-empty target table is refused before anything is written.
+    fn default() -> Self {
+        Mode::Fail
+    }
+}
+
+impl Default for Compression {
+    /// `zstd` at level 3.
+    fn default() -> Self {
+        Compression::Zstd { level: 3 }
+    }
+}
+
+/// `--mode`, or its default.
+///
+/// # Errors
+/// A usage error naming the valid modes.
+pub fn mode(text: Option<&str>) -> Result<Mode> {
+    text.map(Mode::parse).transpose().map(Option::unwrap_or_default)
+}
+
+/// `--compress`, or its default.
+///
+/// # Errors
+/// A usage error for an unknown method or a level outside 1..=19.
+pub fn compression(text: Option<&str>) -> Result<Compression> {
+    text.map(Compression::parse).transpose().map(Option::unwrap_or_default)
+}
+
+/// `--lock-wait-timeout` in seconds, or its default.
+///
+/// # Errors
+/// A usage error unless it is above 0 and within PostgreSQL's `lock_timeout`.
+pub fn lock_wait(secs: Option<f64>) -> Result<Duration> {
+    secs.map_or(Ok(DEFAULT_LOCK_WAIT), crate::conn::locks::parse_timeout)
+}
+
+/// What `copy --verify` compares before commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyLevel {
+    /// No `--verify`.
+    #[default]
+    None,
+    /// Source snapshot counts against the target's.
+    Count,
+    /// Also the stream's fingerprint against the target table's.
+    Deep,
+}
+
+impl VerifyLevel {
+    /// `--verify` (`count`), `--verify=deep`, or none.
+    ///
+    /// # Errors
+    /// A usage error for another level, or `deep` with a mode that keeps
+    /// rows (only `fail` and `truncate` leave exactly the source's rows).
+    pub fn parse(text: Option<&str>, mode: Mode) -> Result<VerifyLevel> {
+        let level = match text {
+            None => VerifyLevel::None,
+            Some("count") => VerifyLevel::Count,
+            Some("deep") => VerifyLevel::Deep,
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "invalid --verify level \"{other}\"; use --verify or --verify=deep"
+                )));
+            }
+        };
+        if level == VerifyLevel::Deep && !matches!(mode, Mode::Fail | Mode::Truncate) {
+            return Err(Error::usage_hint(
+                format!("--verify=deep needs --mode fail or truncate, not {}", mode.as_str()),
+                "only then does each target table hold exactly the source's rows; use --verify to compare counts",
+            ));
+        }
+        Ok(level)
+    }
+}
+
+/// `list`.
+#[derive(Debug)]
+pub struct ListOptions {
+    pub conn: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub json: bool,
+}
+
+/// `backup`.
+#[derive(Debug)]
+pub struct BackupOptions {
+    pub conn: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub dir: Location,
+    /// Workers; `None` is the smaller of 4 and the number of tables.
+    pub jobs: Option<usize>,
+    pub compression: Compression,
+    pub schema: bool,
+    pub force: bool,
+    pub lock_wait_timeout: Duration,
+    pub quiet: bool,
+}
+
+/// `verify`.
+#[derive(Debug)]
+pub struct VerifyOptions {
+    pub dir: Location,
+    /// Compare with this database too.
+    pub conn: Option<Arc<ConnInfo>>,
+    pub selection: Selection,
+    /// Workers; `None` is the smaller of 4 and the number of tables.
+    pub jobs: Option<usize>,
+    pub deep: bool,
+    /// The `--expect` file (expected row counts), read when verify starts.
+    pub expect: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// `copy`.
+#[derive(Debug)]
+pub struct CopyOptions {
+    pub source: Arc<ConnInfo>,
+    pub target: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub options: LoadOptions,
+    pub jobs: usize,
+    pub per_table_commit: bool,
+    pub dry_run: bool,
+    pub verify: VerifyLevel,
+    pub quiet: bool,
+}
+
+/// `restore`.
+#[derive(Debug)]
+pub struct RestoreOptions {
+    pub dir: Location,
+    pub conn: Arc<ConnInfo>,
+    pub selection: Selection,
+    pub options: LoadOptions,
+    pub per_table_commit: bool,
+    pub ignore_unlisted: bool,
+    pub jobs: usize,
+    pub schema: bool,
+    pub dry_run: bool,
+    pub quiet: bool,
+}
+
+/// `sql`.
+#[derive(Debug)]
+pub struct SqlOptions {
+    pub conn: Arc<ConnInfo>,
+    /// The files, run in this order (read and checked before connecting).
+    pub files: Vec<String>,
+    pub single_transaction: bool,
+    pub quiet: bool,
+}
+
+/// `run`.
+#[derive(Debug)]
+pub struct RunOptions {
+    pub plan: PathBuf,
+    pub dry_run: bool,
+    /// The step to start at: its name or number.
+    pub from: Option<String>,
+    pub quiet: bool,
+}
+
+/// One command's options.
+#[derive(Debug)]
+pub enum Options {
+    List(ListOptions),
+    Backup(BackupOptions),
+    Verify(VerifyOptions),
+    Copy(CopyOptions),
+    Restore(RestoreOptions),
+    Sql(SqlOptions),
+    Run(RunOptions),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_out_means_the_default() {
+        assert_eq!(mode(None).unwrap(), Mode::Fail);
+        assert_eq!(compression(None).unwrap(), Compression::Zstd { level: 3 });
+        assert_eq!(compression(Some("zstd")).unwrap(), Compression::default());
+        assert_eq!(lock_wait(None).unwrap(), Duration::from_secs(30));
+        assert_eq!(VerifyLevel::parse(None, Mode::default()).unwrap(), VerifyLevel::None);
+    }
+
+    #[test]
+    fn given_values_are_typed_and_checked() {
+        assert_eq!(mode(Some("upsert")).unwrap(), Mode::Upsert);
+        assert!(mode(Some("merge")).is_err());
+        assert_eq!(compression(Some("none")).unwrap(), Compression::None);
+        assert_eq!(lock_wait(Some(1.5)).unwrap(), Duration::from_millis(1500));
+        assert!(lock_wait(Some(0.0)).is_err());
+        assert_eq!(VerifyLevel::parse(Some("deep"), Mode::Truncate).unwrap(), VerifyLevel::Deep);
+        assert!(VerifyLevel::parse(Some("deep"), Mode::Append).is_err());
+        assert!(VerifyLevel::parse(Some("rows"), Mode::Fail).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! Where backups live and how their files are written and read back: a local
+//! folder or `s3://bucket/prefix`, atomic sinks, block readers, the manifest,
+//! opening files without leaving the folder, and one writer per folder.
+
+pub mod confined;
+pub mod folder_lock;
+pub mod manifest;
+pub mod sink;
+pub mod source;
+pub mod store;
