@@ -314,19 +314,29 @@ fn plain_lines(label: &'static str, tables: u64, totals: Arc<Totals>, stop: Arc<
 /// columns (numbers) align to the right.
 pub fn print_columns(rows: &[Vec<String>], right_aligned: impl Fn(usize) -> bool) {
     let width = crate::wrap::width(crate::wrap::Stream::Stdout);
-    for line in column_lines(rows, &right_aligned, width) {
+    for line in column_lines(rows, &right_aligned, width).into_iter().flatten() {
         println!("{line}");
     }
 }
 
-/// The lines of [`print_columns`]: on a terminal of `width` columns, the
-/// widest text columns are narrowed (their cells wrapped onto more lines, as
-/// psql's wrapped format does) until the table fits or each is down to 12.
-fn column_lines(
+/// The width `rows` take printed as columns, unwrapped.
+pub fn columns_width(rows: &[Vec<String>]) -> usize {
+    let columns = rows.first().map_or(0, Vec::len);
+    (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .sum::<usize>()
+        + 2 * columns.saturating_sub(1)
+}
+
+/// The lines of [`print_columns`], per row: on a terminal of `width` columns,
+/// the widest text columns but the first (the names, never cut) are narrowed
+/// — their cells wrapped at spaces onto more lines, as psql's wrapped format
+/// does — until the table fits or each is down to 12.
+pub fn column_lines(
     rows: &[Vec<String>],
     right_aligned: &impl Fn(usize) -> bool,
     width: Option<usize>,
-) -> Vec<String> {
+) -> Vec<Vec<String>> {
     const NARROWEST: usize = 12;
     let columns = rows.first().map_or(0, Vec::len);
     let mut widths: Vec<usize> = (0..columns)
@@ -338,7 +348,7 @@ fn column_lines(
             if total <= limit {
                 break;
             }
-            let widest = (0..columns)
+            let widest = (1..columns)
                 .filter(|&c| !right_aligned(c) && widths[c] > NARROWEST)
                 .max_by_key(|&c| widths[c]);
             let Some(c) = widest else { break };
@@ -354,11 +364,13 @@ fn column_lines(
                 if cell.chars().count() <= widths[c] {
                     vec![cell.clone()]
                 } else {
-                    textwrap::wrap(cell, widths[c]).into_iter().map(|l| l.into_owned()).collect()
+                    let options = textwrap::Options::new(widths[c]).break_words(false);
+                    textwrap::wrap(cell, options).into_iter().map(|l| l.into_owned()).collect()
                 }
             })
             .collect();
         let height = cells.iter().map(Vec::len).max().unwrap_or(1);
+        let mut lines = Vec::with_capacity(height);
         for k in 0..height {
             let mut line = String::new();
             for (c, cell) in cells.iter().enumerate() {
@@ -377,8 +389,9 @@ fn column_lines(
                 }
                 line.push_str("  ");
             }
-            out.push(line.trim_end().to_string());
+            lines.push(line.trim_end().to_string());
         }
+        out.push(lines);
     }
     out
 }
@@ -398,8 +411,8 @@ mod tests {
             ],
         ];
         let right = |c: usize| c == 1;
-        assert_eq!(column_lines(&rows, &right, None).len(), 2);
-        let lines = column_lines(&rows, &right, Some(50));
+        assert_eq!(column_lines(&rows, &right, None).concat().len(), 2);
+        let lines = column_lines(&rows, &right, Some(50)).concat();
         assert!(lines.len() > 2, "{lines:?}");
         assert!(lines.iter().all(|l| l.chars().count() <= 50), "{lines:?}");
         let joined = lines.join(" ");

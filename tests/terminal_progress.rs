@@ -132,3 +132,41 @@ fn bars_are_cleared_before_an_error() {
     assert!(last_clear > last_bar, "a bar stays above the error: {:?}", &raw[last_bar..]);
     assert!(!raw[error..].contains("rows/s"), "{raw:?}");
 }
+
+/// Reports fit the terminal too: `list` of the ERP fixture (139 columns as a
+/// plain table) moves foreign-key parents onto lines of their own and wraps
+/// keys, and no table name is cut; verify's summary wraps at words.
+#[test]
+fn list_and_verify_fit_an_80_column_terminal() {
+    let c = cluster();
+    let db = crate::common::db_with("term_list", "erp/source.sql");
+    let out = under_terminal(&format!("pgbarge list -d '{}'", c.conn(&db)), |_| {});
+    let lines = visible_lines(&out);
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:#?}");
+    for name in ["public.\"TimeEntryRejectionNote\"", "public.\"FileAttachment\""] {
+        assert!(lines.iter().any(|l| l.starts_with(name)), "{name} cut: {lines:#?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("references public.\"Job\", public.\"TimeEntry\"")),
+        "{lines:#?}"
+    );
+    // Not a terminal: one line per table, as before.
+    let piped = crate::common::pgbarge(&["list", "-d", &c.conn(&db)], &[]);
+    assert!(
+        piped.stdout.lines().any(|l| l.starts_with("public.\"FileAttachment\"")
+            && l.contains("public.\"Job\", public.\"TimeEntry\"")),
+        "{}",
+        piped.stdout
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bk");
+    crate::common::pgbarge(&["backup", "-q", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()], &[])
+        .expect_code(0);
+    let out = under_terminal(&format!("pgbarge verify --deep '{}'", dir.display()), |_| {});
+    let lines = visible_lines(&out);
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("checked 13 tables")), "{lines:#?}");
+}

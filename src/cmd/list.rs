@@ -104,7 +104,25 @@ fn print_table(listing: &Listing<'_>) {
             },
         ]
     }));
-    print_columns(&rows, |_| false);
+    let width = crate::wrap::width(crate::wrap::Stream::Stdout);
+    if width.is_some_and(|w| crate::progress::columns_width(&rows) > w) {
+        // Too wide for the terminal: the foreign-key parents go on a line of
+        // their own under each table, so the names keep their one line.
+        const PARENTS: usize = 5;
+        let parents: Vec<String> = rows.iter_mut().map(|r| r.remove(PARENTS)).collect();
+        let lines = crate::progress::column_lines(&rows, &|_| false, width);
+        for (i, (row, parents)) in lines.iter().zip(&parents).enumerate() {
+            for l in row {
+                println!("{l}");
+            }
+            if i > 0 && parents != "-" {
+                let line = format!("    references {parents}");
+                println!("{}", crate::wrap::fit(&line, width, 2));
+            }
+        }
+    } else {
+        print_columns(&rows, |_| false);
+    }
     let total_bytes: i64 = listing.tables.iter().map(|t| t.estimated_bytes.max(0)).sum();
     let total = format!(
         "{}, {} on disk, from {}",
