@@ -100,3 +100,29 @@ fn extreme_numbers_in_a_plan_are_refused_before_any_step() {
         assert!(!tmp.path().join("out").exists());
     }
 }
+
+#[test]
+fn lock_wait_timeouts_of_every_step_kind_are_checked_before_any_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (kind, fields) in [
+        ("backup", "db = \"src\"\noutput = \"out\""),
+        ("copy", "source = \"src\"\ntarget = \"tgt\""),
+        ("restore", "backup = \"out\"\ndb = \"tgt\""),
+    ] {
+        for v in ["-1", "nan", "inf", "1e20", "0.0"] {
+            let plan = tmp.path().join("plan.toml");
+            std::fs::create_dir_all(tmp.path().join("out")).unwrap();
+            std::fs::write(
+                &plan,
+                format!(
+                    "name = \"n\"\nlog_dir = \"runs\"\n[connections]\nsrc = {{ env = \"NUM_SRC\" }}\ntgt = {{ env = \"NUM_SRC\" }}\n\n[[steps]]\nkind = \"{kind}\"\n{fields}\nlock_wait_timeout = {v}\n"
+                ),
+            )
+            .unwrap();
+            let r = pgbarge(&["run", plan.to_str().unwrap()], &[("NUM_SRC", "dbname=x")]);
+            assert_eq!(r.code, 2, "{kind} {v}: {}", r.all());
+            assert!(r.all().contains("--lock-wait-timeout must be"), "{kind} {v}: {}", r.all());
+            assert!(!r.all().contains("panicked"), "{}", r.all());
+        }
+    }
+}

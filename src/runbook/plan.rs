@@ -117,6 +117,8 @@ pub enum StepKind {
         per_table_commit: bool,
         #[serde(default)]
         jobs: Option<usize>,
+        #[serde(default)]
+        lock_wait_timeout: Option<f64>,
     },
     Restore {
         /// A backup step's name, or a folder.
@@ -140,6 +142,8 @@ pub enum StepKind {
         jobs: Option<usize>,
         #[serde(default)]
         ignore_unlisted: bool,
+        #[serde(default)]
+        lock_wait_timeout: Option<f64>,
     },
     Check {
         db: String,
@@ -314,6 +318,15 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
         if let Err(e) = crate::limits::jobs(jobs) {
             problems.push(format!("step {label}: {e}"));
         }
+        let lock_wait = match &s.kind {
+            StepKind::Backup { lock_wait_timeout, .. }
+            | StepKind::Copy { lock_wait_timeout, .. }
+            | StepKind::Restore { lock_wait_timeout, .. } => *lock_wait_timeout,
+            _ => None,
+        };
+        if let Some(Err(e)) = lock_wait.map(crate::conn::locks::parse_timeout) {
+            problems.push(format!("step {label}: {e}"));
+        }
         match &s.kind {
             StepKind::Sql { files, .. } => {
                 if files.is_empty() {
@@ -331,7 +344,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                     ));
                 }
             }
-            StepKind::Backup { jobs, compress, lock_wait_timeout, .. } => {
+            StepKind::Backup { jobs, compress, .. } => {
                 // Numbers and formats are checked here, before any step runs.
                 if let Some(j) = jobs
                     && !(1..=crate::limits::MAX_JOBS as i64).contains(j)
@@ -344,9 +357,6 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                 if let Some(Err(e)) =
                     compress.as_deref().map(crate::format::compression::Compression::parse)
                 {
-                    problems.push(format!("step {label}: {e}"));
-                }
-                if let Some(Err(e)) = lock_wait_timeout.map(crate::conn::locks::parse_timeout) {
                     problems.push(format!("step {label}: {e}"));
                 }
                 backups_so_far.insert(label.clone());

@@ -8,7 +8,7 @@ use crate::cmd::{Outcome, backup, copy, restore, sql, verify};
 use crate::error::{Error, Result};
 use crate::load::{LoadOptions, parse_jobs};
 use crate::options::{
-    self, BackupOptions, CopyOptions, DEFAULT_LOCK_WAIT, RestoreOptions, VerifyLevel, VerifyOptions,
+    self, BackupOptions, CopyOptions, RestoreOptions, VerifyLevel, VerifyOptions,
 };
 use crate::runbook::plan::{Step, StepKind};
 use crate::storage::store::Location;
@@ -101,6 +101,7 @@ pub(super) async fn run_step(
             cascade,
             per_table_commit,
             jobs,
+            lock_wait_timeout,
         } => {
             let mode = options::mode(mode.as_deref())?;
             let verify = VerifyLevel::parse(verify.as_deref(), mode)?;
@@ -113,7 +114,7 @@ pub(super) async fn run_step(
                     mode,
                     disable_triggers: *disable_triggers,
                     cascade: *cascade,
-                    lock_wait_timeout: DEFAULT_LOCK_WAIT,
+                    lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
                 },
                 per_table_commit: *per_table_commit,
                 dry_run: false,
@@ -134,6 +135,7 @@ pub(super) async fn run_step(
             per_table_commit,
             jobs,
             ignore_unlisted,
+            lock_wait_timeout,
         } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
@@ -146,7 +148,7 @@ pub(super) async fn run_step(
                     mode: options::mode(mode.as_deref())?,
                     disable_triggers: *disable_triggers,
                     cascade: *cascade,
-                    lock_wait_timeout: DEFAULT_LOCK_WAIT,
+                    lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
                 },
                 per_table_commit: *per_table_commit,
                 ignore_unlisted: *ignore_unlisted,
