@@ -168,9 +168,23 @@ impl Session {
     /// The server's error with `what` as its context, or `Interrupted`
     /// (the statement cancelled on the server).
     pub async fn execute(&self, sql: &str, what: impl Into<String>) -> Result<()> {
-        match self.cancellable(self.client.batch_execute(sql)).await {
+        self.request(self.client.batch_execute(sql), what).await
+    }
+
+    /// Awaits `fut`, a request on this session, as [`Session::cancellable`]
+    /// does, and turns its failure into an `Error::Db` for `what` (with the
+    /// server's reason when the session ended).
+    ///
+    /// # Errors
+    /// The server's error with `what` as its context, or `Interrupted`.
+    pub async fn request<T>(
+        &self,
+        fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+        what: impl Into<String>,
+    ) -> Result<T> {
+        match self.cancellable(fut).await {
             Err(signal) => Err(Error::Interrupted { signal }),
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.db_error(what, e).await),
         }
     }
@@ -183,11 +197,7 @@ impl Session {
     where
         T: for<'a> tokio_postgres::types::FromSql<'a>,
     {
-        match self.cancellable(self.client.query_one(sql, &[])).await {
-            Err(signal) => Err(Error::Interrupted { signal }),
-            Ok(Ok(row)) => Ok(row.get(0)),
-            Ok(Err(e)) => Err(self.db_error(what, e).await),
-        }
+        Ok(self.request(self.client.query_one(sql, &[]), what).await?.get(0))
     }
 }
 

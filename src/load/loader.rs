@@ -352,17 +352,10 @@ impl<'a> Loader<'a> {
         let cols =
             if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
         let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
-        let sink = self
-            .session
-            .cancellable(self.session.client.copy_in::<_, Bytes>(sql.as_str()))
-            .await
-            .map_err(|signal| Error::Interrupted { signal })?;
-        let sink = match sink {
-            Ok(s) => s,
-            Err(e) => {
-                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
-            }
-        };
+        let failed = || format!("COPY into {name} failed");
+        let session = self.session;
+        let sink =
+            session.request(session.client.copy_in::<_, Bytes>(sql.as_str()), failed()).await?;
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
             on_block(&block)?;
@@ -378,37 +371,13 @@ impl<'a> Loader<'a> {
             let mut rest = block;
             while !rest.is_empty() {
                 let piece = rest.split_to(rest.len().min(piece_size));
-                let sent = self
-                    .session
-                    .cancellable(sink.feed(piece))
-                    .await
-                    .map_err(|signal| Error::Interrupted { signal })?;
-                if let Err(e) = sent {
-                    return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
-                }
+                session.request(sink.feed(piece), failed()).await?;
             }
             if is_large {
-                let flushed = self
-                    .session
-                    .cancellable(sink.flush())
-                    .await
-                    .map_err(|signal| Error::Interrupted { signal })?;
-                if let Err(e) = flushed {
-                    return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
-                }
+                session.request(sink.flush(), failed()).await?;
             }
         }
-        let finished = self
-            .session
-            .cancellable(sink.as_mut().finish())
-            .await
-            .map_err(|signal| Error::Interrupted { signal })?;
-        let copied = match finished {
-            Ok(n) => n,
-            Err(e) => {
-                return Err(self.session.db_error(format!("COPY into {name} failed"), e).await);
-            }
-        };
+        let copied = session.request(sink.as_mut().finish(), failed()).await?;
         if !self.opts.mode.stages() {
             return Ok(Loaded { copied, inserted: copied, ..Loaded::default() });
         }
@@ -446,17 +415,12 @@ impl<'a> Loader<'a> {
             t.column_list(),
             key_cols.join(", ")
         );
-        let row = self
-            .session
-            .cancellable(self.session.client.query_one(sql.as_str(), &[]))
-            .await
-            .map_err(|signal| Error::Interrupted { signal })?;
-        let row = match row {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(self.session.db_error(format!("merging into {name} failed"), e).await);
-            }
-        };
+        let row = session
+            .request(
+                session.client.query_one(sql.as_str(), &[]),
+                format!("merging into {name} failed"),
+            )
+            .await?;
         let inserted = row.get::<_, i64>(0) as u64;
         let updated = row.get::<_, i64>(1) as u64;
         self.exec(&format!("DROP TABLE {stage}"), "cannot drop the staging table").await?;

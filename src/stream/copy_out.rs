@@ -44,11 +44,8 @@ impl<'a> CopyOutBlocks<'a> {
     /// # Errors
     /// The server refused the statement, or a signal arrived.
     pub async fn start(session: &'a Session, copy_sql: &str) -> Result<CopyOutBlocks<'a>> {
-        let stream = match session.cancellable(session.client.copy_out(copy_sql)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(session.db_error("COPY TO STDOUT failed", e).await),
-            Err(signal) => return Err(Error::Interrupted { signal }),
-        };
+        let stream =
+            session.request(session.client.copy_out(copy_sql), "COPY TO STDOUT failed").await?;
         Ok(CopyOutBlocks {
             session,
             stream: Box::pin(stream),
