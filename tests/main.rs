@@ -23,3 +23,4 @@ mod tampered_backup;
 mod terminal_progress;
 mod verify_command;
 mod worker_retry;
+mod worker_stop;

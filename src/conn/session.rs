@@ -132,6 +132,24 @@ impl Session {
         Err(signal)
     }
 
+    /// Awaits `fut`, work on this session, until `stop` resolves: then the
+    /// server is asked to cancel what runs there and `fut` is given a moment
+    /// to end by itself (its error, its rollback), else it is dropped.
+    /// Returns `fut`'s output unless it was dropped.
+    pub async fn until<F: std::future::Future>(
+        &self,
+        fut: F,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            () = stop => {}
+        }
+        self.cancel_server().await;
+        tokio::time::timeout(CANCEL_GRACE, fut).await.ok()
+    }
+
     /// Asks the server to cancel whatever this session is running (a cancel
     /// request on its own short connection, as psql sends on Ctrl-C).
     /// Harmless when nothing runs; failures are ignored, since the caller is

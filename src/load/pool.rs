@@ -2,7 +2,8 @@
 //! per-table commits, tables (and the tables emptied with them) shared out to
 //! `-j` workers, parents first.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use super::loader::Loader;
 use super::plan::{LoadPlan, TableLoad};
@@ -11,6 +12,7 @@ use super::{LoadOptions, Mode};
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
 use crate::ident::TableName;
+use crate::jobs::JobQueue;
 
 /// Loads one table's data into a loader's transaction: what copy and
 /// restore each provide to [`run_load`].
@@ -78,15 +80,12 @@ pub async fn run_load<S: TableStreamer>(
     }
     let families = if per_table.mode == Mode::Truncate { families(plan) } else { Vec::new() };
     let pool = Pool {
-        state: std::cell::RefCell::new(PoolState {
-            pending: (0..plan.tables.len()).collect(),
-            done: HashSet::new(),
+        queue: JobQueue::new((0..plan.tables.len()).collect(), parent_indexes(plan)),
+        done: RefCell::new(Done {
             results: (0..plan.tables.len()).map(|_| None).collect(),
             committed: Vec::new(),
             emptied: Vec::new(),
-            failed: None,
         }),
-        changed: tokio::sync::Notify::new(),
         plan,
         opts: &per_table,
         families,
@@ -95,11 +94,25 @@ pub async fn run_load<S: TableStreamer>(
         workers.into_iter().map(|(target, streamer)| pool.work(target, streamer)),
     )
     .await;
-    let state = pool.state.into_inner();
-    if let Some(e) = state.failed {
-        return Err(e.context(per_table_report(plan, &state.committed, &state.emptied)));
+    let done = pool.done.into_inner();
+    if let Err(e) = pool.queue.finish() {
+        return Err(e.context(per_table_report(plan, &done.committed, &done.emptied)));
     }
-    Ok(state.results.into_iter().map(|r| r.expect("every table loaded")).collect())
+    Ok(done.results.into_iter().map(|r| r.expect("every table loaded")).collect())
+}
+
+/// Per table (same index): the indexes of the tables of the load it
+/// references, which commit before it starts.
+fn parent_indexes(plan: &LoadPlan) -> Vec<Vec<usize>> {
+    let index: HashMap<&TableName, usize> =
+        plan.tables.iter().enumerate().map(|(i, t)| (&t.target.name, i)).collect();
+    plan.parents
+        .iter()
+        .enumerate()
+        .map(|(child, parents)| {
+            parents.iter().filter_map(|p| index.get(p).copied()).filter(|&p| p != child).collect()
+        })
+        .collect()
 }
 
 /// Per table (same index): the tables of the load that reference it,
@@ -180,86 +193,54 @@ fn target_err(e: Error) -> Error {
     }
 }
 
-/// Per-table loads shared by workers on one thread.
+/// Per-table loads shared by workers on one thread: each takes the next
+/// table whose parents have committed from the run's one [`JobQueue`].
 struct Pool<'a, D> {
-    state: std::cell::RefCell<PoolState<D>>,
-    /// Signalled whenever a table commits or a worker fails.
-    changed: tokio::sync::Notify,
+    queue: JobQueue,
+    done: RefCell<Done<D>>,
     plan: &'a LoadPlan,
     opts: &'a LoadOptions,
     /// See [`families`]; empty unless each table is truncated on its own.
     families: Vec<Vec<usize>>,
 }
 
-struct PoolState<D> {
-    /// Indexes into the plan's tables, in load order.
-    pending: Vec<usize>,
-    done: HashSet<TableName>,
+/// What the committed tables gave, for the results and the report.
+struct Done<D> {
     results: Vec<Option<D>>,
     committed: Vec<String>,
     /// (table, the committed table it was emptied with), in commit order.
     emptied: Vec<(String, String)>,
-    failed: Option<Error>,
-}
-
-enum Pick {
-    Table(usize),
-    Wait,
-    Stop,
 }
 
 impl<D> Pool<'_, D> {
-    /// The first pending table whose referenced tables have all committed.
-    fn pick(&self) -> Pick {
-        let mut st = self.state.borrow_mut();
-        if st.failed.is_some() || st.pending.is_empty() {
-            return Pick::Stop;
-        }
-        let ready = st
-            .pending
-            .iter()
-            .position(|&i| self.plan.parents[i].iter().all(|p| st.done.contains(p)));
-        match ready {
-            Some(k) => Pick::Table(st.pending.remove(k)),
-            None => Pick::Wait,
-        }
-    }
-
     async fn work<S: TableStreamer<Done = D>>(&self, target: &Session, mut streamer: S) {
-        loop {
-            let notified = self.changed.notified();
-            let mut notified = std::pin::pin!(notified);
-            // Registered before looking, so no commit in between is missed.
-            notified.as_mut().enable();
-            let i = match self.pick() {
-                Pick::Stop => return,
-                Pick::Wait => {
-                    notified.await;
-                    continue;
-                }
-                Pick::Table(i) => i,
-            };
+        while let Some(i) = self.queue.next().await {
             let t = &self.plan.tables[i];
-            let result = self.load_committed(target, &mut streamer, t).await;
-            let mut st = self.state.borrow_mut();
-            match result {
-                Ok(d) => {
-                    st.results[i] = Some(d);
-                    st.done.insert(t.target.name.clone());
-                    st.committed.push(t.target.name.to_string());
+            // A table failing elsewhere stops this one at once: its statement
+            // is cancelled on the server and its transaction rolled back.
+            let loaded = target
+                .until(self.load_committed(target, &mut streamer, i), self.queue.failure())
+                .await;
+            match loaded {
+                Some(Ok(d)) => {
+                    let mut done = self.done.borrow_mut();
+                    done.results[i] = Some(d);
+                    done.committed.push(t.target.name.to_string());
                     for &j in self.families.get(i).into_iter().flatten() {
                         let name = self.plan.tables[j].target.name.to_string();
-                        st.emptied.push((name, t.target.name.to_string()));
+                        done.emptied.push((name, t.target.name.to_string()));
                     }
+                    drop(done);
+                    self.queue.done(i);
                 }
-                Err(e) => {
-                    if st.failed.is_none() {
-                        st.failed = Some(e);
-                    }
+                Some(Err(e)) => return self.queue.fail(e),
+                None => {
+                    return self.queue.fail(Error::runtime(format!(
+                        "the load of {} did not stop when cancelled",
+                        t.target.name
+                    )));
                 }
             }
-            drop(st);
-            self.changed.notify_waiters();
         }
     }
 
@@ -267,19 +248,14 @@ impl<D> Pool<'_, D> {
         &self,
         target: &Session,
         streamer: &mut S,
-        t: &TableLoad,
+        i: usize,
     ) -> Result<D> {
-        let index = self.plan.tables.iter().position(|x| std::ptr::eq(x, t));
-        let family: Vec<&TableLoad> = index
-            .and_then(|i| self.families.get(i))
-            .into_iter()
-            .flatten()
-            .map(|&j| &self.plan.tables[j])
-            .collect();
+        let family: Vec<&TableLoad> =
+            self.families.get(i).into_iter().flatten().map(|&j| &self.plan.tables[j]).collect();
         let mut done = load_in_one_transaction(
             target,
             streamer,
-            &[t],
+            &[&self.plan.tables[i]],
             &family,
             self.plan.defer_constraints,
             self.opts,

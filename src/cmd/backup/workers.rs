@@ -1,9 +1,7 @@
 //! The workers: threads joining the coordinator's snapshot, tables handed out
 //! largest first, the first failure stopping the rest, a lost session retried.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,6 +11,7 @@ use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
+use crate::jobs::JobQueue;
 use crate::options::BackupOptions;
 use crate::progress::{Progress, TableProgress};
 use crate::storage::store::Location;
@@ -35,11 +34,10 @@ pub(super) async fn run_workers(
     }
     let workers = crate::jobs::worker_count(plan.jobs, jobs.len());
     // Estimated sizes are never negative (pg_relation_size).
-    let order =
-        crate::jobs::largest_first(jobs.iter().map(|j| j.table.estimated_bytes.max(0) as u64));
-    let queue = Arc::new(Mutex::new(VecDeque::from(order)));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Result<TableResult>>();
+    let queue = Arc::new(JobQueue::largest_first(
+        jobs.iter().map(|j| j.table.estimated_bytes.max(0) as u64),
+    ));
+    let (tx, mut rx) = mpsc::unbounded_channel::<TableResult>();
     let mut handles = Vec::new();
     for w in 0..workers {
         let ctx = WorkerContext {
@@ -50,52 +48,40 @@ pub(super) async fn run_workers(
             workers,
             jobs: jobs.clone(),
             queue: queue.clone(),
-            stop: stop.clone(),
             progress: progress.clone(),
             results: tx.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("pgbarge-worker-{w}"))
-            .spawn(move || ctx.run())
-            .map_err(|e| Error::runtime(format!("cannot start a worker thread: {e}")))?;
-        handles.push(handle);
+            .spawn(move || ctx.run());
+        match handle {
+            Ok(h) => handles.push(h),
+            Err(e) => queue.fail(Error::runtime(format!("cannot start a worker thread: {e}"))),
+        }
     }
     drop(tx);
 
     let mut results: Vec<Option<TableResult>> = (0..jobs.len()).map(|_| None).collect();
-    let mut first_error = crate::jobs::RootCause::default();
     let mut watching = true;
     loop {
-        let r = tokio::select! {
+        tokio::select! {
             r = rx.recv() => match r {
-                Some(r) => r,
+                Some(res) => {
+                    let i = res.index;
+                    results[i] = Some(res);
+                }
                 None => break,
             },
             lost = coordinator.ended(), if watching => {
                 watching = false;
-                Err(coordinator_lost(lost))
-            }
-        };
-        match r {
-            Ok(res) => {
-                let i = res.index;
-                results[i] = Some(res);
-            }
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                first_error.record(e);
+                queue.fail(coordinator_lost(lost));
             }
         }
     }
     for h in handles {
         let _ = tokio::task::spawn_blocking(move || h.join()).await;
     }
-    if let Some(e) = first_error.into_error() {
-        return Err(e);
-    }
-    if let Some(signal) = crate::cancel::reason() {
-        return Err(Error::Interrupted { signal });
-    }
+    queue.finish()?;
     results
         .into_iter()
         .zip(jobs.iter())
@@ -113,11 +99,10 @@ pub(super) struct WorkerContext {
     /// How many workers run at once (their writers share one queue budget).
     workers: usize,
     jobs: Arc<Vec<Job>>,
-    /// Indexes into `jobs`, largest table first.
-    queue: Arc<Mutex<VecDeque<usize>>>,
-    stop: Arc<AtomicBool>,
+    /// Indexes into `jobs`, largest table first; the first failure stops all.
+    queue: Arc<JobQueue>,
     progress: Arc<Progress>,
-    results: mpsc::UnboundedSender<Result<TableResult>>,
+    results: mpsc::UnboundedSender<TableResult>,
 }
 
 impl WorkerContext {
@@ -127,9 +112,7 @@ impl WorkerContext {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => {
-                let _ = self
-                    .results
-                    .send(Err(Error::runtime(format!("cannot start a worker runtime: {e}"))));
+                self.queue.fail(Error::runtime(format!("cannot start a worker runtime: {e}")));
                 return;
             }
         };
@@ -140,25 +123,20 @@ impl WorkerContext {
         let mut session =
             match crate::conn::snapshot::join_snapshot(&self.conn, &self.snapshot).await {
                 Ok(s) => s,
+                Err(e) => return self.queue.fail(e),
+            };
+        while let Some(index) = self.queue.next().await {
+            let job = &self.jobs[index];
+            match self.backup_table_retrying(&mut session, index, job).await {
+                Ok(r) => {
+                    self.queue.done(index);
+                    let _ = self.results.send(r);
+                }
                 Err(e) => {
-                    let _ = self.results.send(Err(e));
+                    self.queue
+                        .fail(e.context(format!("backup of table {} failed", job.table.name)));
                     return;
                 }
-            };
-        while !self.stop.load(Ordering::SeqCst) {
-            let Some(index) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
-            else {
-                return;
-            };
-            let job = &self.jobs[index];
-            let r = self
-                .backup_table_retrying(&mut session, index, job)
-                .await
-                .map_err(|e| e.context(format!("backup of table {} failed", job.table.name)));
-            let failed = r.is_err();
-            let _ = self.results.send(r);
-            if failed {
-                return;
             }
         }
     }
@@ -187,7 +165,7 @@ impl WorkerContext {
                 Err(e) => e,
             };
             if retries == MAX_TABLE_RETRIES
-                || self.stop.load(Ordering::SeqCst)
+                || self.queue.has_failed()
                 || crate::cancel::reason().is_some()
                 || !is_session_lost(session, &e).await
             {
@@ -222,16 +200,22 @@ impl WorkerContext {
     ) -> Result<TableResult> {
         let mut sink = self.dir.data_sink(&job.file, self.compression, self.workers)?;
         let mut stages = CsvStages::new(true);
-        copy_out(session, &job.table.copy_to_stdout_sql(), &mut stages, |block, stages| {
-            if self.stop.load(Ordering::Relaxed) {
-                // The run already failed elsewhere (its error is the one
-                // reported); finishing this table would only delay that.
-                return Err(Error::runtime("stopped: another part of the backup failed"));
+        let sql = job.table.copy_to_stdout_sql();
+        let copied = copy_out(session, &sql, &mut stages, |block, stages| {
+            if self.queue.has_failed() {
+                return Err(stopped());
             }
             bar.update(stages.rows(), stages.bytes());
             sink.feed(block)
-        })
-        .await?;
+        });
+        // When the run fails elsewhere while this table waits on its server
+        // (a lock, a stalled scan), it stops there too, rather than report
+        // the failure only once this table is done.
+        match session.until(copied, self.queue.failure()).await {
+            Some(Ok(())) if !self.queue.has_failed() => {}
+            Some(Err(e)) if !self.queue.has_failed() => return Err(e),
+            _ => return Err(stopped()),
+        }
         let csv = stages.finish().map_err(|e| {
             Error::runtime(format!("the COPY output of {} is malformed: {e}", job.table.name))
         })?;
@@ -239,6 +223,12 @@ impl WorkerContext {
         bar.update(csv.rows, csv.csv_bytes);
         Ok(TableResult { index, csv, file })
     }
+}
+
+/// The error of a worker stopped because the run already failed elsewhere
+/// (that error is the one reported).
+fn stopped() -> Error {
+    Error::runtime("stopped: another part of the backup failed")
 }
 
 /// How many times one table is started over after its worker's session was

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::report::Status;
 use crate::error::{Class, Error, Result};
 use crate::format::csv::FirstRecord;
+use crate::jobs::JobQueue;
 use crate::progress::Progress;
 use crate::storage::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
 use crate::storage::store::Location;
@@ -33,28 +33,24 @@ pub(super) fn check_files(
     jobs: Option<usize>,
     progress: &Progress,
 ) -> Result<Vec<FileCheck>> {
-    let order = crate::jobs::largest_first(chosen.iter().map(|&i| manifest.tables[i].file_bytes));
+    let queue = JobQueue::largest_first(chosen.iter().map(|&i| manifest.tables[i].file_bytes));
     let results: Mutex<Vec<Option<Result<FileCheck>>>> =
         Mutex::new((0..chosen.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
     let workers = crate::jobs::worker_count(jobs, chosen.len());
+    // A damaged file is a result, not a failure: every file is checked.
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                while crate::cancel::reason().is_none() {
-                    let Some(&k) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                        return;
-                    };
+                while let Some(k) = queue.next_blocking() {
                     let table = &manifest.tables[chosen[k]];
                     let r = check_file(dir, sizes, table, manifest, deep, progress);
                     results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
+                    queue.done(k);
                 }
             });
         }
     });
-    if let Some(signal) = crate::cancel::reason() {
-        return Err(Error::Interrupted { signal });
-    }
+    queue.finish()?;
     results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
