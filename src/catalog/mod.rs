@@ -4,6 +4,7 @@
 //! Queries are plain SQL over `pg_catalog`, with identifiers quoted by the server
 //! (`format('%I.%I', ...)`). This module reads the catalog; it never changes it.
 
+pub mod objects;
 pub mod order;
 pub mod select;
 pub mod sequences;
