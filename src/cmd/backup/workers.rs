@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::options::BackupOptions;
 use crate::progress::{Progress, TableProgress};
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::CsvStages;
 
