@@ -3,13 +3,20 @@
 //!
 //! Backup's workers (threads on one snapshot, the first failure stopping the
 //! rest) and verify's file checkers (threads, every result collected) take
-//! their order and their number from here, and backup its reported error.
+//! their order and their number from here, and backup its reported error;
+//! backup's workers and verify's live comparison their retry bound.
 //! Each pool keeps its own loop, because what they share out differs; the
 //! load's per-table pool (one thread, a table waiting for the tables it
 //! references to commit) does not use these yet: it reports the first error
 //! as it comes, a signal's included.
 
 use crate::error::{Class, Error};
+
+/// How many times work is started over after its session was lost (its
+/// backend terminated, the network broken): a backup worker's table, or
+/// verify's whole live comparison. A session lost once or twice is
+/// survivable; a server that keeps ending sessions is an error to report.
+pub const MAX_RETRIES: u32 = 2;
 
 /// Workers when `-j` is not given, at most.
 pub const DEFAULT_WORKERS: usize = 4;

@@ -22,4 +22,5 @@ mod sql_command;
 mod tampered_backup;
 mod terminal_progress;
 mod verify_command;
+mod verify_retry;
 mod worker_retry;

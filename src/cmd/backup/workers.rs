@@ -4,15 +4,15 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::{Job, TableResult, coordinator_lost};
 use crate::conn::conninfo::ConnInfo;
-use crate::conn::session::Session;
+use crate::conn::session::{Session, is_session_lost};
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
+use crate::jobs::MAX_RETRIES;
 use crate::options::BackupOptions;
 use crate::progress::{Progress, TableProgress};
 use crate::storage::location::Location;
@@ -166,7 +166,7 @@ impl WorkerContext {
     /// Backs up one table; when the worker's session is lost midway (its
     /// backend terminated, the network broken) while the run goes on, joins
     /// the snapshot again on a new session and starts the table over, at most
-    /// [`MAX_TABLE_RETRIES`] times. The snapshot outlives a worker: the
+    /// [`MAX_RETRIES`] times. The snapshot outlives a worker: the
     /// coordinator holds it (and the table locks), so the restarted table is
     /// read as of the same moment; if the coordinator is gone too, joining
     /// fails and that is the error.
@@ -186,7 +186,7 @@ impl WorkerContext {
                 }
                 Err(e) => e,
             };
-            if retries == MAX_TABLE_RETRIES
+            if retries == MAX_RETRIES
                 || self.stop.load(Ordering::SeqCst)
                 || crate::cancel::reason().is_some()
                 || !is_session_lost(session, &e).await
@@ -196,7 +196,7 @@ impl WorkerContext {
             retries += 1;
             self.progress.note(&format!(
                 "warning: the session reading {} was lost ({}); joining the snapshot again \
-                 and starting the table over (retry {retries} of {MAX_TABLE_RETRIES})",
+                 and starting the table over (retry {retries} of {MAX_RETRIES})",
                 job.table.name,
                 crate::error::render_body(&e).lines().next().unwrap_or_default(),
             ));
@@ -239,17 +239,4 @@ impl WorkerContext {
         bar.update(csv.rows, csv.csv_bytes);
         Ok(TableResult { index, csv, file })
     }
-}
-
-/// How many times one table is started over after its worker's session was
-/// lost: a backend terminated once or twice is survivable; a server that
-/// keeps ending sessions is an error to report.
-pub(super) const MAX_TABLE_RETRIES: u32 = 2;
-
-/// Whether `e` came from `session` having ended (the retryable case), not from
-/// the table, the files or a signal. A terminated backend sends its FATAL
-/// (SQLSTATE 57P01) before it closes, so the session's end is awaited a moment.
-pub(super) async fn is_session_lost(session: &Session, e: &Error) -> bool {
-    let may_be = e.is_connection_failure() || e.sqlstate().is_some_and(|c| c.starts_with("57P"));
-    may_be && tokio::time::timeout(Duration::from_secs(1), session.ended()).await.is_ok()
 }
