@@ -16,7 +16,7 @@ use crate::options::{
     self, BackupOptions, CopyOptions, ListOptions, Options, RestoreOptions, RunOptions, SqlOptions,
     VerifyLevel, VerifyOptions,
 };
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 
 /// Move PostgreSQL table data through COPY: verified CSV backups, database to
 /// database copies, selective restores.

@@ -6,7 +6,9 @@
 //! Backup's workers (threads, each with its own runtime, on one snapshot),
 //! verify's file checkers (threads) and the load's per-table pool (futures
 //! on one thread, a table waiting for the tables it references) each take
-//! jobs from a [`JobQueue`]; what runs a job stays with them.
+//! jobs from a [`JobQueue`]; what runs a job stays with them. Backup's
+//! workers and verify's live comparison retry a lost session at most
+//! [`MAX_RETRIES`] times.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -14,6 +16,12 @@ use std::sync::Mutex;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Class, Error};
+
+/// How many times work is started over after its session was lost (its
+/// backend terminated, the network broken): a backup worker's table, or
+/// verify's whole live comparison. A session lost once or twice is
+/// survivable; a server that keeps ending sessions is an error to report.
+pub const MAX_RETRIES: u32 = 2;
 
 /// Workers when `-j` is not given, at most.
 pub const DEFAULT_WORKERS: usize = 4;

@@ -16,7 +16,7 @@ use crate::conn::conninfo::ConnInfo;
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::load::{LoadOptions, Mode};
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 
 /// How long any lock is waited for when `--lock-wait-timeout` (or a plan
 /// step's `lock_wait_timeout`) is not given, like pg_dump's option.

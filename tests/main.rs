@@ -22,5 +22,6 @@ mod sql_command;
 mod tampered_backup;
 mod terminal_progress;
 mod verify_command;
+mod verify_retry;
 mod worker_retry;
 mod worker_stop;

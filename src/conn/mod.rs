@@ -2,6 +2,7 @@
 //! `PG*` environment, service file, password file), TLS per `sslmode`, the
 //! pinned session, the exported snapshot, and table locks taken up front.
 
+pub mod conn_string;
 pub mod conninfo;
 pub mod locks;
 pub mod pgpass;

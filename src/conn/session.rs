@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::DbError;
@@ -496,4 +497,14 @@ pub async fn server_info(session: &Session) -> Result<ServerInfo> {
         system_identifier,
         database: row.get(2),
     })
+}
+
+/// Whether `e` came from `session` having ended (the retryable case: its
+/// backend terminated, SQLSTATE class 57P, or the connection broken, class 08
+/// or a failed socket), not from the statement, the files or a signal. A
+/// terminated backend sends its FATAL (SQLSTATE 57P01) before it closes, so
+/// the session's end is awaited a moment.
+pub async fn is_session_lost(session: &Session, e: &Error) -> bool {
+    let may_be = e.is_connection_failure() || e.sqlstate().is_some_and(|c| c.starts_with("57P"));
+    may_be && tokio::time::timeout(Duration::from_secs(1), session.ended()).await.is_ok()
 }

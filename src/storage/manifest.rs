@@ -14,7 +14,7 @@ use crate::catalog::TableKind;
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::format::digest::Fingerprint;
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 
 /// The manifest format's name.
 pub const FORMAT_NAME: &str = "pgbarge-backup";

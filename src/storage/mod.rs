@@ -4,7 +4,8 @@
 
 pub mod confined;
 pub mod folder_lock;
+pub mod location;
 pub mod manifest;
+pub mod s3;
 pub mod sink;
 pub mod source;
-pub mod store;

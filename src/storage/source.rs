@@ -219,7 +219,7 @@ mod tests {
     use crate::format::digest::sha256_hex as sha;
 
     fn read_all(path: &Path, c: Compression) -> (Result<Vec<u8>>, Option<Result<FileSummary>>) {
-        let dir = crate::storage::store::Location::Local(path.parent().unwrap().to_path_buf());
+        let dir = crate::storage::location::Location::Local(path.parent().unwrap().to_path_buf());
         let name = path.file_name().unwrap().to_str().unwrap();
         let mut src = match dir.open(name, c) {
             Ok(s) => s,

@@ -23,13 +23,13 @@ use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
 use crate::options::BackupOptions;
 use crate::progress::{Progress, human_bytes};
+use crate::storage::location::Location;
 use crate::storage::manifest::{
     DATA_DIR, FORMAT_NAME, FORMAT_VERSION, Manifest, ManifestColumn, ManifestSequence,
     ManifestTable, RecordedSelection, SCHEMA_POST_FILE, SCHEMA_PRE_FILE, SourceInfo,
     data_file_name, now_rfc3339,
 };
 use crate::storage::sink::FileSummary;
-use crate::storage::store::Location;
 use crate::stream::stages::CsvSummary;
 
 /// Runs `backup`.

@@ -8,11 +8,11 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::storage::folder_lock::FolderLock;
+use crate::storage::location::Location;
 use crate::storage::manifest::{
     DATA_DIR, MANIFEST_FILE, SCHEMA_FILE, SCHEMA_POST_FILE, SCHEMA_PRE_FILE, SUMS_FILE,
     remove_backup,
 };
-use crate::storage::store::Location;
 
 /// The backup folder: locked for the whole run, checked before anything is
 /// touched, cleaned on failure.

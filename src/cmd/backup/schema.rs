@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::ServerInfo;
 use crate::error::{Error, Result};
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 
 /// A pg_dump at least as new as the server (pg_dump refuses older servers'
 /// dumps otherwise... and a newer server's with an older pg_dump).

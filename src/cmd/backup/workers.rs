@@ -2,19 +2,18 @@
 //! largest first, the first failure stopping the rest, a lost session retried.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::{Job, TableResult, coordinator_lost};
 use crate::conn::conninfo::ConnInfo;
-use crate::conn::session::Session;
+use crate::conn::session::{Session, is_session_lost};
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
-use crate::jobs::JobQueue;
+use crate::jobs::{JobQueue, MAX_RETRIES};
 use crate::options::BackupOptions;
 use crate::progress::{Progress, TableProgress};
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::CsvStages;
 
@@ -144,7 +143,7 @@ impl WorkerContext {
     /// Backs up one table; when the worker's session is lost midway (its
     /// backend terminated, the network broken) while the run goes on, joins
     /// the snapshot again on a new session and starts the table over, at most
-    /// [`MAX_TABLE_RETRIES`] times. The snapshot outlives a worker: the
+    /// [`MAX_RETRIES`] times. The snapshot outlives a worker: the
     /// coordinator holds it (and the table locks), so the restarted table is
     /// read as of the same moment; if the coordinator is gone too, joining
     /// fails and that is the error.
@@ -164,7 +163,7 @@ impl WorkerContext {
                 }
                 Err(e) => e,
             };
-            if retries == MAX_TABLE_RETRIES
+            if retries == MAX_RETRIES
                 || self.queue.has_failed()
                 || crate::cancel::reason().is_some()
                 || !is_session_lost(session, &e).await
@@ -174,7 +173,7 @@ impl WorkerContext {
             retries += 1;
             self.progress.note(&format!(
                 "warning: the session reading {} was lost ({}); joining the snapshot again \
-                 and starting the table over (retry {retries} of {MAX_TABLE_RETRIES})",
+                 and starting the table over (retry {retries} of {MAX_RETRIES})",
                 job.table.name,
                 crate::error::render_body(&e).lines().next().unwrap_or_default(),
             ));
@@ -229,17 +228,4 @@ impl WorkerContext {
 /// (that error is the one reported).
 fn stopped() -> Error {
     Error::runtime("stopped: another part of the backup failed")
-}
-
-/// How many times one table is started over after its worker's session was
-/// lost: a backend terminated once or twice is survivable; a server that
-/// keeps ending sessions is an error to report.
-pub(super) const MAX_TABLE_RETRIES: u32 = 2;
-
-/// Whether `e` came from `session` having ended (the retryable case), not from
-/// the table, the files or a signal. A terminated backend sends its FATAL
-/// (SQLSTATE 57P01) before it closes, so the session's end is awaited a moment.
-pub(super) async fn is_session_lost(session: &Session, e: &Error) -> bool {
-    let may_be = e.is_connection_failure() || e.sqlstate().is_some_and(|c| c.starts_with("57P"));
-    may_be && tokio::time::timeout(Duration::from_secs(1), session.ended()).await.is_ok()
 }

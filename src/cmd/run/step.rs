@@ -11,7 +11,7 @@ use crate::options::{
     self, BackupOptions, CopyOptions, RestoreOptions, VerifyLevel, VerifyOptions,
 };
 use crate::runbook::plan::{Step, StepKind};
-use crate::storage::store::Location;
+use crate::storage::location::Location;
 
 /// Runs one step through the command it names; returns details for the log.
 pub(super) async fn run_step(

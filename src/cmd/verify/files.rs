@@ -9,8 +9,8 @@ use crate::error::{Class, Error, Result};
 use crate::format::csv::FirstRecord;
 use crate::jobs::JobQueue;
 use crate::progress::Progress;
+use crate::storage::location::Location;
 use crate::storage::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
-use crate::storage::store::Location;
 use crate::stream::stages::CsvStages;
 
 /// What checking one data file found.

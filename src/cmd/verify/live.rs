@@ -1,24 +1,87 @@
 //! With `-d`: each table compared with the live database, by row count or,
-//! with `--deep`, by fingerprint of its COPY stream.
+//! with `--deep`, by fingerprint of its COPY stream; the whole comparison
+//! started over on a new session when its session is lost.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::report::{Status, TableReport};
 use crate::catalog::read_catalog;
 use crate::catalog::select::Selection;
-use crate::conn::session::Session;
+use crate::conn::conninfo::ConnInfo;
+use crate::conn::session::{Purpose, Session, connect, is_session_lost};
 use crate::error::{Error, Result};
 use crate::ident::TableName;
+use crate::jobs::MAX_RETRIES;
 use crate::options::VerifyOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::Manifest;
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::{StreamStages, WireFormat};
 
+/// [`compare_live`], started over from the beginning on a new session to
+/// `conn` when `session` is lost midway (its backend terminated, the network
+/// broken) and no signal is pending, at most [`MAX_RETRIES`] times, with a
+/// warning on stderr each time. Only the whole comparison can be restarted:
+/// the lost transaction's snapshot dies with its session and cannot be
+/// joined again, and reading every table anew in one new transaction keeps
+/// all the live counts and fingerprints from one moment. Each attempt works
+/// on a fresh copy of `tables`, so a restart adds no row or problem twice;
+/// `tables` takes the attempt that ends.
+///
+/// # Errors
+/// As [`compare_live`]; a lost session past the retries, or a new session
+/// that cannot be opened, with the loss named.
+pub(super) async fn compare_live_retrying(
+    conn: &Arc<ConnInfo>,
+    session: &mut Session,
+    manifest: &Manifest,
+    chosen: &[usize],
+    plan: &VerifyOptions,
+    progress: &Progress,
+    tables: &mut Vec<TableReport>,
+) -> Result<()> {
+    let mut retries = 0;
+    loop {
+        let mut attempt = tables.clone();
+        let e = match compare_live(session, manifest, chosen, plan, progress, &mut attempt).await {
+            Ok(()) => {
+                *tables = attempt;
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if retries == MAX_RETRIES
+            || crate::cancel::reason().is_some()
+            || !is_session_lost(session, &e).await
+        {
+            return Err(e);
+        }
+        retries += 1;
+        // The first line names the table being read; the server's words,
+        // when it sent any, say why the session ended.
+        let body = crate::error::render_body(&e);
+        let first = body.lines().next().unwrap_or_default();
+        let cause = match body.lines().find_map(|l| l.trim_start().strip_prefix("server: ")) {
+            Some(server) => format!("{first}: {server}"),
+            None => first.to_string(),
+        };
+        progress.note(&format!(
+            "warning: the session comparing with the database was lost ({cause}); connecting \
+             again and starting the comparison over (retry {retries} of {MAX_RETRIES})"
+        ));
+        *session = connect(conn, Purpose::Data).await.map_err(|again| {
+            again.context(format!(
+                "the session comparing with the database was lost ({cause}) and a new one could not be opened"
+            ))
+        })?;
+    }
+}
+
 /// Compares the chosen tables with the live database, all read in one
 /// `REPEATABLE READ` transaction; adds the live tables the backup should
 /// hold (by its recorded patterns and the `-t`/`-T` given) but does not.
-pub(super) async fn compare_live(
+async fn compare_live(
     session: &Session,
     manifest: &Manifest,
     chosen: &[usize],

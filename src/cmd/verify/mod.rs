@@ -6,8 +6,9 @@
 //! manifest; the folder is checked for files the manifest does not list, and
 //! `SHA256SUMS` against the manifest. With `-d`, each table's backup row count
 //! is compared with the live table's, or with `--deep` its fingerprint with one
-//! computed from the live table's COPY stream — the code path backup uses.
-//! Every difference is collected and reported; none hides another.
+//! computed from the live table's COPY stream — the code path backup uses; a
+//! lost session starts that comparison over on a new one, a bounded number of
+//! times. Every difference is collected and reported; none hides another.
 
 pub mod expect;
 mod files;
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use self::expect::{apply_expectations, read_expectations};
 use self::files::{check_files, check_folder};
-use self::live::compare_live;
+use self::live::compare_live_retrying;
 use self::report::{Report, TableReport, print_report};
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, connect};
@@ -47,7 +48,7 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
         plan.selection.choose(&names, &[], "in the backup")?.into_iter().collect();
     let chosen: Vec<usize> = (0..names.len()).filter(|&i| picked.contains(&names[i])).collect();
     // Fail fast on a database that cannot be reached, before reading gigabytes.
-    let live = match &plan.conn {
+    let mut live = match &plan.conn {
         Some(conn) => Some(connect(conn, Purpose::Data).await?),
         None => None,
     };
@@ -95,9 +96,10 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
         checked.push("expected counts");
         problems.extend(apply_expectations(exp, &manifest, &chosen, &mut tables)?);
     }
-    if let Some(session) = &live {
+    if let (Some(session), Some(conn)) = (&mut live, &plan.conn) {
         checked.push(if plan.deep { "live fingerprints" } else { "live row counts" });
-        compare_live(session, &manifest, &chosen, &plan, &progress, &mut tables).await?;
+        compare_live_retrying(conn, session, &manifest, &chosen, &plan, &progress, &mut tables)
+            .await?;
     }
     drop(progress);
 

@@ -36,7 +36,7 @@ impl Status {
 }
 
 /// One table's line of the report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(super) struct TableReport {
     pub(super) table: String,
     pub(super) schema: String,

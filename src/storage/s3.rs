@@ -1,8 +1,7 @@
-//! Where a backup lives: a local folder, or `s3://bucket/prefix` in any
-//! S3-compatible store. The same operations on both: read and write the small
-//! files (manifest, `SHA256SUMS`, `schema.sql`), list what is there, delete,
-//! and open data files as a [`FileSink`] (a streamed multipart upload) or a
-//! [`FileSource`] (a streamed download).
+//! The S3 side of a backup's [`Location`]: `s3://bucket/prefix` in any
+//! S3-compatible store. Small files are one GET or PUT; data files stream as a
+//! multipart upload ([`S3Upload`]) or a download ([`S3Download`]), each on its
+//! reader or writer thread's own runtime.
 //!
 //! S3 settings come from the usual environment (`AWS_ENDPOINT_URL`,
 //! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -10,7 +9,7 @@
 //! are registered with [`crate::redact`], so no message can carry them.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,19 +20,11 @@ use object_store::path::Path as Key;
 use object_store::{ClientOptions, MultipartUpload, ObjectStore, PutPayload, RetryConfig};
 
 use crate::error::{Error, Result};
-use crate::format::compression::Compression;
-use crate::storage::sink::{Destination, FileSink};
-use crate::storage::source::FileSource;
+use crate::storage::location::Location;
+use crate::storage::sink::Destination;
 
 /// Bytes gathered before a part is uploaded (S3 needs 5 MiB but for the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
-
-/// A backup's place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Local(PathBuf),
-    S3(S3Place),
-}
 
 /// `s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,219 +34,60 @@ pub struct S3Place {
     pub prefix: String,
 }
 
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3(s) if s.prefix.is_empty() => write!(f, "s3://{}", s.bucket),
-            Location::S3(s) => write!(f, "s3://{}/{}", s.bucket, s.prefix),
-        }
-    }
-}
-
-impl Location {
-    /// A folder, or `s3://bucket[/prefix]`.
-    ///
-    /// # Errors
-    /// A usage error for an `s3://` address without a bucket.
-    pub fn parse(s: &str) -> Result<Location> {
-        let Some(rest) = s.strip_prefix("s3://") else {
-            return Ok(Location::Local(PathBuf::from(s)));
-        };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::usage(format!("{s}: no bucket; write s3://bucket/prefix")));
-        }
-        Ok(Location::S3(S3Place {
-            bucket: bucket.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
-        }))
-    }
-
-    /// A shared lock on a local backup folder for as long as it is read, so
-    /// no backup (`--force` included) writes into it meanwhile; `None` for a
-    /// store, or a folder that is not there (reading it says so).
-    ///
-    /// # Errors
-    /// A usage error when a backup is writing the folder.
-    pub fn lock_for_reading(&self) -> Result<Option<crate::storage::folder_lock::FolderLock>> {
-        match self {
-            Location::Local(dir) if dir.is_dir() => {
-                crate::storage::folder_lock::FolderLock::shared(dir).map(Some)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// The local path of `name` (for messages and local I/O).
-    pub fn path(&self, name: &str) -> PathBuf {
-        match self {
-            Location::Local(dir) => dir.join(name),
-            Location::S3(s) => PathBuf::from(format!("{}", Location::S3(s.clone()))).join(name),
-        }
-    }
-
-    /// A small file's bytes; `None` when it is not there.
-    ///
-    /// # Errors
-    /// I/O and store errors other than not-found.
-    pub async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        match self {
-            Location::Local(dir) => crate::storage::confined::read_file(dir, name),
-            Location::S3(s) => {
-                let store = s.store()?;
-                match store.get(&s.key(name)).await {
-                    Ok(r) => Ok(Some(
-                        r.bytes().await.map_err(|e| s.error("cannot read", name, e))?.to_vec(),
-                    )),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(s.error("cannot read", name, e)),
-                }
-            }
-        }
-    }
-
-    /// Writes a small file whole: atomically on disk, one PUT in a store.
-    ///
-    /// # Errors
-    /// I/O and store errors, naming the file.
-    pub async fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        match self {
-            Location::Local(dir) => crate::storage::sink::write_file_atomic(&dir.join(name), bytes),
-            Location::S3(s) => {
-                let store = s.store()?;
-                store
-                    .put(&s.key(name), PutPayload::from(bytes.to_vec()))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| s.error("cannot upload", name, e))
-            }
-        }
-    }
-
-    /// Every file under the location, as (relative name, size), sorted.
-    ///
-    /// # Errors
-    /// The folder or bucket cannot be listed.
-    pub async fn list(&self) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        match self {
-            Location::Local(dir) => {
-                if dir.is_dir() {
-                    list_local(dir, "", &mut out)?;
-                }
-            }
-            Location::S3(s) => {
-                let store = s.store()?;
-                let prefix = (!s.prefix.is_empty()).then(|| Key::from(s.prefix.as_str()));
-                let mut objects = store.list(prefix.as_ref());
-                while let Some(o) = objects.next().await {
-                    let o = o.map_err(|e| s.error("cannot list", "", e))?;
-                    let full = o.location.to_string();
-                    let rel = if s.prefix.is_empty() {
-                        full
-                    } else {
-                        full.strip_prefix(&format!("{}/", s.prefix)).unwrap_or(&full).to_string()
-                    };
-                    out.push((rel, o.size));
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Deletes files; missing ones are fine.
-    ///
-    /// # Errors
-    /// The first deletion that fails.
-    pub async fn delete(&self, names: &[String]) -> Result<()> {
-        match self {
-            Location::Local(dir) => {
-                for n in names {
-                    match std::fs::remove_file(dir.join(n)) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(Error::io("cannot remove", dir.join(n), e));
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(())
-            }
-            Location::S3(s) => {
-                let store = s.store()?;
-                for n in names {
-                    match store.delete(&s.key(n)).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(s.error("cannot delete", n, e)),
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// A data file's writer: temp file, fsync and rename on disk; a streamed
-    /// multipart upload in a store, aborted unless finished. `writers`: how
-    /// many data sinks run at once.
-    ///
-    /// # Errors
-    /// The file cannot be created (local).
-    pub fn data_sink(
-        &self,
-        name: &str,
-        compression: Compression,
-        writers: usize,
-    ) -> Result<FileSink> {
-        match self {
-            Location::Local(dir) => FileSink::create(&dir.join(name), compression, writers),
-            Location::S3(s) => {
-                let (s, name) = (s.clone(), name.to_string());
-                FileSink::start(self.path(&name), compression, writers, move || {
-                    Ok(Box::new(S3Upload::start(s, &name)?) as Box<dyn Destination>)
-                })
-            }
-        }
-    }
-
-    /// A data file's reader, decompressing on its own thread.
-    ///
-    /// # Errors
-    /// The local file cannot be opened; store errors arrive as its first block.
-    pub fn open(&self, name: &str, compression: Compression) -> Result<FileSource> {
-        match self {
-            Location::Local(dir) => {
-                let path = dir.join(name);
-                let file = crate::storage::confined::open_file(dir, name)?
-                    .ok_or_else(|| Error::difference(format!("{}: missing", path.display())))?;
-                FileSource::start(path, compression, move || Ok(Box::new(file)))
-            }
-            Location::S3(s) => {
-                let (s, name) = (s.clone(), name.to_string());
-                FileSource::start(self.path(&name), compression, move || {
-                    Ok(Box::new(S3Download::start(s, &name)?) as Box<dyn Read + Send>)
-                })
-            }
-        }
-    }
-}
-
-fn list_local(dir: &Path, rel: &str, out: &mut Vec<(String, u64)>) -> Result<()> {
-    for e in std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))? {
-        let e = e.map_err(|e| Error::io("cannot list", dir, e))?;
-        let name = format!("{rel}{}", e.file_name().to_string_lossy());
-        let meta = e.metadata().map_err(|err| Error::io("cannot read", e.path(), err))?;
-        if meta.is_dir() {
-            out.push((format!("{name}/"), 0));
-            list_local(&e.path(), &format!("{name}/"), out)?;
-        } else {
-            out.push((name, meta.len()));
-        }
-    }
-    Ok(())
-}
-
 impl S3Place {
+    /// A small file's bytes; `None` when it is not there.
+    pub(crate) async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let store = self.store()?;
+        match store.get(&self.key(name)).await {
+            Ok(r) => {
+                Ok(Some(r.bytes().await.map_err(|e| self.error("cannot read", name, e))?.to_vec()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("cannot read", name, e)),
+        }
+    }
+
+    /// Writes a small file whole, in one PUT.
+    pub(crate) async fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let store = self.store()?;
+        store
+            .put(&self.key(name), PutPayload::from(bytes.to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("cannot upload", name, e))
+    }
+
+    /// Appends every object under the prefix to `out`, as (name relative to
+    /// the prefix, size), unsorted.
+    pub(crate) async fn list(&self, out: &mut Vec<(String, u64)>) -> Result<()> {
+        let store = self.store()?;
+        let prefix = (!self.prefix.is_empty()).then(|| Key::from(self.prefix.as_str()));
+        let mut objects = store.list(prefix.as_ref());
+        while let Some(o) = objects.next().await {
+            let o = o.map_err(|e| self.error("cannot list", "", e))?;
+            let full = o.location.to_string();
+            let rel = if self.prefix.is_empty() {
+                full
+            } else {
+                full.strip_prefix(&format!("{}/", self.prefix)).unwrap_or(&full).to_string()
+            };
+            out.push((rel, o.size));
+        }
+        Ok(())
+    }
+
+    /// Deletes objects; missing ones are fine.
+    pub(crate) async fn delete(&self, names: &[String]) -> Result<()> {
+        let store = self.store()?;
+        for n in names {
+            match store.delete(&self.key(n)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error("cannot delete", n, e)),
+            }
+        }
+        Ok(())
+    }
+
     fn key(&self, name: &str) -> Key {
         if self.prefix.is_empty() {
             Key::from(name)
@@ -384,7 +216,7 @@ fn thread_runtime() -> Result<tokio::runtime::Runtime> {
 /// A streamed multipart upload: parts of [`PART_SIZE`] are uploaded as they
 /// fill, so memory stays bounded; [`Destination::commit`] completes it, and
 /// dropping it first aborts it, so no half-written object remains.
-struct S3Upload {
+pub(crate) struct S3Upload {
     rt: tokio::runtime::Runtime,
     upload: Option<Box<dyn MultipartUpload>>,
     buf: Vec<u8>,
@@ -393,7 +225,7 @@ struct S3Upload {
 }
 
 impl S3Upload {
-    fn start(place: S3Place, name: &str) -> Result<S3Upload> {
+    pub(crate) fn start(place: S3Place, name: &str) -> Result<S3Upload> {
         let rt = thread_runtime()?;
         let store = rt.block_on(async { place.store() })?;
         let upload = rt
@@ -464,7 +296,7 @@ impl Drop for S3Upload {
 }
 
 /// A streamed download as a `Read`, on its reader thread's own runtime.
-struct S3Download {
+pub(crate) struct S3Download {
     rt: tokio::runtime::Runtime,
     stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
     current: Bytes,
@@ -473,7 +305,7 @@ struct S3Download {
 }
 
 impl S3Download {
-    fn start(place: S3Place, name: &str) -> Result<S3Download> {
+    pub(crate) fn start(place: S3Place, name: &str) -> Result<S3Download> {
         let rt = thread_runtime()?;
         let store = rt.block_on(async { place.store() })?;
         let result = rt.block_on(store.get(&place.key(name))).map_err(|e| match e {
@@ -510,23 +342,5 @@ impl Read for S3Download {
         buf[..n].copy_from_slice(&self.current[..n]);
         let _ = self.current.split_to(n);
         Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_locations() {
-        assert_eq!(
-            Location::parse("backups/x").unwrap(),
-            Location::Local(PathBuf::from("backups/x"))
-        );
-        let s3 = Location::parse("s3://bkt/a/b/").unwrap();
-        assert_eq!(s3, Location::S3(S3Place { bucket: "bkt".into(), prefix: "a/b".into() }));
-        assert_eq!(s3.to_string(), "s3://bkt/a/b");
-        assert_eq!(Location::parse("s3://bkt").unwrap().to_string(), "s3://bkt");
-        assert!(Location::parse("s3:///x").is_err());
     }
 }
