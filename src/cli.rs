@@ -199,6 +199,10 @@ pub struct RestoreArgs {
     /// First run the backup's schema.sql into the (empty) target database.
     #[arg(long)]
     pub schema: bool,
+    /// Put the whole database back to a full backup with schema: drop every user schema (what
+    /// a migration added too), recreate the schema, load every table; one transaction.
+    #[arg(long)]
+    pub clean: bool,
     /// Load with the target's user triggers off (see `copy --help`).
     #[arg(long)]
     pub disable_triggers: bool,
@@ -390,6 +394,7 @@ impl RestoreArgs {
             ignore_unlisted: self.ignore_unlisted,
             jobs,
             schema: self.schema,
+            clean: self.clean,
             dry_run: self.dry_run,
             quiet: self.quiet,
         })

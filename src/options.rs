@@ -163,6 +163,8 @@ pub struct RestoreOptions {
     pub ignore_unlisted: bool,
     pub jobs: usize,
     pub schema: bool,
+    /// Drop the target's user schemas first, and restore schema and rows.
+    pub clean: bool,
     pub dry_run: bool,
     pub quiet: bool,
 }

@@ -15,6 +15,7 @@ mod list_command;
 mod lock_waits;
 mod numeric_input;
 mod readme_examples;
+mod restore_clean;
 mod restore_command;
 mod run_command;
 mod s3_store;

@@ -405,3 +405,41 @@ fn dry_run_says_checked_only_for_what_was_checked() {
     assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
     assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
 }
+
+/// Issue 18: a run that fails after its DDL files ran prints the exact
+/// rollback; pasted as printed, it puts schema and rows back as backed up.
+#[test]
+fn a_failed_migration_is_rolled_back_exactly_by_the_printed_command() {
+    let s = scenario("rn_clean");
+    let before = crate::restore_clean::schema_of(&s.target);
+    let plan = s.dir.join("plan.toml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let text = text.replace(
+        "    \"migrations/06-sequences.sql\",\n",
+        "    \"migrations/06-sequences.sql\",\n    \"broken.sql\",\n",
+    );
+    std::fs::write(&plan, text).unwrap();
+    std::fs::write(s.dir.join("broken.sql"), "ALTER TABLE \"Usr\" ADD COLUMN x int;\n").unwrap();
+    let r = s.run(&[]);
+    r.expect_code(3);
+    assert_ne!(crate::restore_clean::schema_of(&s.target), before);
+    let command = r
+        .stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("pgbarge restore"))
+        .unwrap_or_else(|| panic!("no rollback command: {}", r.stderr))
+        .to_string();
+    let dir = format!("{}/backups/full", s.work.display());
+    assert_eq!(command, format!("pgbarge restore {dir} -d \"$ERP_TARGET\" --clean"));
+    let md = std::fs::read_to_string(s.logs()[0].join("run.md")).unwrap();
+    assert!(md.contains(&command), "{md}");
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_pgbarge")).parent().unwrap().to_path_buf();
+    let env: Vec<(&str, &str)> = s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = crate::common::pgbarge_cmd_shell(&command, &bin, &env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(crate::restore_clean::schema_of(&s.target), before);
+    let target = cluster().conn(&s.target);
+    pgbarge(&["verify", &dir, "-d", &target, "--deep"], &[]).expect_code(0);
+}

@@ -23,6 +23,9 @@ pub struct DbObject {
     /// argument types, a trigger as `table trigger`.
     pub name: String,
     pub owner: String,
+    /// As a person reads it, names quoted as SQL needs: `public."Order"`,
+    /// `public.f(integer)`, `"Order_touch" ON public."Order"`.
+    pub display: String,
     /// Whether the current user may drop it: a member of its owner's role.
     pub may_drop: bool,
 }
@@ -30,11 +33,7 @@ pub struct DbObject {
 impl DbObject {
     /// `TABLE public.orders`, `SCHEMA audit`.
     pub fn label(&self) -> String {
-        if self.kind == "SCHEMA" {
-            format!("SCHEMA {}", self.name)
-        } else {
-            format!("{} {}.{}", self.kind, self.schema, self.name)
-        }
+        format!("{} {}", self.kind, self.display)
     }
 
     /// The key it is matched on against a backup's schema files.
@@ -61,34 +60,37 @@ pub async fn user_objects(session: &Session) -> Result<Vec<DbObject>> {
     let sql = format!(
         "WITH s AS (SELECT n.oid, n.nspname FROM pg_namespace n WHERE {SYSTEM_SCHEMAS}) \
          SELECT 'SCHEMA', n.nspname, n.nspname, n.nspowner::regrole::text, \
-                pg_has_role(current_user, n.nspowner, 'MEMBER') \
+                pg_has_role(current_user, n.nspowner, 'MEMBER'), format('%I', n.nspname) \
            FROM pg_namespace n WHERE {SYSTEM_SCHEMAS} \
          UNION ALL \
          SELECT CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'TABLE' WHEN 'v' THEN 'VIEW' \
                   WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' \
                   WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TYPE' END, \
                 s.nspname, c.relname, c.relowner::regrole::text, \
-                pg_has_role(current_user, c.relowner, 'MEMBER') \
+                pg_has_role(current_user, c.relowner, 'MEMBER'), format('%I.%I', s.nspname, c.relname) \
            FROM pg_class c JOIN s ON s.oid = c.relnamespace \
           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {class} \
          UNION ALL \
          SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' \
                   ELSE 'FUNCTION' END, \
                 s.nspname, p.proname || '(' || oidvectortypes(p.proargtypes) || ')', \
-                p.proowner::regrole::text, pg_has_role(current_user, p.proowner, 'MEMBER') \
+                p.proowner::regrole::text, pg_has_role(current_user, p.proowner, 'MEMBER'), \
+                format('%I.%I(%s)', s.nspname, p.proname, oidvectortypes(p.proargtypes)) \
            FROM pg_proc p JOIN s ON s.oid = p.pronamespace WHERE {proc} \
          UNION ALL \
          SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, s.nspname, t.typname, \
-                t.typowner::regrole::text, pg_has_role(current_user, t.typowner, 'MEMBER') \
+                t.typowner::regrole::text, pg_has_role(current_user, t.typowner, 'MEMBER'), \
+                format('%I.%I', s.nspname, t.typname) \
            FROM pg_type t JOIN s ON s.oid = t.typnamespace \
           WHERE t.typtype IN ('e', 'd', 'r', 'b') AND t.typelem = 0 AND {typ} \
          UNION ALL \
          SELECT 'EXTENSION', s.nspname, e.extname, e.extowner::regrole::text, \
-                pg_has_role(current_user, e.extowner, 'MEMBER') \
+                pg_has_role(current_user, e.extowner, 'MEMBER'), format('%I', e.extname) \
            FROM pg_extension e JOIN s ON s.oid = e.extnamespace \
          UNION ALL \
          SELECT 'TRIGGER', s.nspname, c.relname || ' ' || g.tgname, c.relowner::regrole::text, \
-                pg_has_role(current_user, c.relowner, 'MEMBER') \
+                pg_has_role(current_user, c.relowner, 'MEMBER'), \
+                format('%I ON %I.%I', g.tgname, s.nspname, c.relname) \
            FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN s ON s.oid = c.relnamespace \
           WHERE NOT g.tgisinternal AND {trigger} \
          ORDER BY 2, 1, 3",
@@ -108,6 +110,7 @@ pub async fn user_objects(session: &Session) -> Result<Vec<DbObject>> {
             name: r.get(2),
             owner: r.get(3),
             may_drop: r.get(4),
+            display: r.get(5),
         })
         .collect())
 }

@@ -133,6 +133,8 @@ pub enum StepKind {
         #[serde(default)]
         schema: bool,
         #[serde(default)]
+        clean: bool,
+        #[serde(default)]
         disable_triggers: bool,
         #[serde(default)]
         cascade: bool,

@@ -88,6 +88,10 @@ pub struct ManifestTable {
 pub struct RecordedSelection {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Every table of the database was backed up, with the schema: what
+    /// `restore --clean` needs. Absent (false) in older manifests.
+    #[serde(default)]
+    pub whole_database: bool,
 }
 
 /// How a table's data file stands in a folder listing, before it is read.

@@ -226,6 +226,9 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
         selection: RecordedSelection {
             include: plan.selection.include.iter().map(|p| p.text.clone()).collect(),
             exclude: plan.selection.exclude.iter().map(|p| p.text.clone()).collect(),
+            whole_database: plan.schema
+                && plan.selection.include.is_empty()
+                && plan.selection.exclude.is_empty(),
         },
         tables: manifest_tables,
     };

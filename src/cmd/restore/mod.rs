@@ -8,12 +8,14 @@
 //! one target transaction commits. The load side is [`crate::load`], shared
 //! with copy.
 
+mod clean;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use self::schema::{SchemaSql, run_post_data, run_schema};
+use self::clean::CleanPlan;
+use self::schema::{SchemaSql, read_schema_files, run_post_data, run_schema};
 use crate::catalog::read_catalog;
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect};
@@ -40,6 +42,9 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     let started = Instant::now();
     let _reading = plan.dir.lock_for_reading()?;
     let manifest = Manifest::read_at(&plan.dir).await?;
+    if plan.clean {
+        clean::check_usable(&plan, &manifest)?;
+    }
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
     let picked: HashSet<&TableName> =
@@ -54,7 +59,30 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     check_folder(&plan, &manifest, &chosen).await?;
 
     let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
-    let post_data = if plan.schema { run_schema(&plan, &manifest, &target).await? } else { None };
+    let schema_sql = if plan.schema || plan.clean {
+        Some(read_schema_files(&plan, &manifest).await?)
+    } else {
+        None
+    };
+    let cleaning = match (&schema_sql, plan.clean) {
+        (Some(files), true) => {
+            let texts: Vec<&str> = files.iter().map(|(_, sql)| sql.as_str()).collect();
+            Some(CleanPlan::read(&target, &texts).await?)
+        }
+        _ => None,
+    };
+    if plan.dry_run
+        && let Some(cleaning) = &cleaning
+    {
+        // Nothing is run, not even in a transaction rolled back: dropping
+        // would lock every table of a live database.
+        clean::print_dry_run(cleaning, &manifest, &plan.conn.to_string());
+        return Ok(Outcome::Ok);
+    }
+    let post_data = match schema_sql {
+        Some(files) => run_schema(&plan, files, &target, cleaning.as_ref()).await?,
+        None => None,
+    };
     let catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
     let incoming: Vec<Incoming> = chosen
         .iter()
@@ -115,6 +143,9 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     }
     if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
+        if let Some(cleaning) = &cleaning {
+            cleaning.print_done();
+        }
         crate::load::report::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)

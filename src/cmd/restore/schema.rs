@@ -2,7 +2,9 @@
 //! run around the rows as pg_restore orders them: pre-data (tables, types,
 //! functions) before, post-data (indexes, constraints, triggers) after.
 
+use super::clean::CleanPlan;
 use crate::catalog::read_catalog;
+use crate::conn::locks::set_lock_timeout;
 use crate::conn::session::{Session, repin};
 use crate::error::{Error, Result};
 use crate::options::RestoreOptions;
@@ -12,16 +14,14 @@ use crate::storage::manifest::Manifest;
 pub(super) type SchemaSql = (&'static str, String);
 
 /// Reads every schema file of the backup and checks each against the
-/// manifest before anything runs, then runs the first (pre-data, or a format
-/// 1 backup's whole `schema.sql`) into an empty target, inside the
-/// transaction the data then loads in (the load's own BEGIN only warns), so a
-/// failure undoes both. Returns the post-data section, which runs after the
-/// rows (indexes, constraints, triggers), as pg_restore orders them.
-pub(super) async fn run_schema(
+/// manifest, before anything runs.
+///
+/// # Errors
+/// A backup without schema files (exit 2); a file missing or changed (exit 1).
+pub(super) async fn read_schema_files(
     plan: &RestoreOptions,
     manifest: &Manifest,
-    target: &Session,
-) -> Result<Option<SchemaSql>> {
+) -> Result<Vec<SchemaSql>> {
     let files = manifest.schema_files();
     if files.is_empty() {
         return Err(Error::usage_hint(
@@ -33,21 +33,42 @@ pub(super) async fn run_schema(
     for (file, want) in files {
         sql.push((file, read_schema_file(plan, file, want).await?));
     }
-    let catalog = read_catalog(target).await.map_err(|e| e.context("TARGET"))?;
-    if !catalog.tables.is_empty() {
-        return Err(Error::usage_hint(
-            format!(
-                "--schema needs an empty target database; it has {} table{} (for example {})",
-                catalog.tables.len(),
-                if catalog.tables.len() == 1 { "" } else { "s" },
-                catalog.tables[0].name
-            ),
-            "restore into a new database (createdb), or restore without --schema into the existing tables",
-        ));
+    Ok(sql)
+}
+
+/// Runs the first schema file (pre-data, or a format 1 backup's whole
+/// `schema.sql`) into an empty target — or, with `clean`, into a target
+/// whose user schemas it first drops — inside the transaction the data then
+/// loads in (the load's own BEGIN only warns), so a failure undoes all of
+/// it. Returns the post-data section, which runs after the rows (indexes,
+/// constraints, triggers), as pg_restore orders them.
+pub(super) async fn run_schema(
+    plan: &RestoreOptions,
+    sql: Vec<SchemaSql>,
+    target: &Session,
+    clean: Option<&CleanPlan>,
+) -> Result<Option<SchemaSql>> {
+    if clean.is_none() {
+        let catalog = read_catalog(target).await.map_err(|e| e.context("TARGET"))?;
+        if !catalog.tables.is_empty() {
+            return Err(Error::usage_hint(
+                format!(
+                    "--schema needs an empty target database; it has {} table{} (for example {})",
+                    catalog.tables.len(),
+                    if catalog.tables.len() == 1 { "" } else { "s" },
+                    catalog.tables[0].name
+                ),
+                "restore into a new database (createdb), restore without --schema into the existing tables, or put the whole database back with --clean",
+            ));
+        }
     }
     let mut sql = sql.into_iter();
     let (first, first_sql) = sql.next().expect("at least one schema file");
     target.execute("BEGIN", "TARGET: cannot start the transaction").await?;
+    if let Some(clean) = clean {
+        set_lock_timeout(target, plan.options.lock_wait_timeout).await?;
+        clean.drop_all(target).await?;
+    }
     target.execute(&first_sql, format!("TARGET: running {first} failed")).await?;
     if plan.per_table_commit && !plan.dry_run {
         // Other workers' sessions must see the tables.

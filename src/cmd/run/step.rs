@@ -130,6 +130,7 @@ pub(super) async fn run_step(
             exclude,
             mode,
             schema,
+            clean,
             disable_triggers,
             cascade,
             per_table_commit,
@@ -153,6 +154,7 @@ pub(super) async fn run_step(
                 per_table_commit: *per_table_commit,
                 ignore_unlisted: *ignore_unlisted,
                 schema: *schema,
+                clean: *clean,
                 dry_run: false,
                 quiet,
             })
