@@ -113,6 +113,8 @@ psql -X -q -v ON_ERROR_STOP=1 -h "$TGT" -d erp_plan -f fixtures/erp/target.sql
 export ERP_SOURCE="host=$SRC port=5432 dbname=erp_plan_src"
 export ERP_TARGET="host=$TGT port=5432 dbname=erp_plan"
 export ERP_WORK="$DEMO/plan-work"
+schema_of() { pg_dump -h "$TGT" -d erp_plan --schema-only | grep -v '^\\\(un\)\?restrict '; }
+schema_of > "$DEMO/schema-before-migration.sql"
 step "The runbook, checked without changing anything" "$BIN" run fixtures/erp/plan.toml --dry-run
 step "The runbook: backups, verification, DDL, copy, checks" "$BIN" run fixtures/erp/plan.toml -q
 step "Its log" sh -c "cat '$ERP_WORK'/runs/*/run.md | head -n 30 | cut -c 1-80"
@@ -132,3 +134,19 @@ step "Restore only those two tables (rows referencing Role are kept and checked)
     "$BIN" restore "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --mode truncate --disable-triggers
 step "And prove it" \
     "$BIN" verify "$AFTER" -d "$TGT_CONN" -t Role -t UserPermission --deep
+
+# The whole migration undone, as the run's log says.
+ROLLBACK="$(grep -m1 '^    pgbarge restore' "$ERP_WORK"/runs/*/run.md | sed 's/^ *//')"
+step "Later, the migration must be undone: what the log's rollback would drop" \
+    env PATH="$(dirname "$BIN"):$PATH" bash -c "$ROLLBACK --dry-run"
+step "The migrated database is damaged further: a table dropped, rows deleted" \
+    psql -X -q -h "$TGT" -d erp_plan -c 'DROP TABLE "TimeEntryRejectionNote"' \
+    -c 'DELETE FROM "TimeEntry" WHERE id % 2 = 0'
+step "The log's rollback command, as printed: schema and rows back, one transaction" \
+    env PATH="$(dirname "$BIN"):$PATH" bash -c "$ROLLBACK"
+step "Proved: the live database equals the full backup, content included" \
+    "$BIN" verify "$ERP_WORK/backups/full" -d "$ERP_TARGET" --deep
+schema_unchanged() {
+    schema_of | diff "$DEMO/schema-before-migration.sql" - && echo "identical to the one taken before the migration"
+}
+step "Proved: the schema (pg_dump --schema-only) is the one from before the migration" schema_unchanged

@@ -141,8 +141,11 @@ fn readme_examples() {
         );
     }
     assert!(ran >= 20, "only {ran} README commands ran");
-    // The examples did what they say: the runbook ran, the copy landed.
-    assert_eq!(c.psql(&prod, "SELECT count(*) FROM \"RolePermission\""), "15");
+    // The examples did what they say: the runbook ran, the copy landed, and
+    // the restore section's --clean put production back as backed up, before
+    // the migration (its 11 tables; RolePermission empty again).
+    assert_eq!(c.psql(&prod, "SELECT count(*) FROM \"RolePermission\""), "0");
+    assert_eq!(c.psql(&prod, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "11");
     assert_eq!(c.psql(&erp_target, "SELECT count(*) FROM \"Role\""), "4");
     assert_eq!(c.psql(&new_db, "SELECT count(*) FROM \"TimeEntry\""), "48");
 }

@@ -87,6 +87,10 @@ fn the_erp_plan_runs_end_to_end() {
     );
     let md = std::fs::read_to_string(logs[0].join("run.md")).unwrap();
     assert!(md.contains("| 5 | ddl | sql | ok |"), "{md}");
+    // A completed run still says how to undo it.
+    let rollback =
+        format!("pgbarge restore {}/backups/full -d \"$ERP_TARGET\" --clean", s.work.display());
+    assert!(md.contains(&rollback), "{md}");
     assert!(s.work.join("backups/full/manifest.json").exists());
 }
 

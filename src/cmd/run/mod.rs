@@ -174,6 +174,8 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
     log.finished_at = Some(crate::storage::manifest::now_rfc3339());
     let Some((i, err)) = failure else {
         log.outcome = "ok";
+        // A migration found wrong later is undone the same way: the log says how.
+        log.rollback = rollback_command(&plan, log.steps.len());
         write_log(&log_dir, &log)?;
         if !plan.quiet {
             println!(
@@ -186,7 +188,10 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
         return Ok(outcome);
     };
     log.outcome = "failed";
-    let hint = rollback_hint(&plan, i);
+    let hint = rollback_command(&plan, i).unwrap_or_else(|| {
+        "No backup step ran before the failure; nothing of this run's backups to restore from."
+            .to_string()
+    });
     log.rollback = Some(hint.clone());
     write_log(&log_dir, &log)?;
     crate::progress::clear_all();
@@ -238,9 +243,11 @@ fn step_log(plan: &RunPlan, i: usize, s: &Step) -> StepLog {
     }
 }
 
-/// How to put the data back: restore from the plan's rollback backup (or
-/// the first backup step), if one ran before step `failed`.
-fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
+/// How to undo the run: restore from the plan's rollback backup (or the
+/// first backup step), if one ran before step `failed` (the step count for
+/// a run that completed) — the whole database with `--clean` when that
+/// backup holds it with its schema, else the backup's tables.
+fn rollback_command(plan: &RunPlan, failed: usize) -> Option<String> {
     let steps = &plan.plan.plan.steps;
     let backup = steps.iter().enumerate().find(|(i, s)| {
         matches!(s.kind, StepKind::Backup { .. })
@@ -255,22 +262,19 @@ fn rollback_hint(plan: &RunPlan, failed: usize) -> String {
             let conn = plan.connections.get(db).map(|pc| pc.shown.clone()).unwrap_or_default();
             if *schema && tables.is_empty() && exclude.is_empty() {
                 // A whole backup with its schema: the exact rollback.
-                return format!(
+                return Some(format!(
                     "To roll back, put the database back to the backup step {} took, schema and rows, in one transaction:\n\n    pgbarge restore {} -d {conn} --clean\n\n(it drops every user schema of the database, what this run created included, recreates the backup's schema and loads every table; roles, database settings and large objects are not touched; add --dry-run first to see what it would drop)",
                     s.label(bi),
                     dir.display()
-                );
+                ));
             }
-            format!(
+            Some(format!(
                 "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --disable-triggers\n\n(it restores exactly the backup's tables: rows of other tables that reference them are kept and checked; add -t TABLE to restore only some of them; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
                 s.label(bi),
                 dir.display()
-            )
+            ))
         }
-        _ => {
-            "No backup step ran before the failure; nothing of this run's backups to restore from."
-                .to_string()
-        }
+        _ => None,
     }
 }
 
