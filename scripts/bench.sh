@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, copy, restore, s3, memory
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, copy, restore, s3, memory
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -128,6 +128,26 @@ if want schema; then
     psql -X -q -c "DROP INDEX t_created_at"
 fi
 
+if want clean; then
+    # Putting a whole database back over a changed one: restore --clean of a
+    # full backup with schema against pg_restore --clean --if-exists
+    # --single-transaction of a pg_dump -Fc taken of the same database. Each
+    # run starts from a copy of the database with a table added and a
+    # column dropped (what a migration does).
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS whole" -c "CREATE DATABASE whole TEMPLATE bench"
+    psql -X -q -d whole -c "DROP TABLE IF EXISTS t2" -c "CREATE INDEX t_created_at ON t (created_at)"
+    rm -rf "$OUT"/*
+    "$BIN" backup -d whole -o "$OUT/whole" --schema -q
+    pg_dump -Fc -f "$OUT/whole.dump" whole
+    psql -X -q -d whole -c "CREATE TABLE added (i int)" -c "ALTER TABLE t DROP COLUMN payload"
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/clean.csv" \
+        --prepare "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS changed' -c 'CREATE DATABASE changed TEMPLATE whole' -c CHECKPOINT && sync" \
+        -n "pgbarge restore --clean" "'$BIN' restore '$OUT/whole' -d changed --clean -q" \
+        -n "pg_restore --clean --if-exists --single-transaction" "pg_restore --clean --if-exists --single-transaction -d changed '$OUT/whole.dump'"
+    rm -rf "$OUT"/*
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS changed" -c "DROP DATABASE whole"
+fi
+
 # Files the server itself reads for the load ceiling: in a folder it owns.
 SRV="$WORK/srv"
 mkdir -p "$SRV"
@@ -235,6 +255,9 @@ fi
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
+fi
+if want clean; then
+    ratios "$WORK/clean.csv" "whole database put back over a changed one ($ROWS rows, a primary key and an index)"
 fi
 if want schema; then
     ratios "$WORK/schema.csv" "whole restore with the schema of $ROWS rows, a primary key and an index"

@@ -127,12 +127,14 @@ fn clean_failing_halfway_leaves_the_migrated_database_untouched() {
     assert_eq!(rows_of(&tgt), migrated_rows);
 }
 
-#[test]
-fn clean_interrupted_leaves_the_migrated_database_untouched() {
+/// Starts `restore --clean` of a big table's whole backup over a migrated
+/// database, does `stop` once the rows are loading, and returns the exit code
+/// and stderr after checking the database is exactly as it was.
+fn clean_stopped_midway(test: &str, stop: impl Fn(&std::process::Child, &str)) -> (i32, String) {
     let c = cluster();
-    let (tgt, _t, _, _) = migrated("clean_sigint");
+    let (tgt, _t, _, _) = migrated(test);
     // A table big enough to be caught loading.
-    let big = c.create_db("clean_sigint_big");
+    let big = c.create_db(&format!("{test}_big"));
     c.psql(
         &big,
         "CREATE TABLE big AS SELECT i, md5(i::text) AS t FROM generate_series(1, 1500000) i",
@@ -141,6 +143,7 @@ fn clean_interrupted_leaves_the_migrated_database_untouched() {
     let big_dir = t.path().join("big").to_str().unwrap().to_string();
     pgbarge(&["backup", "-d", &c.conn(&big), "-o", &big_dir, "--schema", "-q"], &[]).expect_code(0);
     let migrated_schema = schema_of(&tgt);
+    let migrated_rows = rows_of(&tgt);
     let child = pgbarge_cmd()
         .args(["restore", &big_dir, "-d", &c.conn(&tgt), "--clean"])
         .stdout(Stdio::piped())
@@ -148,24 +151,45 @@ fn clean_interrupted_leaves_the_migrated_database_untouched() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let loading = c.psql(
+    let pid = loop {
+        let pid = c.psql(
             &tgt,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
              AND state = 'active' AND query LIKE 'COPY%big%'",
         );
-        if loading == "1" {
-            break;
+        if !pid.is_empty() {
+            break pid;
         }
         assert!(Instant::now() < deadline, "the load never showed");
         std::thread::sleep(Duration::from_millis(10));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    };
+    stop(&child, &pid);
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGINT") && stderr.contains("rolled back"), "{stderr}");
     assert_eq!(schema_of(&tgt), migrated_schema);
+    assert_eq!(rows_of(&tgt), migrated_rows);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn clean_interrupted_leaves_the_migrated_database_untouched() {
+    let (code, stderr) = clean_stopped_midway("clean_sigint", |child, _| {
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    });
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT") && stderr.contains("rolled back"), "{stderr}");
+}
+
+#[test]
+fn clean_whose_backend_is_killed_leaves_the_migrated_database_untouched() {
+    let (code, stderr) = clean_stopped_midway("clean_killed", |_, pid| {
+        cluster().psql("postgres", &format!("SELECT pg_terminate_backend({pid})"));
+    });
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("the server rolled the load back: nothing was committed")
+            && stderr.contains("not retried"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -239,4 +263,38 @@ fn clean_as_a_non_superuser_names_the_schemas_it_cannot_drop() {
     pgbarge(&["restore", &dir, "-d", &app, "--clean", "-q"], &[]).expect_code(0);
     assert_eq!(c.psql(&db, "SELECT count(*) FROM public.kept"), "1");
     assert_eq!(c.psql(&db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'theirs'"), "0");
+}
+
+#[test]
+fn clean_waits_no_longer_than_the_lock_timeout_and_names_the_session_in_the_way() {
+    let c = cluster();
+    let (tgt, _t, dir, _) = migrated("clean_lock");
+    let migrated_schema = schema_of(&tgt);
+    // Another session reads a table in an open transaction.
+    let mut holder = c
+        .psql_cmd(&tgt)
+        .args(["-c", "BEGIN; LOCK TABLE audit.seen IN ACCESS SHARE MODE; SELECT pg_sleep(60);"])
+        .env("PGAPPNAME", "report-job")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.psql(&tgt, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'report-job' AND wait_event = 'PgSleep'") != "1" {
+        assert!(Instant::now() < deadline, "the lock holder never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let run = pgbarge(
+        &["restore", &dir, "-d", &c.conn(&tgt), "--clean", "--lock-wait-timeout", "1"],
+        &[],
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    run.expect_code(3);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        run.stderr.contains("audit.seen") && run.stderr.contains("report-job"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(schema_of(&tgt), migrated_schema);
 }

@@ -61,6 +61,14 @@ pub async fn run_load<S: TableStreamer>(
                 // A signal's own words say nothing of the target; these do.
                 if e.class() == crate::error::Class::Interrupted {
                     e.context("the load was rolled back: nothing was committed")
+                } else if e.is_connection_failure()
+                    || e.sqlstate().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+                {
+                    // Unlike a backup worker's table, a load in one
+                    // transaction cannot be retried on a new session.
+                    e.context(
+                        "the target session ended before the commit, so the server rolled the load back: nothing was committed (a load in one transaction is not retried: run the command again)",
+                    )
                 } else {
                     e
                 }

@@ -9,10 +9,13 @@
 //! schemas come back from the backup's pre-data.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::catalog::objects::{DbObject, dumped_objects, user_objects};
+use crate::conn::locks::{LockMode, lock_tables};
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
+use crate::ident::TableName;
 use crate::options::RestoreOptions;
 use crate::storage::manifest::Manifest;
 
@@ -135,7 +138,21 @@ impl CleanPlan {
     ///
     /// # Errors
     /// The server's error (a lock not granted in time among them).
-    pub(super) async fn drop_all(&self, target: &Session) -> Result<()> {
+    pub(super) async fn drop_all(&self, target: &Session, lock_wait: Duration) -> Result<()> {
+        // Every table the user may lock (one whose owner's role it is in) is
+        // locked first, each waited for at most `lock_wait`, so a session in
+        // the way is named; the drop waits no longer for the others (the
+        // timeout stays the transaction's).
+        let tables: Vec<TableName> = self
+            .objects
+            .iter()
+            .filter(|o| matches!(o.kind.as_str(), "TABLE" | "MATERIALIZED VIEW" | "VIEW"))
+            .filter(|o| o.may_drop)
+            .map(|o| TableName::new(&o.schema, &o.name))
+            .collect();
+        let locks: Vec<(&TableName, LockMode)> =
+            tables.iter().map(|t| (t, LockMode::AccessExclusive)).collect();
+        lock_tables(target, &locks, lock_wait).await.map_err(|e| e.context("TARGET"))?;
         let mut sql = String::new();
         for s in self.schemas() {
             if s.name == "public" {

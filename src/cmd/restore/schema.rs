@@ -4,7 +4,6 @@
 
 use super::clean::CleanPlan;
 use crate::catalog::read_catalog;
-use crate::conn::locks::set_lock_timeout;
 use crate::conn::session::{Session, repin};
 use crate::error::{Error, Result};
 use crate::options::RestoreOptions;
@@ -66,8 +65,7 @@ pub(super) async fn run_schema(
     let (first, first_sql) = sql.next().expect("at least one schema file");
     target.execute("BEGIN", "TARGET: cannot start the transaction").await?;
     if let Some(clean) = clean {
-        set_lock_timeout(target, plan.options.lock_wait_timeout).await?;
-        clean.drop_all(target).await?;
+        clean.drop_all(target, plan.options.lock_wait_timeout).await?;
     }
     target.execute(&first_sql, format!("TARGET: running {first} failed")).await?;
     if plan.per_table_commit && !plan.dry_run {
