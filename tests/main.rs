@@ -17,6 +17,7 @@ mod numeric_input;
 mod readme_examples;
 mod restore_clean;
 mod restore_command;
+mod restore_transcode;
 mod run_command;
 mod s3_store;
 mod sql_command;

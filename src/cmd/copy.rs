@@ -222,9 +222,9 @@ impl CopyContext<'_> {
         let mut bar = self.progress.table(&name.to_string(), source_table.estimated_rows);
         let loaded = loader
             .load_table(t, format, &mut blocks, |block| {
-                stages.feed(block);
+                stages.feed(&block);
                 bar.update(stages.rows(), stages.bytes());
-                Ok(())
+                Ok(block)
             })
             .await
             .map_err(|e| match e {

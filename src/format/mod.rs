@@ -9,6 +9,7 @@
 pub mod binary;
 pub mod compression;
 pub mod csv;
+pub mod csv_to_text;
 pub mod digest;
 pub mod ini;
 pub mod zstd_frames;

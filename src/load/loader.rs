@@ -301,9 +301,10 @@ impl<'a> Loader<'a> {
         Ok(())
     }
 
-    /// Loads one table from `blocks` in `format`, calling `on_block` on each
-    /// block before it is sent (counting, checking; an error there aborts the
-    /// COPY). For skip and upsert, rows go through a staging table first.
+    /// Loads one table from `blocks`, calling `on_block` on each block before
+    /// it is sent (counting, checking; an error there aborts the COPY); what
+    /// it returns is sent, in `format` (restore turns CSV into text there).
+    /// For skip and upsert, rows go through a staging table first.
     ///
     /// # Errors
     /// The server's error (a key clash, a bad value), the source's or
@@ -314,7 +315,7 @@ impl<'a> Loader<'a> {
         t: &TableLoad,
         format: WireFormat,
         blocks: &mut impl BlockSource,
-        on_block: impl FnMut(&Bytes) -> Result<()>,
+        on_block: impl FnMut(Bytes) -> Result<Bytes>,
     ) -> Result<Loaded> {
         // Triggers, check constraints and defaults fire during the COPY and
         // the merge: they run with the application's search path.
@@ -331,7 +332,7 @@ impl<'a> Loader<'a> {
         t: &TableLoad,
         format: WireFormat,
         blocks: &mut impl BlockSource,
-        mut on_block: impl FnMut(&Bytes) -> Result<()>,
+        mut on_block: impl FnMut(Bytes) -> Result<Bytes>,
     ) -> Result<Loaded> {
         let name = &t.target.name;
         let stage = "pg_temp.pgbarge_stage";
@@ -358,7 +359,7 @@ impl<'a> Loader<'a> {
             session.request(session.client.copy_in::<_, Bytes>(sql.as_str()), failed()).await?;
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
-            on_block(&block)?;
+            let block = on_block(block)?;
             // A block holding a large row goes out in pieces: tokio-postgres
             // copies each CopyData message whole into its write buffer, which
             // keeps its size, so one 100 MB message would add 100 MB for the
