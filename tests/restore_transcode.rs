@@ -1,7 +1,8 @@
-//! Restore sends the server COPY text made from the backup's CSV. Checked
-//! against the server, not against the transcoder itself: a wide table of
-//! odd values restored by pgbarge equals the same CSV loaded by the server's
-//! own CSV parser, column by column.
+//! Restore sends the server COPY binary (tables whose every type is covered)
+//! or COPY text made from the backup's CSV. Checked against the server, not
+//! against the transcoders themselves: tables of odd values restored by
+//! pgbarge equal the same CSV loaded by the server's own CSV parser, column
+//! by column.
 
 use crate::common::{cluster, pgbarge};
 
@@ -45,6 +46,34 @@ VALUES
  (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL);
+CREATE TABLE covered (
+    n serial PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, num numeric, num2 numeric(12,2),
+    f4 real, f8 double precision, b boolean, t text, vc varchar(20), ch char(3), j json, jb jsonb,
+    u uuid, d date, ts timestamp, tstz timestamptz
+);
+INSERT INTO covered (i2, i4, i8, num, num2, f4, f8, b, t, vc, ch, j, jb, u, d, ts, tstz) VALUES
+ (-32768, -2147483648, -9223372036854775808, 'NaN', -9999999999.99, 'NaN', '-Infinity', true,
+  E'\\\\N', 'ab,cd', 'x', '{\"a\": [1, 2.50]}', '{\"b\": null, \"a\": \"é\\\\n\"}',
+  'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '-infinity', '4713-01-01 00:00:00 BC', 'infinity'),
+ (32767, 2147483647, 9223372036854775807, '-123456789012345678901234567890.000000000000000000001',
+  0.01, '-0', '1.7976931348623157e308', false, E'\\\\.', E'tab\\there', 'é', 'null', '[]',
+  '00000000-0000-0000-0000-000000000000', '5874897-12-31', '294276-12-31 23:59:59.999999',
+  '-infinity'),
+ (0, 0, 0, '0.00000000', 0, 'Infinity', '4.9406564584124654e-324', NULL,
+  E'line1\\nline2\\r\\nline3 \\\\. end', E'\\r', ' ', '\"\"', '\"\\\\\\\\\"', gen_random_uuid(),
+  '2000-01-01', '1999-12-31 23:59:59.999999', '1970-01-01 00:00:00.000001+00'),
+ (1, 10000, 100000000, '10000', 100, 1.17549435e-38, 2.2250738585072014e-308, true,
+  '', '', '', '{}', '{}', gen_random_uuid(), '0001-01-01', '0001-01-01 00:00:00',
+  '4714-11-24 00:00:00+00 BC'),
+ (NULL, NULL, NULL, '0.0001', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  '2024-02-29 12:34:56.5+00'),
+ (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL);
+INSERT INTO covered (num, ts, tstz)
+SELECT (random() * 10 ^ (g % 30) - 10 ^ (g % 17))::numeric(60, 20) / 7,
+       timestamp '2000-01-01' + g * interval '37 days 3 hours 1.000001 seconds' * (g % 3 - 1),
+       timestamptz '1900-06-15 12:00:00+00' + g * interval '13 days 5 minutes'
+FROM generate_series(1, 2000) g;
 CREATE TABLE single (t text);
 INSERT INTO single VALUES (NULL), (''), (E'\\\\.'), ('\\.'), (E'a\\tb');
 CREATE TABLE no_columns ();
@@ -64,7 +93,7 @@ fn content(db: &str, from: &str) -> String {
 }
 
 #[test]
-fn restored_text_equals_the_csv_loaded_by_the_server() {
+fn restored_text_and_binary_equal_the_csv_loaded_by_the_server() {
     let c = cluster();
     let src = c.create_db("transcode_src");
     c.psql(&src, WIDE);
@@ -79,7 +108,14 @@ fn restored_text_equals_the_csv_loaded_by_the_server() {
 
     // pgbarge's restore, through the transcoder.
     let ours = c.create_db("transcode_ours");
-    pgbarge(&["restore", dir_s, "-d", &c.conn(&ours), "--schema", "-q"], &[]).expect_code(0);
+    let run = pgbarge(&["restore", dir_s, "-d", &c.conn(&ours), "--schema"], &[]);
+    run.expect_code(0);
+    // Which format each table went in: binary where every type is covered.
+    for (table, format) in [("covered", "binary"), ("wide", "text"), ("no_columns", "text")] {
+        let line =
+            run.stdout.lines().find(|l| l.contains(&format!("public.{table} "))).unwrap_or("");
+        assert!(line.contains(format), "{table}: {format}\n{}", run.stdout);
+    }
     pgbarge(&["verify", dir_s, "-d", &c.conn(&ours), "--deep"], &[]).expect_code(0);
 
     // The same CSV files through the server's CSV parser.
@@ -100,18 +136,22 @@ fn restored_text_equals_the_csv_loaded_by_the_server() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
-    for table in ["wide", "single", "no_columns"] {
+    for table in ["wide", "covered", "single", "no_columns"] {
         assert_eq!(content(&ours, table), content(&theirs, table), "{table}");
         assert_eq!(content(&ours, table), content(&src, table), "{table}");
     }
     // Column by column, so a difference names its type.
-    let columns = c.psql(
-        &src,
-        "SELECT string_agg(attname, ' ' ORDER BY attnum) FROM pg_attribute \
-         WHERE attrelid = 'wide'::regclass AND attnum > 0",
-    );
-    for col in columns.split(' ') {
-        let q = format!("(SELECT {col} FROM wide)");
-        assert_eq!(content(&ours, &q), content(&src, &q), "column {col}");
+    for table in ["wide", "covered"] {
+        let columns = c.psql(
+            &src,
+            &format!(
+                "SELECT string_agg(attname, ' ' ORDER BY attnum) FROM pg_attribute \
+                 WHERE attrelid = '{table}'::regclass AND attnum > 0"
+            ),
+        );
+        for col in columns.split(' ') {
+            let q = format!("(SELECT {col} FROM {table})");
+            assert_eq!(content(&ours, &q), content(&src, &q), "{table}.{col}");
+        }
     }
 }

@@ -9,6 +9,8 @@
 pub mod binary;
 pub mod compression;
 pub mod csv;
+pub mod csv_fields;
+pub mod csv_to_binary;
 pub mod csv_to_text;
 pub mod digest;
 pub mod ini;
