@@ -325,3 +325,62 @@ fn exit_codes_for_usage_and_connection_errors() {
     assert!(r.stderr.contains("TARGET"), "{}", r.stderr);
     diff(&db, &db, &[]).expect_code(0);
 }
+
+#[test]
+fn a_plan_diff_step_passes_with_its_allowed_differences_and_warns_of_stale_ones() {
+    let c = cluster();
+    let src = c.create_db("diff_step_src");
+    c.psql(&src, "CREATE TABLE t (a int)");
+    let tgt = c.create_db("diff_step_tgt");
+    c.psql(&tgt, "CREATE TABLE t (a int, legacy text)");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    let write = |allow: &str| {
+        std::fs::write(
+            &plan,
+            format!(
+                "name = \"d\"\nlog_dir = \"runs\"\n[connections]\nsrc = {{ env = \"S\" }}\ntgt = {{ env = \"T\" }}\n\
+                 [[steps]]\nname = \"same\"\nkind = \"diff\"\nsource = \"src\"\ntarget = \"tgt\"\nallow = [{allow}]\n"
+            ),
+        )
+        .unwrap();
+    };
+    let (s, t) = (c.conn(&src), c.conn(&tgt));
+    let env = [("S", s.as_str()), ("T", t.as_str())];
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", plan.to_str().unwrap()];
+        a.extend(extra);
+        pgbarge(&a, &env)
+    };
+
+    write("");
+    let r = run(&["--dry-run"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("step 1 same (diff): checked"), "{}", r.stdout);
+    let r = run(&[]);
+    r.expect_code(1);
+    assert!(r.stdout.contains("only in target: column public.t.legacy"), "{}", r.stdout);
+    assert!(r.stderr.contains("step same found differences"), "{}", r.stderr);
+
+    write("'only in target: column public.t.legacy', 'differs: column public.t.a: type'");
+    let r = run(&[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("  allowed by the plan"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("warning: allowed but not found: differs: column public.t.a: type"),
+        "{}",
+        r.stdout
+    );
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.last().unwrap().join("run.json")).unwrap())
+            .unwrap();
+    let details = &json["steps"][0]["details"];
+    assert_eq!(details["allowed"][0], "only in target: column public.t.legacy");
+    assert!(details["warning"].as_str().unwrap().contains("differs: column public.t.a: type"));
+}
