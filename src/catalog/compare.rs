@@ -14,6 +14,9 @@
 //! constraints and indexes, unless names are compared, the table and the
 //! definition without the name — and `ATTRIBUTE` what differs (`type`,
 //! `nullability`, `default`, `definition`, ...).
+//!
+//! A table only one side has is one difference: its columns, constraints,
+//! indexes, triggers, policies and partitions go with it, unlisted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +24,7 @@ use serde::Serialize;
 
 use crate::catalog::definitions::{Definition, ObjectKind};
 use crate::catalog::select::Selection;
+use crate::ident::TableName;
 
 /// What the comparison takes into account beyond definitions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,6 +91,9 @@ pub struct Difference {
     /// Sorting: the table (or object) it belongs to, then kind and name.
     #[serde(skip)]
     group: (String, ObjectKind, String),
+    /// The table it belongs to (a table: itself, unless it is a partition).
+    #[serde(skip)]
+    table: Option<TableName>,
 }
 
 /// One side of a difference.
@@ -172,6 +179,7 @@ pub fn compare(
                 source: src,
                 target: tgt,
                 group: (group, *kind, name.clone()),
+                table: def.table.clone(),
             }
         };
         match (s.get(id), t.get(id)) {
@@ -208,8 +216,28 @@ pub fn compare(
             (None, None) => unreachable!("the key came from one side"),
         }
     }
+    // A table only one side has stands for everything in it.
+    let whole: BTreeSet<(Status, TableName)> = differences
+        .iter()
+        .filter(|d| d.kind == ObjectKind::Table.as_str() && d.status != Status::Differs)
+        .filter(|d| !side_has(d, "partition of"))
+        .filter_map(|d| d.table.clone().map(|t| (d.status, t)))
+        .collect();
+    differences.retain(|d| {
+        let is_whole_table = d.kind == ObjectKind::Table.as_str() && !side_has(d, "partition of");
+        is_whole_table
+            || d.status == Status::Differs
+            || d.table.as_ref().is_none_or(|t| !whole.contains(&(d.status, t.clone())))
+    });
     differences.sort_by(|a, b| (&a.group, a.status).cmp(&(&b.group, b.status)));
     Comparison { counts, differences }
+}
+
+/// Whether the side an object is only on has this attribute.
+fn side_has(d: &Difference, attribute: &str) -> bool {
+    [&d.source, &d.target]
+        .into_iter()
+        .any(|s| matches!(s, Some(Side::Object(a)) if a.contains_key(attribute)))
 }
 
 /// The attributes that count under `options`.
@@ -262,7 +290,6 @@ pub fn apply_allow<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ident::TableName;
 
     fn def(
         kind: ObjectKind,
@@ -320,6 +347,22 @@ mod tests {
         );
         assert_eq!(c.counts_line(), "tables 1 = 1, columns 1 != 2");
         assert_eq!(c.differences[0].source, Some(Side::Value("integer".into())));
+    }
+
+    #[test]
+    fn a_table_only_one_side_has_stands_for_its_columns_and_partitions() {
+        let mut part =
+            def(ObjectKind::Table, "public.\"T_1\"", None, &[("partition of", "public.\"T\"")]);
+        part.table = Some(TableName::new("public", "T"));
+        let s = vec![
+            def(ObjectKind::Table, "public.\"T\"", None, &[("kind", "table")]),
+            def(ObjectKind::Column, "public.\"T\".a", None, &[]),
+            def(ObjectKind::Check, "public.\"T\".c", Some("public.\"T\" CHECK (a > 0)"), &[]),
+            part,
+        ];
+        let c = compare(&s, &[], &CompareOptions::default());
+        assert_eq!(keys(&c), vec!["only in source: table public.\"T\""]);
+        assert_eq!(c.counts_line(), "tables 2 != 0, columns 1 != 0, check constraints 1 != 0");
     }
 
     #[test]
