@@ -277,6 +277,10 @@ pub struct DiffArgs {
     /// Compare comments.
     #[arg(long)]
     pub comments: bool,
+    /// Seconds to wait for a table another session holds exclusively (reading a default
+    /// expression opens its table; default 30).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait_timeout: Option<f64>,
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
@@ -474,6 +478,7 @@ impl DiffArgs {
                 privileges: self.privileges,
                 comments: self.comments,
             },
+            lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
             json: self.json,
             quiet: self.quiet,
         })

@@ -193,6 +193,9 @@ pub struct DiffOptions {
     /// What counts beyond definitions: names, column order, versions,
     /// owners, privileges, comments (all off by default).
     pub compare: CompareOptions,
+    /// How long a table another session holds exclusively is waited for
+    /// (printing a default expression opens its table).
+    pub lock_wait_timeout: Duration,
     pub json: bool,
     pub quiet: bool,
 }

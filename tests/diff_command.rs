@@ -384,3 +384,37 @@ fn a_plan_diff_step_passes_with_its_allowed_differences_and_warns_of_stale_ones(
     assert_eq!(details["allowed"][0], "only in target: column public.t.legacy");
     assert!(details["warning"].as_str().unwrap().contains("differs: column public.t.a: type"));
 }
+
+/// Never waiting forever (DESIGN.md): printing a default expression opens
+/// its table, so a table another session holds exclusively is waited for at
+/// most `--lock-wait-timeout`, then the error names the lock timeout.
+#[test]
+fn a_table_held_exclusively_is_waited_for_at_most_the_lock_wait_timeout() {
+    let c = cluster();
+    let db = c.create_db("diff_locked");
+    c.psql(&db, "CREATE TABLE t (id int DEFAULT 1, v text)");
+    let mut holder = c
+        .psql_cmd(&db)
+        .arg("-c")
+        .arg("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                WHERE c.relname = 't' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+    for _ in 0..400 {
+        if c.psql(&db, held) == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let start = std::time::Instant::now();
+    let r = diff(&db, &db, &["--lock-wait-timeout", "1"]);
+    let elapsed = start.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    r.expect_code(3);
+    assert!(elapsed < std::time::Duration::from_secs(20), "{elapsed:?}");
+    assert!(r.stderr.contains("lock timeout"), "{}", r.stderr);
+    assert!(r.stderr.contains("--lock-wait-timeout"), "{}", r.stderr);
+}

@@ -4,6 +4,8 @@
 //! difference under its one-line key and a summary of counts per kind.
 //! It never writes DDL.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::catalog::compare::{Comparison, Difference, Side, apply_allow, compare, filter};
@@ -26,7 +28,8 @@ pub async fn compare_databases(options: &DiffOptions) -> Result<Comparison> {
     );
     let source = source.map_err(|e| e.context("SOURCE"))?;
     let target = target.map_err(|e| e.context("TARGET"))?;
-    let (s, t) = tokio::join!(read(&source, "SOURCE"), read(&target, "TARGET"));
+    let wait = options.lock_wait_timeout;
+    let (s, t) = tokio::join!(read(&source, "SOURCE", wait), read(&target, "TARGET", wait));
     let (s, t) = (s?, t?);
     source.close().await;
     target.close().await;
@@ -44,8 +47,19 @@ pub async fn compare_databases(options: &DiffOptions) -> Result<Comparison> {
     Ok(compare(&s, &t, &options.compare))
 }
 
-async fn read(session: &Session, side: &str) -> Result<Vec<Definition>> {
-    read_definitions(session).await.map_err(|e| e.context(side.to_string()))
+async fn read(session: &Session, side: &str, wait: Duration) -> Result<Vec<Definition>> {
+    read_definitions(session, wait).await.map_err(|e| {
+        let e = if e.sqlstate() == Some("55P03") {
+            e.context(format!(
+                "another session holds a table exclusively (DDL running?) for longer than {} s; \
+                 wait for it to end, or raise --lock-wait-timeout",
+                wait.as_secs_f64()
+            ))
+        } else {
+            e
+        };
+        e.context(side.to_string())
+    })
 }
 
 #[derive(Serialize)]

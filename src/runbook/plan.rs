@@ -183,6 +183,8 @@ pub enum StepKind {
         privileges: bool,
         #[serde(default)]
         comments: bool,
+        #[serde(default)]
+        lock_wait_timeout: Option<f64>,
     },
 }
 
@@ -353,7 +355,8 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
         let lock_wait = match &s.kind {
             StepKind::Backup { lock_wait_timeout, .. }
             | StepKind::Copy { lock_wait_timeout, .. }
-            | StepKind::Restore { lock_wait_timeout, .. } => *lock_wait_timeout,
+            | StepKind::Restore { lock_wait_timeout, .. }
+            | StepKind::Diff { lock_wait_timeout, .. } => *lock_wait_timeout,
             _ => None,
         };
         if let Some(Err(e)) = lock_wait.map(crate::conn::locks::parse_timeout) {

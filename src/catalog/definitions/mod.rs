@@ -14,6 +14,7 @@
 pub mod queries;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
@@ -168,17 +169,22 @@ pub struct Definition {
 /// read-only snapshot.
 ///
 /// The session must be a data session (`search_path = pg_catalog`), or names
-/// would come out unqualified.
+/// would come out unqualified. Some of the server's functions open the table
+/// whose expression they print (`pg_get_expr` takes an `ACCESS SHARE` lock),
+/// so a session holding a table exclusively is waited for at most
+/// `lock_wait`.
 ///
 /// # Errors
-/// The server's error, naming the kind that could not be read.
-pub async fn read_definitions(session: &Session) -> Result<Vec<Definition>> {
+/// The server's error, naming the kind that could not be read (a lock
+/// timeout among them).
+pub async fn read_definitions(session: &Session, lock_wait: Duration) -> Result<Vec<Definition>> {
     session
         .execute(
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
             "cannot start a read-only transaction",
         )
         .await?;
+    crate::conn::locks::set_lock_timeout(session, lock_wait).await?;
     let mut out = Vec::new();
     for (what, sql) in queries::all() {
         let rows = session
@@ -207,6 +213,8 @@ pub async fn read_definitions(session: &Session) -> Result<Vec<Definition>> {
 ///
 /// # Errors
 /// A runtime error for a kind or attribute text the queries never produce.
+// The seven columns of a row, in the queries' order: a struct would only
+// rename them.
 #[allow(clippy::too_many_arguments)]
 pub fn definition_from(
     kind: &str,

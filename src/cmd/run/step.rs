@@ -231,6 +231,7 @@ pub(super) fn diff_options(plan: &RunPlan, kind: &StepKind) -> Result<DiffOption
         owners,
         privileges,
         comments,
+        lock_wait_timeout,
         ..
     } = kind
     else {
@@ -249,6 +250,7 @@ pub(super) fn diff_options(plan: &RunPlan, kind: &StepKind) -> Result<DiffOption
             privileges: *privileges,
             comments: *comments,
         },
+        lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
         json: false,
         quiet: plan.quiet,
     })
