@@ -195,6 +195,16 @@ fn each_kind_of_difference_is_found_and_named() {
             "ALTER TABLE public.child NO INHERIT public.base",
             "differs: table public.child: inherits",
         ),
+        (
+            r#"ALTER TABLE "My Schema"."Parent Table" ALTER COLUMN doubled DROP EXPRESSION"#,
+            r#"differs: column "My Schema"."Parent Table".doubled: generated"#,
+        ),
+        (
+            "ALTER TABLE public.events DETACH PARTITION public.events_2024;
+             ALTER TABLE public.events ATTACH PARTITION public.events_2024
+                 FOR VALUES FROM ('2024-01-01') TO ('2024-12-31')",
+            "differs: table public.events_2024: partition bound",
+        ),
     ];
     for (sql, _) in cases {
         c.psql(&tgt, sql);
@@ -221,9 +231,10 @@ fn each_kind_of_difference_is_found_and_named() {
     // --schema restricts everything.
     let r = diff(&src, &tgt, &["--schema", "dot.ted"]);
     r.expect_code(1);
-    assert!(
-        r.stdout.lines().all(|l| l.contains("dot.ted") || l.starts_with("  ") || l.contains(": "))
-    );
+    let keys: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with("  ")).collect();
+    for k in &keys[..keys.len() - 1] {
+        assert!(k.contains("\"dot.ted\"."), "{k}\n{}", r.stdout);
+    }
     assert!(!r.stdout.contains("public.scratch"), "{}", r.stdout);
 }
 
@@ -236,10 +247,12 @@ fn names_comments_and_column_order_count_only_when_asked() {
     c.psql(
         &tgt,
         "CREATE TABLE t (b int, a int); ALTER TABLE t ADD CONSTRAINT renamed CHECK (b > 0);
-         CREATE INDEX other_name ON t (a); COMMENT ON TABLE t IS 'note'",
+         CREATE INDEX other_name ON t (a); COMMENT ON TABLE t IS 'note';
+         GRANT SELECT ON t TO PUBLIC; ALTER TABLE t OWNER TO pwuser",
     );
     diff(&src, &tgt, &[]).expect_code(0);
-    let r = diff(&src, &tgt, &["--names", "--comments", "--column-order"]);
+    let r =
+        diff(&src, &tgt, &["--names", "--comments", "--column-order", "--owners", "--privileges"]);
     r.expect_code(1);
     let got = lines(&r);
     for key in [
@@ -249,6 +262,8 @@ fn names_comments_and_column_order_count_only_when_asked() {
         "only in target: index public.other_name",
         "differs: table public.t: comment",
         "differs: column public.t.a: position",
+        "differs: table public.t: owner",
+        "differs: table public.t: privileges",
     ] {
         assert!(got.contains(&key), "{key}\n{}", r.stdout);
     }
