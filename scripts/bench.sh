@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, copy, restore, s3, memory
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, copy, restore, s3, memory, diff
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -148,6 +148,30 @@ if want clean; then
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS changed" -c "DROP DATABASE whole"
 fi
 
+if want diff; then
+    # Comparing two schemas of 1,000 tables, each with an index, a check
+    # constraint and a trigger: pgbarge diff (one catalog query per kind of
+    # object on each side) against pg_dump --schema-only of both and diff.
+    for db in diff_a diff_b; do
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+        psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<'SQL'
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        EXECUTE format('CREATE TABLE %I (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2) CHECK (amount >= 0), at timestamptz DEFAULT now())', 't' || i);
+        EXECUTE format('CREATE INDEX ON %I (name, at)', 't' || i);
+        EXECUTE format('CREATE TRIGGER touch BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION touch()', 't' || i);
+    END LOOP;
+END $$;
+SQL
+    done
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/diff.csv" \
+        -n "pgbarge diff" "'$BIN' diff --source 'dbname=diff_a' --target 'dbname=diff_b' -q" \
+        -n "pg_dump --schema-only x2 | diff" "bash -c 'diff <(pg_dump -s diff_a) <(pg_dump -s diff_b) > /dev/null'"
+    psql -X -q -d postgres -c "DROP DATABASE diff_a" -c "DROP DATABASE diff_b"
+fi
+
 # Files the server itself reads for the load ceiling: in a folder it owns.
 SRV="$WORK/srv"
 mkdir -p "$SRV"
@@ -271,6 +295,9 @@ if want restore; then
 fi
 if want s3; then
     ratios "$WORK/s3.csv" "backup of $ROWS rows to a local S3-compatible server and to disk"
+fi
+if want diff; then
+    ratios "$WORK/diff.csv" "schema comparison of two databases of 1,000 tables (index, check, trigger each)"
 fi
 if want verify; then
     ratios "$WORK/verify.csv" "offline verify of a backup of $ROWS rows ($CSV_BYTES bytes of CSV)"

@@ -96,8 +96,23 @@ set +e
 "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}"
 echo "exit code: $?"
 set -e
+echo
+echo "How the target's schema differs from the source's before the DDL (exit 1):"
+set +e
+step "Compare the two schemas, object by object" \
+    "$BIN" diff --source "$SRC_CONN" --target "$TGT_CONN" -q
+echo "exit code: $?"
+set -e
 step "Run the runbook's DDL files on the target" \
     "$BIN" sql -d "$TGT_CONN" fixtures/erp/migrations/0[1-6]-*.sql
+echo
+echo "After the DDL, only the column the migration keeps on purpose (exit 1):"
+set +e
+step "Compare again" "$BIN" diff --source "$SRC_CONN" --target "$TGT_CONN"
+echo "exit code: $?"
+set -e
+step "... and everything else matches (Role left out)" \
+    "$BIN" diff --source "$SRC_CONN" --target "$TGT_CONN" -T Role
 step "What the copy would do" \
     "$BIN" copy --source "$SRC_CONN" --target "$TGT_CONN" "${ROLE_TABLES[@]}" --dry-run
 step "The same copy now succeeds, content compared before commit" \

@@ -13,8 +13,8 @@ use crate::conn::conninfo::{ConnInfo, process_env, resolve};
 use crate::error::{Error, Result};
 use crate::load::{LoadOptions, parse_jobs};
 use crate::options::{
-    self, BackupOptions, CopyOptions, ListOptions, Options, RestoreOptions, RunOptions, SqlOptions,
-    VerifyLevel, VerifyOptions,
+    self, BackupOptions, CopyOptions, DiffOptions, ListOptions, Options, RestoreOptions,
+    RunOptions, SqlOptions, VerifyLevel, VerifyOptions,
 };
 use crate::storage::location::Location;
 
@@ -42,6 +42,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Run plain SQL files (DDL) in order; a failure names file, line and column.
     Sql(SqlArgs),
+    /// Compare two databases' schemas object by object; exit 1 when they differ.
+    Diff(DiffArgs),
     /// Run a migration runbook from a plan file, with a log and a rollback command.
     Run(RunArgs),
 }
@@ -243,6 +245,51 @@ pub struct SqlArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The database whose schema is wanted (the local one).
+    #[arg(long, value_name = "CONN")]
+    pub source: String,
+    /// The database checked against it (production).
+    #[arg(long, value_name = "CONN")]
+    pub target: String,
+    /// -t/-T restrict the table-level objects: tables, columns, constraints, indexes, triggers,
+    /// policies.
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// Only objects in this schema. Repeatable.
+    #[arg(long = "schema", value_name = "NAME")]
+    pub schemas: Vec<String>,
+    /// Match constraints and indexes by name too (default: by table and definition).
+    #[arg(long)]
+    pub names: bool,
+    /// Report columns' physical order.
+    #[arg(long)]
+    pub column_order: bool,
+    /// Compare extension versions.
+    #[arg(long)]
+    pub versions: bool,
+    /// Compare owners.
+    #[arg(long)]
+    pub owners: bool,
+    /// Compare privileges (grants).
+    #[arg(long)]
+    pub privileges: bool,
+    /// Compare comments.
+    #[arg(long)]
+    pub comments: bool,
+    /// Seconds to wait for a table another session holds exclusively (reading a default
+    /// expression opens its table; default 30).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait_timeout: Option<f64>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the differences' keys and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// The plan file (TOML).
     #[arg(value_name = "PLAN.toml")]
@@ -272,6 +319,7 @@ impl Command {
             Command::Copy(a) => Options::Copy(a.into_options()?),
             Command::Restore(a) => Options::Restore(a.into_options()?),
             Command::Sql(a) => Options::Sql(a.into_options()?),
+            Command::Diff(a) => Options::Diff(a.into_options()?),
             Command::Run(a) => Options::Run(a.into_options()),
         })
     }
@@ -410,6 +458,28 @@ impl SqlArgs {
             conn: self.conn.resolve()?,
             files: self.files,
             single_transaction: self.single_transaction,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl DiffArgs {
+    fn into_options(self) -> Result<DiffOptions> {
+        Ok(DiffOptions {
+            source: resolve_conn_str(&self.source).map_err(|e| e.context("--source"))?,
+            target: resolve_conn_str(&self.target).map_err(|e| e.context("--target"))?,
+            selection: self.tables.selection()?,
+            schemas: self.schemas,
+            compare: crate::catalog::compare::CompareOptions {
+                names: self.names,
+                column_order: self.column_order,
+                versions: self.versions,
+                owners: self.owners,
+                privileges: self.privileges,
+                comments: self.comments,
+            },
+            lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
+            json: self.json,
             quiet: self.quiet,
         })
     }

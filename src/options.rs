@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::catalog::compare::CompareOptions;
 use crate::catalog::select::Selection;
 use crate::conn::conninfo::ConnInfo;
 use crate::error::{Error, Result};
@@ -179,6 +180,26 @@ pub struct SqlOptions {
     pub quiet: bool,
 }
 
+/// `diff`.
+#[derive(Debug)]
+pub struct DiffOptions {
+    pub source: Arc<ConnInfo>,
+    pub target: Arc<ConnInfo>,
+    /// Restricts table-level objects (tables, columns, constraints, indexes,
+    /// triggers, policies); an include pattern must match a table on either side.
+    pub selection: Selection,
+    /// Only objects in these schemas; every user schema when empty.
+    pub schemas: Vec<String>,
+    /// What counts beyond definitions: names, column order, versions,
+    /// owners, privileges, comments (all off by default).
+    pub compare: CompareOptions,
+    /// How long a table another session holds exclusively is waited for
+    /// (printing a default expression opens its table).
+    pub lock_wait_timeout: Duration,
+    pub json: bool,
+    pub quiet: bool,
+}
+
 /// `run`.
 #[derive(Debug)]
 pub struct RunOptions {
@@ -198,6 +219,7 @@ pub enum Options {
     Copy(CopyOptions),
     Restore(RestoreOptions),
     Sql(SqlOptions),
+    Diff(DiffOptions),
     Run(RunOptions),
 }
 

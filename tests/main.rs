@@ -9,6 +9,7 @@ mod backup_command;
 mod catalog_read;
 mod connections;
 mod copy_command;
+mod diff_command;
 mod erp_fixture;
 mod large_rows;
 mod list_command;

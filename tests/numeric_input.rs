@@ -108,6 +108,7 @@ fn lock_wait_timeouts_of_every_step_kind_are_checked_before_any_step() {
         ("backup", "db = \"src\"\noutput = \"out\""),
         ("copy", "source = \"src\"\ntarget = \"tgt\""),
         ("restore", "backup = \"out\"\ndb = \"tgt\""),
+        ("diff", "source = \"src\"\ntarget = \"tgt\""),
     ] {
         for v in ["-1", "nan", "inf", "1e20", "0.0"] {
             let plan = tmp.path().join("plan.toml");

@@ -69,7 +69,7 @@ fn the_erp_plan_runs_end_to_end() {
     let s = scenario("rn_whole");
     let r = s.run(&[]);
     r.expect_code(0);
-    assert!(r.stdout.contains("run complete: 12 steps"), "{}", r.stdout);
+    assert!(r.stdout.contains("run complete: 13 steps"), "{}", r.stdout);
     assert_eq!(count(&s.target, "\"Role\""), "4");
     assert_eq!(count(&s.target, "pg_tables WHERE schemaname = 'public'"), "13");
     let logs = s.logs();
@@ -77,7 +77,7 @@ fn the_erp_plan_runs_end_to_end() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(logs[0].join("run.json")).unwrap()).unwrap();
     assert_eq!(json["outcome"], "ok");
-    assert_eq!(json["steps"].as_array().unwrap().len(), 12);
+    assert_eq!(json["steps"].as_array().unwrap().len(), 13);
     assert_eq!(json["steps"][0]["details"]["rows"], 70);
     assert!(
         json["steps"][0]["details"]["checksums"]["public.User"]
@@ -123,7 +123,8 @@ fn a_failing_ddl_step_stops_with_data_intact_and_a_rollback_command_then_resumes
     assert!(md.contains("| 5 | ddl | sql | failed |"), "{md}");
     assert!(md.contains("| 6 | tables-after-ddl | check | not run |"), "{md}");
 
-    std::fs::write(s.dir.join("broken.sql"), "ALTER TABLE \"User\" ADD COLUMN x int;\n").unwrap();
+    // The fix changes no schema, so the final diff step still passes.
+    std::fs::write(s.dir.join("broken.sql"), "COMMENT ON TABLE \"User\" IS 'fixed';\n").unwrap();
     let r = s.run(&["--from", "ddl"]);
     r.expect_code(0);
     assert_eq!(count(&s.target, "\"Role\""), "4");

@@ -1,9 +1,13 @@
 //! What the database holds: user tables, their columns, keys, foreign keys,
-//! triggers, the sequences that feed their columns, and a parent-first load order.
+//! triggers, the sequences that feed their columns, and a parent-first load order;
+//! every user object's definition (`definitions`) and how two sets of them differ
+//! (`compare`, pure).
 //!
 //! Queries are plain SQL over `pg_catalog`, with identifiers quoted by the server
 //! (`format('%I.%I', ...)`). This module reads the catalog; it never changes it.
 
+pub mod compare;
+pub mod definitions;
 pub mod objects;
 pub mod order;
 pub mod select;

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod copy;
+pub mod diff;
 pub mod list;
 pub mod restore;
 pub mod run;
@@ -43,6 +44,7 @@ pub async fn run(options: Options) -> Result<Outcome> {
         Options::Copy(o) => copy::run(o).await,
         Options::Restore(o) => restore::run(o).await,
         Options::Sql(o) => sql::run(o).await,
+        Options::Diff(o) => diff::run(o).await,
         Options::Run(o) => run::run(run::plan(o)?).await,
     }
 }

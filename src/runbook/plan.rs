@@ -157,6 +157,35 @@ pub enum StepKind {
         #[serde(default)]
         compare: Option<String>,
     },
+    /// `pgbarge diff` between two connections; the differences in `allow`
+    /// (each written as diff prints its key) are expected and do not fail
+    /// the step.
+    Diff {
+        source: String,
+        target: String,
+        #[serde(default)]
+        tables: Vec<String>,
+        #[serde(default)]
+        exclude: Vec<String>,
+        #[serde(default)]
+        schemas: Vec<String>,
+        #[serde(default)]
+        allow: Vec<String>,
+        #[serde(default)]
+        names: bool,
+        #[serde(default)]
+        column_order: bool,
+        #[serde(default)]
+        versions: bool,
+        #[serde(default)]
+        owners: bool,
+        #[serde(default)]
+        privileges: bool,
+        #[serde(default)]
+        comments: bool,
+        #[serde(default)]
+        lock_wait_timeout: Option<f64>,
+    },
 }
 
 impl StepKind {
@@ -168,6 +197,7 @@ impl StepKind {
             StepKind::Copy { .. } => "copy",
             StepKind::Restore { .. } => "restore",
             StepKind::Check { .. } => "check",
+            StepKind::Diff { .. } => "diff",
         }
     }
 
@@ -179,7 +209,9 @@ impl StepKind {
             | StepKind::Restore { db, .. }
             | StepKind::Check { db, .. } => vec![db],
             StepKind::Verify { db, .. } => db.iter().map(String::as_str).collect(),
-            StepKind::Copy { source, target, .. } => vec![source, target],
+            StepKind::Copy { source, target, .. } | StepKind::Diff { source, target, .. } => {
+                vec![source, target]
+            }
         }
     }
 }
@@ -271,7 +303,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
     let plan: Plan = toml::from_str(&text).map_err(|e| {
         Error::usage_hint(
             format!("{}: {e}", path.display()),
-            "step kinds are backup, verify, sql, copy, restore and check; see the README for each one's fields",
+            "step kinds are backup, verify, sql, copy, restore, check and diff; see the README for each one's fields",
         )
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -323,7 +355,8 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
         let lock_wait = match &s.kind {
             StepKind::Backup { lock_wait_timeout, .. }
             | StepKind::Copy { lock_wait_timeout, .. }
-            | StepKind::Restore { lock_wait_timeout, .. } => *lock_wait_timeout,
+            | StepKind::Restore { lock_wait_timeout, .. }
+            | StepKind::Diff { lock_wait_timeout, .. } => *lock_wait_timeout,
             _ => None,
         };
         if let Some(Err(e)) = lock_wait.map(crate::conn::locks::parse_timeout) {
@@ -363,7 +396,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
                 }
                 backups_so_far.insert(label.clone());
             }
-            StepKind::Copy { .. } | StepKind::Check { .. } => {}
+            StepKind::Copy { .. } | StepKind::Check { .. } | StepKind::Diff { .. } => {}
         }
     }
     // Every backup step's label is in backups_so_far by now.
@@ -408,7 +441,7 @@ fn paths_of(plan: &Plan) -> Vec<&str> {
             }
             StepKind::Sql { files, .. } => v.extend(files.iter().map(String::as_str)),
             StepKind::Restore { backup, .. } => v.push(backup),
-            StepKind::Copy { .. } | StepKind::Check { .. } => {}
+            StepKind::Copy { .. } | StepKind::Check { .. } | StepKind::Diff { .. } => {}
         }
     }
     v

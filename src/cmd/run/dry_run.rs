@@ -83,6 +83,19 @@ pub(super) async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
                     note(format!("the query does not parse: {}", quoted(&Error::db("", e))));
                 }
             }
+            StepKind::Diff { .. } => {
+                // Both sides' catalogs read and the patterns resolved, as the step will.
+                if unreachable.is_empty() {
+                    match super::step::diff_options(plan, &step.kind) {
+                        Err(e) => note(quoted(&e)),
+                        Ok(o) => {
+                            if let Err(e) = crate::cmd::diff::compare_databases(&o).await {
+                                note(quoted(&e));
+                            }
+                        }
+                    }
+                }
+            }
             StepKind::Verify { .. } | StepKind::Restore { .. } => {}
         }
         if !plan.quiet {
@@ -92,6 +105,7 @@ pub(super) async fn dry_run(plan: &RunPlan) -> Result<Outcome> {
                 StepKind::Copy { .. } => "source table patterns",
                 StepKind::Sql { .. } => "files read, statements parsed by the server",
                 StepKind::Check { .. } => "query parsed by the server",
+                StepKind::Diff { .. } => "both catalogs read, table patterns",
                 StepKind::Verify { .. } | StepKind::Restore { .. } => {
                     "the backup it names (its contents exist only once the backup ran)"
                 }

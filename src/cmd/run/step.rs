@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::{RunPlan, as_step_hint, conn, tables, user_session};
-use crate::cmd::{Outcome, backup, copy, restore, sql, verify};
+use crate::catalog::compare::CompareOptions;
+use crate::cmd::{Outcome, backup, copy, diff, restore, sql, verify};
 use crate::error::{Error, Result};
 use crate::load::{LoadOptions, parse_jobs};
 use crate::options::{
-    self, BackupOptions, CopyOptions, RestoreOptions, VerifyLevel, VerifyOptions,
+    self, BackupOptions, CopyOptions, DiffOptions, RestoreOptions, VerifyLevel, VerifyOptions,
 };
 use crate::runbook::plan::{Step, StepKind};
 use crate::storage::location::Location;
@@ -160,6 +161,32 @@ pub(super) async fn run_step(
             })
             .await?
         }
+        StepKind::Diff { allow, .. } => {
+            let options = diff_options(plan, &step.kind)?;
+            let comparison = diff::compare_databases(&options).await?;
+            if !quiet {
+                diff::print_report(&comparison, allow, false);
+            }
+            let (allowed, rest, unmatched) =
+                crate::catalog::compare::apply_allow(&comparison.differences, allow);
+            let keys = |v: &[&crate::catalog::compare::Difference]| -> Vec<String> {
+                v.iter().map(|d| d.key.clone()).collect()
+            };
+            details.insert("summary".into(), diff::summary_line(&comparison, allowed.len()).into());
+            details.insert("differences".into(), keys(&rest).into());
+            details.insert("allowed".into(), keys(&allowed).into());
+            if !unmatched.is_empty() {
+                details.insert(
+                    "warning".into(),
+                    format!(
+                        "allowed but not found (the target may already match there): {}",
+                        unmatched.join("; ")
+                    )
+                    .into(),
+                );
+            }
+            if rest.is_empty() { Outcome::Ok } else { Outcome::Differs }
+        }
         StepKind::Check { db, query, expect, compare } => {
             let session = user_session(plan, db).await?;
             let value = check_value(&session, query).await?;
@@ -185,6 +212,48 @@ pub(super) async fn run_step(
         }
     };
     Ok((outcome, details))
+}
+
+/// The options a diff step stands for: the same the command line builds.
+///
+/// # Errors
+/// A usage error for a malformed table pattern.
+pub(super) fn diff_options(plan: &RunPlan, kind: &StepKind) -> Result<DiffOptions> {
+    let StepKind::Diff {
+        source,
+        target,
+        tables: t,
+        exclude,
+        schemas,
+        names,
+        column_order,
+        versions,
+        owners,
+        privileges,
+        comments,
+        lock_wait_timeout,
+        ..
+    } = kind
+    else {
+        unreachable!("called for diff steps only")
+    };
+    Ok(DiffOptions {
+        source: conn(plan, source),
+        target: conn(plan, target),
+        selection: tables(t, exclude)?,
+        schemas: schemas.clone(),
+        compare: CompareOptions {
+            names: *names,
+            column_order: *column_order,
+            versions: *versions,
+            owners: *owners,
+            privileges: *privileges,
+            comments: *comments,
+        },
+        lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
+        json: false,
+        quiet: plan.quiet,
+    })
 }
 
 /// The single value a check query returns, as text.
