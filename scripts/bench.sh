@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, copy, restore, s3, memory, diff
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, copy, restore, s3, memory, diff
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -47,6 +47,13 @@ esac
 export PGHOST="$HOST" PGPORT="$PORT" PGUSER=postgres PGDATABASE=bench
 psql -X -q -d postgres -c "CREATE DATABASE bench"
 
+# The big table is built only for the parts that use it.
+needs_t() {
+    local p
+    for p in backup verify schema clean copy restore s3 memory; do want "$p" && return 0; done
+    return 1
+}
+if needs_t; then
 echo "creating table t with $ROWS rows..." >&2
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE t (
@@ -73,6 +80,7 @@ CSV_BYTES=$(psql -X -q -c "\\copy t to stdout csv header" | wc -c)
 # The table's pages are written out before anything is timed.
 psql -X -q -c CHECKPOINT && sync
 echo "table t: $ROWS rows, $CSV_BYTES bytes of CSV" >&2
+fi
 
 if want backup; then
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/backup.csv" \
@@ -85,6 +93,35 @@ if want backup; then
     rm -rf "$OUT"/*
     /usr/bin/time -v "$BIN" backup -t t -o "$OUT/rss" -q 2> "$WORK/time.txt"
     RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+fi
+
+if want small; then
+    # Per-table overhead: 1,000 small tables (100 rows each; an id sequence,
+    # text, numeric, timestamptz, boolean; every tenth table references the
+    # one before it), copied and backed up + restored into an empty copy of
+    # the schema, against pg_dump --data-only | psql.
+    psql -X -q -d postgres -c "CREATE DATABASE small"
+    psql -X -q -v ON_ERROR_STOP=1 -d small <<'SQL'
+DO $$ BEGIN FOR i IN 1..1000 LOOP
+  EXECUTE format('CREATE TABLE s%s (id serial PRIMARY KEY, name text, amount numeric(10,2),
+                  at timestamptz, flag boolean, parent int %s)', i,
+                 CASE WHEN i % 10 = 0 THEN format('REFERENCES s%s (id)', i - 1) ELSE '' END);
+  EXECUTE format('INSERT INTO s%s (name, amount, at, flag, parent)
+                  SELECT md5(g::text), g * 1.5, timestamptz ''2026-01-01'' + g * interval ''1 min'',
+                         g %% 2 = 0, %s FROM generate_series(1, 100) g', i,
+                 CASE WHEN i % 10 = 0 THEN 'g' ELSE 'NULL' END);
+END LOOP; END $$;
+SQL
+    FRESH="psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS small_tgt' -c 'CREATE DATABASE small_tgt' && pg_dump -s small | psql -X -q -d small_tgt"
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/small.csv" \
+        --prepare "$FRESH" \
+        -n "pgbarge copy" "'$BIN' copy --source small --target small_tgt -q" \
+        -n "pgbarge backup + restore" "rm -rf '$OUT/small' && '$BIN' backup -d small -o '$OUT/small' -q && '$BIN' restore '$OUT/small' -d small_tgt -q" \
+        -n "pg_dump --data-only | psql" "pg_dump --data-only small | psql -X -q -d small_tgt"
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/small-list.csv" \
+        -n "pgbarge list (1,000 tables)" "'$BIN' list -d small -q > /dev/null" \
+        -n "pgbarge copy --dry-run (1,000 tables)" "'$BIN' copy --source small --target small_tgt --dry-run -q > /dev/null"
+    rm -rf "$OUT"/*
 fi
 
 # Prints each command's mean, then each pgbarge command's time over each
@@ -279,6 +316,10 @@ fi
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
+fi
+if want small; then
+    ratios "$WORK/small.csv" "1,000 tables of 100 rows each"
+    ratios "$WORK/small-list.csv" "1,000 tables: list and copy --dry-run (absolute times)"
 fi
 if want clean; then
     ratios "$WORK/clean.csv" "whole database put back over a changed one ($ROWS rows, a primary key and an index)"
