@@ -224,7 +224,7 @@ impl CopyContext<'_> {
             .load_table(t, format, &mut blocks, |block| {
                 stages.feed(&block);
                 bar.update(stages.rows(), stages.bytes());
-                Ok(block)
+                Ok(vec![block])
             })
             .await
             .map_err(|e| match e {

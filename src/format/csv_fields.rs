@@ -7,7 +7,9 @@
 #[derive(Debug, PartialEq, Eq)]
 pub enum Field<'a> {
     Null,
-    Value(&'a [u8]),
+    /// The value's bytes; the callee may take the buffer (a large value is
+    /// then passed on without a copy).
+    Value(&'a mut Vec<u8>),
     /// After the last field of a record.
     EndOfRecord,
 }
@@ -117,7 +119,7 @@ impl CsvFields {
             if self.value.is_empty() && !self.quoted {
                 each(Field::Null)?;
             } else {
-                each(Field::Value(&self.value))?;
+                each(Field::Value(&mut self.value))?;
             }
         }
         self.value.clear();
@@ -154,7 +156,7 @@ mod tests {
             f.feed(&csv[at..end], |field| {
                 out.push(match field {
                     Field::Null => "NULL".to_string(),
-                    Field::Value(v) => format!("[{}]", String::from_utf8_lossy(v)),
+                    Field::Value(v) => format!("[{}]", String::from_utf8_lossy(&v[..])),
                     Field::EndOfRecord => "|".to_string(),
                 });
                 Ok(())

@@ -52,6 +52,28 @@ impl BinaryKind {
         })
     }
 
+    /// Appends the binary form of `value` (not NULL) to `out`: its length,
+    /// then its bytes. A large text or jsonb value is not copied: its buffer
+    /// is taken and becomes the next chunk of `chunks`, so a 100 MB value is
+    /// held once.
+    fn encode_value(
+        self,
+        value: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        chunks: &mut Vec<Vec<u8>>,
+    ) -> Result<(), String> {
+        if value.len() < LARGE_VALUE || !matches!(self, Self::Text | Self::Jsonb) {
+            return self.encode(value, out);
+        }
+        std::str::from_utf8(value).map_err(|_| "not UTF-8".to_string())?;
+        let version: &[u8] = if self == Self::Jsonb { &[1] } else { &[] };
+        out.extend_from_slice(&((value.len() + version.len()) as i32).to_be_bytes());
+        out.extend_from_slice(version);
+        chunks.push(std::mem::take(out));
+        chunks.push(std::mem::take(value));
+        Ok(())
+    }
+
     /// Appends the binary form of `text` (a value, not NULL) to `out`:
     /// its length, then its bytes.
     fn encode(self, text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
@@ -319,6 +341,9 @@ fn timestamp(s: &str, with_zone: bool) -> Result<i64, String> {
     seconds.checked_mul(1_000_000).and_then(|v| v.checked_add(micros)).ok_or_else(bad)
 }
 
+/// A value from this size on is passed on in its own buffer.
+const LARGE_VALUE: usize = 1 << 20;
+
 /// The transcoder of one table's stream: CSV in, COPY binary out.
 #[derive(Debug)]
 pub struct CsvToBinary {
@@ -336,13 +361,28 @@ impl CsvToBinary {
         CsvToBinary { kinds, fields: CsvFields::new(true), started: false, column: 0 }
     }
 
-    /// Appends the binary form of `input` to `out` (the format's signature
-    /// first).
+    /// Returns the binary form of `input` as chunks to send in order (the
+    /// format's signature first; a large value in a chunk of its own).
     ///
     /// # Errors
     /// A value that is not its type's text, or a record with another number
     /// of fields than the table has columns.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn feed(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let mut chunks = Vec::new();
+        let mut out = Vec::new();
+        self.feed_into(input, &mut out, &mut chunks)?;
+        if !out.is_empty() {
+            chunks.push(out);
+        }
+        Ok(chunks)
+    }
+
+    fn feed_into(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        chunks: &mut Vec<Vec<u8>>,
+    ) -> Result<(), String> {
         if !self.started {
             self.started = true;
             out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
@@ -367,9 +407,9 @@ impl CsvToBinary {
                 kinds.get(*column).ok_or("a record has more fields than the table has columns")?;
             match field {
                 Field::Null => out.extend_from_slice(&(-1i32).to_be_bytes()),
-                Field::Value(v) => {
-                    kind.encode(v, out).map_err(|e| format!("column {}: {e}", *column + 1))?
-                }
+                Field::Value(v) => kind
+                    .encode_value(v, out, chunks)
+                    .map_err(|e| format!("column {}: {e}", *column + 1))?,
                 Field::EndOfRecord => {
                     if *column != kinds.len() {
                         return Err("a record has fewer fields than the table has columns".into());
@@ -427,8 +467,7 @@ mod tests {
     #[test]
     fn a_record_becomes_a_tuple() {
         let mut t = CsvToBinary::new(vec![BinaryKind::Int4, BinaryKind::Text, BinaryKind::Bool]);
-        let mut out = Vec::new();
-        t.feed(b"a,b,c\n7,,t\n", &mut out).unwrap();
+        let out = t.feed(b"a,b,c\n7,,t\n").unwrap().concat();
         let mut want = b"PGCOPY\n\xff\r\n\0".to_vec();
         want.extend_from_slice(&[0; 8]);
         want.extend_from_slice(&3i16.to_be_bytes());
@@ -438,6 +477,6 @@ mod tests {
         want.extend_from_slice(&1i32.to_be_bytes());
         want.push(1);
         assert_eq!(out, want);
-        assert!(t.feed(b"1,x\n", &mut Vec::new()).is_err());
+        assert!(t.feed(b"1,x\n").is_err());
     }
 }

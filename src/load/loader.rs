@@ -302,8 +302,9 @@ impl<'a> Loader<'a> {
     }
 
     /// Loads one table from `blocks`, calling `on_block` on each block before
-    /// it is sent (counting, checking; an error there aborts the COPY); what
-    /// it returns is sent, in `format` (restore turns CSV into text there).
+    /// it is sent (counting, checking; an error there aborts the COPY); the
+    /// chunks it returns are sent, in `format` (restore turns CSV into text
+    /// or binary there).
     /// For skip and upsert, rows go through a staging table first.
     ///
     /// # Errors
@@ -315,7 +316,7 @@ impl<'a> Loader<'a> {
         t: &TableLoad,
         format: WireFormat,
         blocks: &mut impl BlockSource,
-        on_block: impl FnMut(Bytes) -> Result<Bytes>,
+        on_block: impl FnMut(Bytes) -> Result<Vec<Bytes>>,
     ) -> Result<Loaded> {
         // Triggers, check constraints and defaults fire during the COPY and
         // the merge: they run with the application's search path.
@@ -332,7 +333,7 @@ impl<'a> Loader<'a> {
         t: &TableLoad,
         format: WireFormat,
         blocks: &mut impl BlockSource,
-        mut on_block: impl FnMut(Bytes) -> Result<Bytes>,
+        mut on_block: impl FnMut(Bytes) -> Result<Vec<Bytes>>,
     ) -> Result<Loaded> {
         let name = &t.target.name;
         let stage = "pg_temp.pgbarge_stage";
@@ -359,23 +360,24 @@ impl<'a> Loader<'a> {
             session.request(session.client.copy_in::<_, Bytes>(sql.as_str()), failed()).await?;
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
-            let block = on_block(block)?;
-            // A block holding a large row goes out in pieces: tokio-postgres
-            // copies each CopyData message whole into its write buffer, which
-            // keeps its size, so one 100 MB message would add 100 MB for the
-            // rest of the run. CopyData need not follow row boundaries
-            // (protocol-flow.html, "COPY Operations"). The flush waits until
-            // the connection took the last piece, so the block is let go of
-            // before the next is asked for.
-            let is_large = block.len() > 2 * BLOCK_SIZE;
-            let piece_size = if is_large { BLOCK_SIZE } else { block.len() };
-            let mut rest = block;
-            while !rest.is_empty() {
-                let piece = rest.split_to(rest.len().min(piece_size));
-                session.request(sink.feed(piece), failed()).await?;
-            }
-            if is_large {
-                session.request(sink.flush(), failed()).await?;
+            for block in on_block(block)? {
+                // A block holding a large row goes out in pieces: tokio-postgres
+                // copies each CopyData message whole into its write buffer, which
+                // keeps its size, so one 100 MB message would add 100 MB for the
+                // rest of the run. CopyData need not follow row boundaries
+                // (protocol-flow.html, "COPY Operations"). The flush waits until
+                // the connection took the last piece, so the block is let go of
+                // before the next is asked for.
+                let is_large = block.len() > 2 * BLOCK_SIZE;
+                let piece_size = if is_large { BLOCK_SIZE } else { block.len() };
+                let mut rest = block;
+                while !rest.is_empty() {
+                    let piece = rest.split_to(rest.len().min(piece_size));
+                    session.request(sink.feed(piece), failed()).await?;
+                }
+                if is_large {
+                    session.request(sink.flush(), failed()).await?;
+                }
             }
         }
         let copied = session.request(sink.as_mut().finish(), failed()).await?;

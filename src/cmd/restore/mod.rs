@@ -311,6 +311,9 @@ impl TableStreamer for Restorer<'_> {
     }
 }
 
+/// Average row size from which a table is sent as text, not binary.
+const LARGE_ROWS: u64 = 64 * 1024;
+
 /// What a table's CSV becomes on its way to the server: COPY binary when
 /// every column's type has a covered binary form and is the same in the
 /// target (the server loads binary fastest), else COPY text (parsed faster
@@ -324,8 +327,12 @@ impl ToServer {
     fn for_table(t: &TableLoad, m: &ManifestTable) -> Self {
         let kinds: Option<Vec<BinaryKind>> =
             m.columns.iter().map(|c| BinaryKind::for_type(&c.type_name)).collect();
+        // Binary needs each value whole before its length is written; text
+        // streams. A table of large rows stays on text, so memory stays at
+        // a block whatever the row size.
+        let large_rows = m.csv_bytes / m.rows.max(1) > LARGE_ROWS;
         match kinds {
-            Some(kinds) if t.binary_ok && !kinds.is_empty() => {
+            Some(kinds) if t.binary_ok && !kinds.is_empty() && !large_rows => {
                 ToServer::Binary(CsvToBinary::new(kinds))
             }
             _ => ToServer::Text(CsvToText::new(m.columns.len())),
@@ -339,13 +346,16 @@ impl ToServer {
         }
     }
 
-    fn feed(&mut self, block: &[u8]) -> std::result::Result<Bytes, String> {
-        let mut out = Vec::new();
+    /// The block's rows in the server's format, as chunks to send in order.
+    fn feed(&mut self, block: &[u8]) -> std::result::Result<Vec<Bytes>, String> {
         match self {
-            ToServer::Text(t) => t.feed(block, &mut out)?,
-            ToServer::Binary(b) => b.feed(block, &mut out)?,
+            ToServer::Text(t) => {
+                let mut out = Vec::new();
+                t.feed(block, &mut out)?;
+                Ok(vec![Bytes::from(out)])
+            }
+            ToServer::Binary(b) => Ok(b.feed(block)?.into_iter().map(Bytes::from).collect()),
         }
-        Ok(Bytes::from(out))
     }
 }
 
