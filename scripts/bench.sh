@@ -120,7 +120,7 @@ SQL
         -n "pg_dump --data-only | psql" "pg_dump --data-only small | psql -X -q -d small_tgt"
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/small-list.csv" \
         -n "pgbarge list (1,000 tables)" "'$BIN' list -d small -q > /dev/null" \
-        -n "pgbarge copy --dry-run (1,000 tables)" "'$BIN' copy --source small --target small_tgt --dry-run -q > /dev/null"
+        -n "pgbarge copy --dry-run (1,000 tables)" "'$BIN' copy --source small --target small_tgt --mode truncate --dry-run -q > /dev/null"
     rm -rf "$OUT"/*
 fi
 
