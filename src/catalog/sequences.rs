@@ -32,3 +32,31 @@ pub async fn read_position(
         .map_err(|e| Error::db(what(), e))?;
     Ok(SequencePosition { last_value: row.get(0), is_called: row.get(1) })
 }
+
+/// The positions of `sequences`, in order, read in one query per few
+/// hundred (a backup of a thousand tables must not cost a thousand round
+/// trips). Names as for [`read_position`].
+///
+/// # Errors
+/// The server's error (no such sequence, no privilege), under `what`.
+pub async fn read_positions(
+    session: &Session,
+    sequences: &[&str],
+    what: impl Fn() -> String,
+) -> Result<Vec<SequencePosition>> {
+    let mut out = Vec::with_capacity(sequences.len());
+    for chunk in sequences.chunks(500) {
+        let sql: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("SELECT {i} AS i, last_value, is_called FROM {s}"))
+            .collect();
+        let sql = format!("{} ORDER BY 1", sql.join(" UNION ALL "));
+        let rows =
+            session.client.query(sql.as_str(), &[]).await.map_err(|e| Error::db(what(), e))?;
+        out.extend(
+            rows.iter().map(|r| SequencePosition { last_value: r.get(1), is_called: r.get(2) }),
+        );
+    }
+    Ok(out)
+}

@@ -86,10 +86,14 @@ pub async fn set_lock_timeout(session: &Session, timeout: Duration) -> Result<()
 /// transaction's `lock_timeout`). `LOCK TABLE` reaches partitions and
 /// inheritance children too, as `TRUNCATE` and `COPY` into a parent do.
 ///
+/// All tables are locked in one round trip (a thousand small tables must not
+/// cost a thousand); only when that fails are they locked again one by one,
+/// to name the table and the sessions in the way.
+///
 /// # Errors
 /// A runtime error naming the table, the mode and the sessions holding or
 /// awaiting a conflicting lock (pid, user, application, how long their
-/// transaction has been open); `Interrupted` naming the table when a signal
+/// transaction has been open); `Interrupted` naming the tables when a signal
 /// arrived during the wait (the wait is cancelled on the server).
 pub async fn lock_tables(
     session: &Session,
@@ -97,9 +101,50 @@ pub async fn lock_tables(
     timeout: Duration,
 ) -> Result<()> {
     set_lock_timeout(session, timeout).await?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    // A savepoint keeps the transaction usable after a failure, so the
+    // sessions in the way can be read in this same session.
+    let mut sql = String::from("SAVEPOINT pgbarge_lock;");
+    for run in tables.chunk_by(|a, b| a.1 == b.1) {
+        let names: Vec<String> = run.iter().map(|(n, _)| n.sql()).collect();
+        sql.push_str(&format!(" LOCK TABLE {} IN {} MODE;", names.join(", "), run[0].1.as_sql()));
+    }
+    sql.push_str(" RELEASE SAVEPOINT pgbarge_lock");
+    match session.cancellable(session.client.batch_execute(&sql)).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(_)) => {}
+        Err(signal) => {
+            let names: Vec<String> = tables.iter().take(3).map(|(n, _)| n.to_string()).collect();
+            let more = tables.len().saturating_sub(3);
+            return Err(Error::Interrupted { signal }.context(format!(
+                "while waiting to lock table{} {}{}",
+                if tables.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            )));
+        }
+    }
+    let _ = session.client.batch_execute("ROLLBACK TO SAVEPOINT pgbarge_lock").await;
+    // The whole wait has passed: each table is now tried briefly, to find
+    // the one in the way (or the error's table) and report it.
+    set_lock_timeout(session, PROBE).await?;
+    lock_one_by_one(session, tables, timeout).await?;
+    set_lock_timeout(session, timeout).await
+}
+
+/// How long each table is waited for when finding which lock failed.
+const PROBE: Duration = Duration::from_millis(200);
+
+/// [`lock_tables`]'s slow path: one table at a time under the probe
+/// timeout; `timeout` is the wait the error reports.
+async fn lock_one_by_one(
+    session: &Session,
+    tables: &[(&TableName, LockMode)],
+    timeout: Duration,
+) -> Result<()> {
     for (name, mode) in tables {
-        // A savepoint keeps the transaction usable after a lock timeout, so
-        // the sessions in the way can be read in this same session.
         let sql = format!(
             "SAVEPOINT pgbarge_lock; LOCK TABLE {} IN {} MODE; RELEASE SAVEPOINT pgbarge_lock",
             name.sql(),

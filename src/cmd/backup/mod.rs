@@ -16,7 +16,7 @@ use std::sync::Arc;
 use self::output::OutputDir;
 use self::schema::{dump_schema, find_usable_pg_dump};
 use self::workers::run_workers;
-use crate::catalog::sequences::read_position;
+use crate::catalog::sequences::{read_position, read_positions};
 use crate::catalog::{Table, read_catalog};
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, server_info};
@@ -241,19 +241,48 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     Ok((manifest, started.elapsed().as_secs_f64()))
 }
 
-/// The current values of the sequences feeding each table's columns.
+/// The current values of the sequences feeding each table's columns, read
+/// in one query; when that fails, one by one, to name the sequence.
 async fn read_sequences(
     session: &Session,
     tables: &[&Table],
 ) -> Result<Vec<Vec<ManifestSequence>>> {
+    let names: Vec<&str> =
+        tables.iter().flat_map(|t| t.sequences.iter().map(|s| s.sequence.as_str())).collect();
+    // A savepoint keeps the transaction (and its snapshot) usable when the
+    // one query fails.
+    session.execute("SAVEPOINT pgbarge_seq", "cannot read the sequences").await?;
+    let positions = match read_positions(session, &names, String::new).await {
+        Ok(p) => {
+            session.execute("RELEASE SAVEPOINT pgbarge_seq", "cannot read the sequences").await?;
+            p
+        }
+        Err(_) => {
+            session
+                .execute("ROLLBACK TO SAVEPOINT pgbarge_seq", "cannot read the sequences")
+                .await?;
+            let mut p = Vec::with_capacity(names.len());
+            for t in tables {
+                for s in &t.sequences {
+                    p.push(
+                        read_position(session, &s.sequence, || {
+                            format!("cannot read sequence {} of table {}", s.sequence, t.name)
+                        })
+                        .await?,
+                    );
+                }
+            }
+            p
+        }
+    };
+    let mut positions = positions.into_iter();
     let mut all = Vec::with_capacity(tables.len());
     for t in tables {
         let mut seqs = Vec::new();
         for s in &t.sequences {
-            let at = read_position(session, &s.sequence, || {
-                format!("cannot read sequence {} of table {}", s.sequence, t.name)
-            })
-            .await?;
+            let at = positions
+                .next()
+                .ok_or_else(|| Error::runtime(format!("sequence {} was not read", s.sequence)))?;
             seqs.push(ManifestSequence {
                 column: s.column.clone(),
                 sequence: s.sequence.clone(),
