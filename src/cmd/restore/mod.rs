@@ -45,7 +45,7 @@ use crate::stream::stages::{CsvStages, WireFormat};
 pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     let started = Instant::now();
     let _reading = plan.dir.lock_for_reading()?;
-    let manifest = Manifest::read_at(&plan.dir).await?;
+    let manifest = Manifest::open_at(&plan.dir, plan.keys.as_ref()).await?.full(&plan.dir)?;
     if plan.clean {
         clean::check_usable(&plan, &manifest)?;
     }
@@ -234,7 +234,8 @@ impl TableStreamer for Restorer<'_> {
         let name = &t.target.name;
 
         let file = &m.file;
-        let mut source = self.plan.dir.open(file, self.manifest.compression)?;
+        let mut source =
+            self.plan.dir.open(file, self.manifest.compression, self.plan.keys.as_ref())?;
         let mut stages = CsvStages::new(false);
         let mut header = FirstRecord::new();
         let mut header_checked = false;
@@ -363,7 +364,11 @@ fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest,
     println!(
         "{}",
         crate::wrap::stdout(
-            "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count",
+            if manifest.encryption.is_some() {
+                "  checked while loading: file size and sha256, age's authentication of every chunk, header, CSV sha256, record count, the server's row count"
+            } else {
+                "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count"
+            },
             2
         )
     );

@@ -30,7 +30,7 @@ pub(super) async fn read_schema_files(
     }
     let mut sql = Vec::new();
     for (file, want) in files {
-        sql.push((file, read_schema_file(plan, file, want).await?));
+        sql.push((file, read_schema_file(plan, manifest, file, want).await?));
     }
     Ok(sql)
 }
@@ -85,14 +85,26 @@ pub(super) async fn run_post_data(target: &Session, (file, sql): &SchemaSql) -> 
 
 /// One schema file's SQL, checked against its recorded sha256, with the
 /// lines only psql understands taken out.
-async fn read_schema_file(plan: &RestoreOptions, file: &str, want: Option<&str>) -> Result<String> {
-    let path = plan.dir.path(file);
-    let text = plan.dir.read(file).await?.ok_or_else(|| {
+async fn read_schema_file(
+    plan: &RestoreOptions,
+    manifest: &Manifest,
+    file: &str,
+    want: Option<&str>,
+) -> Result<String> {
+    let stored = manifest.stored_name(file);
+    let path = plan.dir.path(&stored);
+    let text = plan.dir.read(&stored).await?.ok_or_else(|| {
         Error::difference(format!(
             "{}: missing (the manifest says the backup has one)",
             path.display()
         ))
     })?;
+    let text = match (&manifest.encryption, &plan.keys) {
+        (Some(_), Some(keys)) => keys
+            .open_bytes(&text)
+            .map_err(|e| Error::difference(format!("{}: does not decrypt: {e}", path.display())))?,
+        _ => text,
+    };
     if let Some(want) = want {
         let got = crate::format::digest::sha256_hex(&text);
         if got != want {

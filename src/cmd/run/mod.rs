@@ -311,3 +311,13 @@ async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::conn::session
 fn tables(include: &[String], exclude: &[String]) -> Result<Selection> {
     Selection::parse(include, exclude)
 }
+
+/// A step's `identity` key files, relative to the plan; without any, the
+/// passphrase environment as on the command line.
+fn keys(
+    plan: &RunPlan,
+    identity: &[String],
+) -> Result<Option<crate::format::encryption::Identities>> {
+    let files: Vec<std::path::PathBuf> = identity.iter().map(|f| plan.plan.resolve(f)).collect();
+    crate::options::identities(&files, None)
+}
