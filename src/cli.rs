@@ -121,6 +121,10 @@ pub struct BackupArgs {
     /// (ssh-ed25519 or ssh-rsa), or @FILE with one per line. Repeatable.
     #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
     pub encrypt_to: Vec<String>,
+    /// Encrypt every file with age to the passphrase on FILE's first line (PGBARGE_PASSPHRASE
+    /// in the environment does the same), for those without keys.
+    #[arg(long = "encrypt-passphrase-file", value_name = "FILE")]
+    pub encrypt_passphrase_file: Option<PathBuf>,
     /// Seconds to wait for each table's lock before failing, naming the sessions in the way
     /// (like pg_dump's option; default 30).
     #[arg(long, value_name = "SECS")]
@@ -407,7 +411,10 @@ impl BackupArgs {
             schema: self.schema,
             force: self.force,
             lock_wait_timeout,
-            encrypt_to: options::recipients(&self.encrypt_to)?,
+            encrypt_to: options::encryption(
+                &self.encrypt_to,
+                self.encrypt_passphrase_file.as_deref(),
+            )?,
             quiet: self.quiet,
         })
     }

@@ -92,6 +92,38 @@ pub fn recipients(values: &[String]) -> Result<Option<Recipients>> {
 /// The environment variable a passphrase may come from.
 pub const PASSPHRASE_ENV: &str = "PGBARGE_PASSPHRASE";
 
+/// What a backup is encrypted to: `--encrypt-to` recipients, else a
+/// passphrase from `--encrypt-passphrase-file` or [`PASSPHRASE_ENV`] (the
+/// backup's own key, sealed with it); `None` for a plain backup.
+///
+/// # Errors
+/// A usage error for a bad recipient, an unreadable or empty passphrase
+/// file, or recipients and a passphrase file together (age encrypts a file
+/// to one or the other).
+pub fn encryption(
+    values: &[String],
+    passphrase_file: Option<&std::path::Path>,
+) -> Result<Option<Recipients>> {
+    if let Some(f) = passphrase_file {
+        if !values.is_empty() {
+            return Err(Error::usage_hint(
+                "--encrypt-to and --encrypt-passphrase-file cannot be used together",
+                "encrypt to recipients' keys, or to a passphrase",
+            ));
+        }
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::io("cannot read the passphrase file", f, e))?;
+        return Recipients::for_passphrase(&text, &f.display().to_string()).map(Some);
+    }
+    if values.is_empty() {
+        return match std::env::var(PASSPHRASE_ENV) {
+            Ok(p) if !p.is_empty() => Recipients::for_passphrase(&p, PASSPHRASE_ENV).map(Some),
+            _ => Ok(None),
+        };
+    }
+    recipients(values)
+}
+
 /// The keys an encrypted backup is read with: `--identity` files (age
 /// identity files or SSH private keys), else a passphrase from
 /// `--encrypt-passphrase-file` or [`PASSPHRASE_ENV`]; `None` when none is given.

@@ -226,3 +226,119 @@ fn recipients_come_from_files_and_ssh_keys_and_bad_ones_are_refused() {
     r.expect_code(2);
     assert!(r.stderr.contains("not an age identity"), "{}", r.stderr);
 }
+
+#[test]
+fn run_steps_encrypt_and_read_with_keys_relative_to_the_plan() {
+    let c = cluster();
+    let db = db_with("enc_run", "erp/target.sql");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, public, secret) = age_key(tmp.path(), "key.txt");
+    std::fs::write(tmp.path().join("keys.txt"), format!("{public}\n")).unwrap();
+    let plan = tmp.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "name = \"enc\"\nlog_dir = \"runs\"\n[connections]\ndb = { env = \"MY_DB\" }\n\
+         [[steps]]\nname = \"before\"\nkind = \"backup\"\ndb = \"db\"\noutput = \"b\"\ntables = [\"Customer\"]\nencrypt_to = [\"@keys.txt\"]\n\
+         [[steps]]\nkind = \"verify\"\nbackup = \"before\"\ndb = \"db\"\ndeep = true\nidentity = [\"key.txt\"]\n\
+         [[steps]]\nkind = \"restore\"\nbackup = \"before\"\ndb = \"db\"\nmode = \"truncate\"\ndisable_triggers = true\nidentity = [\"key.txt\"]\n",
+    )
+    .unwrap();
+    let r = pgbarge(&["run", plan.to_str().unwrap()], &[("MY_DB", &c.conn(&db))]);
+    no_secret(r.expect_code(0), &secret);
+    assert!(r.stdout.contains("restore complete: 1 table,"), "{}", r.stdout);
+    assert!(tmp.path().join("b/data/0001.csv.zst.age").exists());
+}
+
+#[test]
+fn an_encrypted_backup_round_trips_through_an_s3_store() {
+    use crate::common::s3::{SECRET_KEY, s3};
+    let c = cluster();
+    let db = db_with("enc_s3", "erp/target.sql");
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public, secret) = age_key(tmp.path(), "key.txt");
+    let key_s = key.to_str().unwrap();
+    let url = format!("s3://{}/enc", s3().bucket("encrypted"));
+    let env = s3().env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let go = |args: &[&str]| {
+        let r = pgbarge(args, &env);
+        assert!(!r.all().contains(SECRET_KEY), "{}", r.all());
+        no_secret(&r, &secret);
+        r
+    };
+    go(&["backup", "-q", "-d", &c.conn(&db), "-o", &url, "--schema", "--encrypt-to", &public])
+        .expect_code(0);
+    let r = go(&["verify", &url]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("--identity"), "{}", r.stdout);
+    go(&["verify", &url, "--deep", "--identity", key_s]).expect_code(0);
+    let fresh = c.create_db("enc_s3_fresh");
+    go(&["restore", &url, "-d", &c.conn(&fresh), "--schema", "-q", "--identity", key_s])
+        .expect_code(0);
+    assert_eq!(digest_of(&fresh), digest_of(&db));
+}
+
+#[test]
+fn a_passphrase_encrypts_and_opens_a_backup() {
+    let c = cluster();
+    let db = db_with("enc_pass", "erp/target.sql");
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = tmp.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let dir = tmp.path().join("b");
+    let (dir_s, pass_s) = (dir.to_str().unwrap(), pass.to_str().unwrap());
+    let r = run(&[
+        "backup",
+        "-d",
+        &c.conn(&db),
+        "-o",
+        dir_s,
+        "--schema",
+        "--encrypt-passphrase-file",
+        pass_s,
+    ]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("encrypted (age) to a passphrase"), "{}", r.stdout);
+    assert!(dir.join("key.age").exists() && dir.join("data/0001.csv.zst.age").exists());
+    let everything =
+        format!("{}{}", r.all(), std::fs::read_to_string(dir.join("manifest.json")).unwrap());
+    assert!(!everything.contains("correct horse"), "{everything}");
+
+    run(&["verify", dir_s]).expect_code(0);
+    let r = pgbarge(
+        &["verify", dir_s, "--deep"],
+        &[("PGBARGE_PASSPHRASE", "correct horse battery staple")],
+    );
+    r.expect_code(0);
+    assert!(r.stdout.contains("OK: "), "{}", r.stdout);
+    let r = pgbarge(&["verify", dir_s, "--deep"], &[("PGBARGE_PASSPHRASE", "wrong")]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("does not open"), "{}", r.stderr);
+    assert!(!r.all().contains("wrong\n") && !r.all().contains("correct horse"), "{}", r.all());
+    let r = run(&[
+        "backup",
+        "-d",
+        &c.conn(&db),
+        "-o",
+        dir_s,
+        "--force",
+        "--encrypt-to",
+        "age1x",
+        "--encrypt-passphrase-file",
+        pass_s,
+    ]);
+    r.expect_code(2);
+    let fresh = c.create_db("enc_pass_fresh");
+    let r = run(&[
+        "restore",
+        dir_s,
+        "-d",
+        &c.conn(&fresh),
+        "--schema",
+        "-q",
+        "--encrypt-passphrase-file",
+        pass_s,
+    ]);
+    r.expect_code(0);
+    assert_eq!(digest_of(&fresh), digest_of(&db));
+}

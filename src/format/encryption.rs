@@ -77,9 +77,11 @@ impl std::fmt::Display for Recipient {
 }
 
 /// The public keys every file of a backup is encrypted to; any one of
-/// their secret keys opens every file.
+/// their secret keys opens every file. In passphrase mode the one recipient
+/// is a key made for the backup, kept in the backup as an identity file
+/// sealed with the passphrase (see [`Recipients::for_passphrase`]).
 #[derive(Clone)]
-pub struct Recipients(Arc<Vec<Recipient>>);
+pub struct Recipients(Arc<Vec<Recipient>>, Option<Arc<Vec<u8>>>);
 
 impl std::fmt::Debug for Recipients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +96,38 @@ impl Recipients {
         if recipients.is_empty() {
             return Err(Error::usage("--encrypt-to names no recipient"));
         }
-        Ok(Recipients(Arc::new(recipients)))
+        Ok(Recipients(Arc::new(recipients), None))
+    }
+
+    /// Passphrase mode: a fresh x25519 key for one backup, every file
+    /// encrypted to it, and its identity file sealed with `passphrase`
+    /// (age's scrypt passphrase encryption, about a second of work, once per
+    /// backup rather than once per file). `age -d -i key.age FILE` opens any
+    /// file of the backup after asking for the passphrase.
+    ///
+    /// # Errors
+    /// A usage error for an empty passphrase.
+    pub fn for_passphrase(passphrase: &str, source: &str) -> Result<Recipients> {
+        use age::secrecy::ExposeSecret;
+        let pass = passphrase.lines().next().unwrap_or_default();
+        if pass.is_empty() {
+            return Err(Error::usage(format!("{source} holds an empty passphrase")));
+        }
+        let key = age::x25519::Identity::generate();
+        let file = format!("# pgbarge backup key\n{}\n", key.to_string().expose_secret());
+        let encryptor = age::Encryptor::with_user_passphrase(pass.to_string().into());
+        let sealed = (|| {
+            let mut w = encryptor.wrap_output(Vec::new())?;
+            w.write_all(file.as_bytes())?;
+            w.finish()
+        })()
+        .map_err(|e| Error::runtime(format!("cannot encrypt the backup key: {e}")))?;
+        Ok(Recipients(Arc::new(vec![Recipient::X25519(key.to_public())]), Some(Arc::new(sealed))))
+    }
+
+    /// In passphrase mode, the backup's key sealed with the passphrase.
+    pub fn passphrase_key(&self) -> Option<&[u8]> {
+        self.1.as_deref().map(Vec::as_slice)
     }
 
     /// The recipients of a recipients file: one per line, blank lines and
@@ -273,6 +306,34 @@ impl Identities {
         &self.sources
     }
 
+    /// Whether a passphrase is among the keys.
+    pub fn has_passphrase(&self) -> bool {
+        self.keys.iter().any(|k| matches!(k, Key::Passphrase(_)))
+    }
+
+    /// Opens a passphrase-protected backup's key file (`key.age`) with these
+    /// keys and adds the key it holds.
+    ///
+    /// # Errors
+    /// As [`Identities::open_bytes`]; a key file that holds no key is damaged.
+    pub fn unlock(
+        &self,
+        sealed_key: &[u8],
+        name: &str,
+    ) -> std::result::Result<Identities, OpenError> {
+        let text = self.open_bytes(sealed_key)?;
+        let mut keys: Vec<Key> = self.keys.as_ref().clone();
+        let before = keys.len();
+        parse_key_file(&text, name, &mut keys)
+            .map_err(|_| OpenError::Damaged(format!("{name} does not hold an age identity")))?;
+        if keys.len() == before {
+            return Err(OpenError::Damaged(format!("{name} does not hold an age identity")));
+        }
+        let mut sources = self.sources.clone();
+        sources.push(name.to_string());
+        Ok(Identities { keys: Arc::new(keys), sources })
+    }
+
     /// Opens an age file read from `input`, returning its plaintext reader.
     ///
     /// # Errors
@@ -429,6 +490,22 @@ mod tests {
         assert!(Identities::from_files(vec![(b"# empty\n".to_vec(), "k".into())]).is_err());
         let (id, _) = pair();
         assert!(!format!("{:?}", identities(&id)).contains("AGE-SECRET"));
+    }
+
+    #[test]
+    fn a_passphrase_unlocks_the_backup_key() {
+        let r = Recipients::for_passphrase("correct horse\n", "f").unwrap();
+        let sealed = seal_bytes(&r, b"id\n1\n").unwrap();
+        let pass = Identities::passphrase("correct horse", "f").unwrap();
+        assert!(matches!(pass.open_bytes(&sealed), Err(OpenError::NoMatchingKey)));
+        let keys = pass.unlock(r.passphrase_key().unwrap(), "key.age").unwrap();
+        assert_eq!(keys.open_bytes(&sealed).unwrap(), b"id\n1\n");
+        let wrong = Identities::passphrase("wrong", "f").unwrap();
+        assert!(matches!(
+            wrong.unlock(r.passphrase_key().unwrap(), "key.age"),
+            Err(OpenError::NoMatchingKey)
+        ));
+        assert!(Recipients::for_passphrase("\n", "f").is_err());
     }
 
     #[test]

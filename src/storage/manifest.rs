@@ -16,7 +16,8 @@ use crate::format::compression::Compression;
 use crate::format::digest::Fingerprint;
 use crate::storage::location::Location;
 use crate::storage::sealed::{
-    ENCRYPTED_FORMAT_VERSION, Encryption, Opened, SEALED_MANIFEST_FILE, open_sealed, parse_public,
+    ENCRYPTED_FORMAT_VERSION, Encryption, Opened, PASSPHRASE_KEY_FILE, SEALED_MANIFEST_FILE,
+    open_sealed, parse_public,
 };
 
 /// The manifest format's name.
@@ -305,6 +306,9 @@ impl Manifest {
             .filter(|name| match name.as_str() {
                 MANIFEST_FILE | SUMS_FILE => false,
                 SEALED_MANIFEST_FILE if sealed => false,
+                n if self.encryption.as_ref().and_then(|e| e.passphrase_key.as_deref()) == Some(n) => {
+                    false
+                }
                 n if schema.iter().any(|f| f == n) => false,
                 n if n == data_prefix => false,
                 n => !listed.contains(n),
@@ -361,11 +365,11 @@ impl Manifest {
             return Self::from_value(value, &shown).map(Opened::Plain);
         }
         let public = parse_public(value, &shown)?;
-        let manifest = match keys {
+        let opened = match keys {
             Some(keys) => Some(open_sealed(location, &public, keys).await?),
             None => None,
         };
-        Ok(Opened::Sealed { public, manifest })
+        Ok(Opened::Sealed { public: Box::new(public), opened })
     }
 
     /// Reads and checks the manifest at a backup's location.
@@ -490,7 +494,7 @@ fn incomplete(place: &str) -> Error {
 pub fn remove_backup_files(dir: &Path) -> Result<()> {
     let age = crate::format::encryption::SUFFIX;
     let sealed = SCHEMA_FILES.iter().map(|f| format!("{f}{age}"));
-    let files = [MANIFEST_FILE, SUMS_FILE, SEALED_MANIFEST_FILE]
+    let files = [MANIFEST_FILE, SUMS_FILE, SEALED_MANIFEST_FILE, PASSPHRASE_KEY_FILE]
         .into_iter()
         .map(String::from)
         .chain(SCHEMA_FILES.iter().map(|f| f.to_string()))

@@ -19,6 +19,9 @@ use crate::storage::manifest::{FORMAT_NAME, MANIFEST_FILE, Manifest, SUMS_FILE};
 
 /// The encrypted full manifest.
 pub const SEALED_MANIFEST_FILE: &str = "manifest.age";
+/// A passphrase-protected backup's key: an age identity file encrypted with
+/// the passphrase.
+pub const PASSPHRASE_KEY_FILE: &str = "key.age";
 /// The format version of an encrypted backup's manifests (older pgbarge
 /// refuses it as newer, rather than misread it).
 pub const ENCRYPTED_FORMAT_VERSION: u32 = 3;
@@ -28,11 +31,27 @@ pub const ENCRYPTED_FORMAT_VERSION: u32 = 3;
 pub struct Encryption {
     pub method: String,
     pub recipients: Vec<String>,
+    /// In passphrase mode, the file holding the backup's key, encrypted
+    /// with the passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_key: Option<String>,
 }
 
 impl Encryption {
     pub fn age(recipients: &Recipients) -> Encryption {
-        Encryption { method: "age".into(), recipients: recipients.public_keys() }
+        Encryption {
+            method: "age".into(),
+            recipients: recipients.public_keys(),
+            passphrase_key: recipients.passphrase_key().map(|_| PASSPHRASE_KEY_FILE.into()),
+        }
+    }
+
+    /// Who can open the backup, in words.
+    pub fn openers(&self) -> String {
+        match &self.passphrase_key {
+            Some(_) => "a passphrase".into(),
+            None => self.recipients.join(", "),
+        }
     }
 }
 
@@ -86,22 +105,26 @@ impl PublicManifest {
 
 /// A backup's manifest as read: a plain backup's, or an encrypted one's
 /// readable part with the full manifest when a key opened it.
+/// `keys`: what opens its files (with a passphrase, the backup's own key
+/// too), when a key was given.
 #[derive(Debug)]
 pub enum Opened {
     Plain(Manifest),
-    Sealed { public: PublicManifest, manifest: Option<Manifest> },
+    Sealed { public: Box<PublicManifest>, opened: Option<(Manifest, Identities)> },
 }
 
 impl Opened {
-    /// The full manifest.
+    /// The full manifest and the keys that open the files (`None` for a
+    /// plain backup).
     ///
     /// # Errors
     /// A usage error (exit 2) naming what is needed, for an encrypted
     /// backup opened without a key.
-    pub fn full(self, place: &Location) -> Result<Manifest> {
+    pub fn full(self, place: &Location) -> Result<(Manifest, Option<Identities>)> {
         match self {
-            Opened::Plain(m) | Opened::Sealed { manifest: Some(m), .. } => Ok(m),
-            Opened::Sealed { public, manifest: None } => Err(needs_key(place, &public)),
+            Opened::Plain(m) => Ok((m, None)),
+            Opened::Sealed { opened: Some((m, keys)), .. } => Ok((m, Some(keys))),
+            Opened::Sealed { public, opened: None } => Err(needs_key(place, &public)),
         }
     }
 }
@@ -111,7 +134,7 @@ pub fn needs_key(place: &Location, public: &PublicManifest) -> Error {
     Error::usage_hint(
         format!(
             "{place} is encrypted (age, to {}): reading its content needs a secret key",
-            public.encryption.recipients.join(", ")
+            public.encryption.openers()
         ),
         "pass --identity FILE (an age identity file or SSH private key of one of those recipients), or --encrypt-passphrase-file FILE / PGBARGE_PASSPHRASE for a passphrase",
     )
@@ -142,6 +165,14 @@ pub async fn write_sealed(
         })
         .collect();
     files.extend(schema);
+    if let Some(key) = recipients.passphrase_key() {
+        location.write(PASSPHRASE_KEY_FILE, key).await?;
+        files.push(StoredEntry {
+            name: PASSPHRASE_KEY_FILE.into(),
+            bytes: key.len() as u64,
+            sha256: crate::format::digest::sha256_hex(key),
+        });
+    }
     files.push(StoredEntry {
         name: SEALED_MANIFEST_FILE.into(),
         bytes: sealed.len() as u64,
@@ -180,38 +211,60 @@ pub(crate) fn parse_public(value: serde_json::Value, shown: &str) -> Result<Publ
     Ok(public)
 }
 
-/// Opens `manifest.age` with `keys`, after checking it is the file
-/// `manifest.json` records.
+/// A small stored file, checked against what `manifest.json` records.
+async fn read_listed(location: &Location, public: &PublicManifest, name: &str) -> Result<Vec<u8>> {
+    let shown = location.path(name).display().to_string();
+    let bytes = location.read(name).await?.ok_or_else(|| {
+        Error::difference(format!("{shown}: missing; the content of the backup cannot be read"))
+    })?;
+    let sha = crate::format::digest::sha256_hex(&bytes);
+    match public.by_name().get(name) {
+        Some(want) if want.sha256 == sha && want.bytes == bytes.len() as u64 => Ok(bytes),
+        Some(want) => Err(Error::difference(format!(
+            "{shown}: sha256 is {sha} ({} bytes), {MANIFEST_FILE} records {} ({} bytes)",
+            bytes.len(),
+            want.sha256,
+            want.bytes
+        ))),
+        None => Err(Error::difference(format!("{shown}: not listed in {MANIFEST_FILE}"))),
+    }
+}
+
+/// Opens `manifest.age` with `keys` (first unlocking the backup's own key
+/// with a passphrase, in passphrase mode), after checking each file read is
+/// the one `manifest.json` records. Returns the keys that open the files.
 ///
 /// # Errors
-/// A difference (exit 1) when it is missing, changed or fails age's
+/// A difference (exit 1) when a file is missing, changed or fails age's
 /// authentication; a usage error (exit 2) when no key opens it.
 pub(crate) async fn open_sealed(
     location: &Location,
     public: &PublicManifest,
     keys: &Identities,
-) -> Result<Manifest> {
-    let shown = location.path(SEALED_MANIFEST_FILE).display().to_string();
-    let bytes = location.read(SEALED_MANIFEST_FILE).await?.ok_or_else(|| {
-        Error::difference(format!("{shown}: missing; the content of the backup cannot be read"))
-    })?;
-    let sha = crate::format::digest::sha256_hex(&bytes);
-    if let Some(want) = public.by_name().get(SEALED_MANIFEST_FILE)
-        && (want.sha256 != sha || want.bytes != bytes.len() as u64)
+) -> Result<(Manifest, Identities)> {
+    let mut keys = keys.clone();
+    if let Some(name) = &public.encryption.passphrase_key
+        && keys.has_passphrase()
     {
-        return Err(Error::difference(format!(
-            "{shown}: sha256 is {sha} ({} bytes), {MANIFEST_FILE} records {} ({} bytes)",
-            bytes.len(),
-            want.sha256,
-            want.bytes
-        )));
+        let sealed = read_listed(location, public, name).await?;
+        let shown = location.path(name).display().to_string();
+        keys = keys.unlock(&sealed, name).map_err(|e| match e {
+            OpenError::NoMatchingKey => Error::usage_hint(
+                format!("the passphrase ({}) does not open {shown}", keys.sources().join(", ")),
+                "give the passphrase the backup was taken with (--encrypt-passphrase-file FILE or PGBARGE_PASSPHRASE)",
+            ),
+            OpenError::Damaged(why) => Error::difference(format!("{shown}: does not decrypt: {why}")),
+            OpenError::Io(io) => Error::io("cannot read", &shown, io),
+        })?;
     }
+    let shown = location.path(SEALED_MANIFEST_FILE).display().to_string();
+    let bytes = read_listed(location, public, SEALED_MANIFEST_FILE).await?;
     let text = keys.open_bytes(&bytes).map_err(|e| match e {
         OpenError::NoMatchingKey => Error::usage_hint(
             format!(
                 "none of the keys given ({}) opens {location}: it is encrypted to {}",
                 keys.sources().join(", "),
-                public.encryption.recipients.join(", ")
+                public.encryption.openers()
             ),
             "pass --identity with the secret key of one of those recipients (or the passphrase it was encrypted with)",
         ),
@@ -224,5 +277,5 @@ pub(crate) async fn open_sealed(
             "{shown} holds the manifest of an unencrypted backup"
         )));
     }
-    Ok(manifest)
+    Ok((manifest, keys))
 }

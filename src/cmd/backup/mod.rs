@@ -108,7 +108,7 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
     if let Some(enc) = &manifest.encryption {
         let sealed = format!(
             "  encrypted (age) to {}; readable without a key: manifest.json (file names, sizes, sha256) and SHA256SUMS",
-            enc.recipients.join(", ")
+            enc.openers()
         );
         println!("{}", crate::wrap::stdout(&sealed, 2));
     }

@@ -13,7 +13,7 @@ use crate::storage::manifest::{
     DATA_DIR, MANIFEST_FILE, SCHEMA_FILE, SCHEMA_POST_FILE, SCHEMA_PRE_FILE, SUMS_FILE,
     remove_backup,
 };
-use crate::storage::sealed::SEALED_MANIFEST_FILE;
+use crate::storage::sealed::{PASSPHRASE_KEY_FILE, SEALED_MANIFEST_FILE};
 
 /// The backup folder: locked for the whole run, checked before anything is
 /// touched, cleaned on failure.
@@ -26,7 +26,7 @@ pub(super) struct OutputDir {
 }
 
 /// The names a pgbarge backup consists of, at the top of its folder.
-pub(crate) const BACKUP_NAMES: [&str; 9] = [
+pub(crate) const BACKUP_NAMES: [&str; 10] = [
     MANIFEST_FILE,
     SUMS_FILE,
     SCHEMA_FILE,
@@ -34,6 +34,7 @@ pub(crate) const BACKUP_NAMES: [&str; 9] = [
     SCHEMA_POST_FILE,
     DATA_DIR,
     SEALED_MANIFEST_FILE,
+    PASSPHRASE_KEY_FILE,
     "schema-pre.sql.age",
     "schema-post.sql.age",
 ];

@@ -6,6 +6,7 @@ use super::clean::CleanPlan;
 use crate::catalog::read_catalog;
 use crate::conn::session::{Session, repin};
 use crate::error::{Error, Result};
+use crate::format::encryption::Identities;
 use crate::options::RestoreOptions;
 use crate::storage::manifest::Manifest;
 
@@ -20,6 +21,7 @@ pub(super) type SchemaSql = (&'static str, String);
 pub(super) async fn read_schema_files(
     plan: &RestoreOptions,
     manifest: &Manifest,
+    keys: Option<&Identities>,
 ) -> Result<Vec<SchemaSql>> {
     let files = manifest.schema_files();
     if files.is_empty() {
@@ -30,7 +32,7 @@ pub(super) async fn read_schema_files(
     }
     let mut sql = Vec::new();
     for (file, want) in files {
-        sql.push((file, read_schema_file(plan, manifest, file, want).await?));
+        sql.push((file, read_schema_file(plan, manifest, keys, file, want).await?));
     }
     Ok(sql)
 }
@@ -88,6 +90,7 @@ pub(super) async fn run_post_data(target: &Session, (file, sql): &SchemaSql) -> 
 async fn read_schema_file(
     plan: &RestoreOptions,
     manifest: &Manifest,
+    keys: Option<&Identities>,
     file: &str,
     want: Option<&str>,
 ) -> Result<String> {
@@ -99,7 +102,7 @@ async fn read_schema_file(
             path.display()
         ))
     })?;
-    let text = match (&manifest.encryption, &plan.keys) {
+    let text = match (&manifest.encryption, keys) {
         (Some(_), Some(keys)) => keys
             .open_bytes(&text)
             .map_err(|e| Error::difference(format!("{}: does not decrypt: {e}", path.display())))?,

@@ -55,7 +55,7 @@ pub(super) async fn run_step(
                 schema: *schema,
                 force: *force,
                 lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
-                encrypt_to: options::recipients(&recipients)?,
+                encrypt_to: options::encryption(&recipients, None)?,
                 quiet,
             })
             .await

@@ -43,10 +43,10 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
     let started = Instant::now();
     let expect = plan.expect.as_deref().map(read_expectations).transpose()?;
     let _reading = plan.dir.lock_for_reading()?;
-    let (manifest, public) = match Manifest::open_at(&plan.dir, plan.keys.as_ref()).await? {
-        Opened::Plain(m) => (m, None),
-        Opened::Sealed { public, manifest: Some(m) } => (m, Some(public)),
-        Opened::Sealed { public, manifest: None } => {
+    let (manifest, public, keys) = match Manifest::open_at(&plan.dir, plan.keys.as_ref()).await? {
+        Opened::Plain(m) => (m, None, None),
+        Opened::Sealed { public, opened: Some((m, keys)) } => (m, Some(public), Some(keys)),
+        Opened::Sealed { public, opened: None } => {
             return sealed::verify_stored_files(&plan, &public).await;
         }
     };
@@ -84,7 +84,7 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
     let files = {
         let (dir, manifest, chosen, progress) =
             (plan.dir.clone(), manifest.clone(), chosen.clone(), progress.clone());
-        let (deep, jobs, sizes, keys) = (plan.deep, plan.jobs, listing.clone(), plan.keys.clone());
+        let (deep, jobs, sizes, keys) = (plan.deep, plan.jobs, listing.clone(), keys.clone());
         tokio::task::spawn_blocking(move || {
             check_files(&dir, &sizes, &manifest, &chosen, deep, jobs, keys.as_ref(), &progress)
         })
@@ -101,7 +101,7 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
         failures.extend(check.failure);
     }
     problems.extend(
-        check_folder(&plan.dir, &listing, &manifest, public.as_ref(), plan.keys.as_ref()).await?,
+        check_folder(&plan.dir, &listing, &manifest, public.as_deref(), keys.as_ref()).await?,
     );
     if public.is_some() {
         checked.push("decryption");

@@ -23,6 +23,9 @@ struct SealedReport {
     ok: bool,
     encrypted: bool,
     recipients: Vec<String>,
+    /// In passphrase mode, the file holding the backup's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passphrase_key: Option<String>,
     checked: Vec<&'static str>,
     files: usize,
     bytes: u64,
@@ -69,6 +72,7 @@ pub(super) async fn verify_stored_files(
         ok: problems.is_empty() && failure.is_none(),
         encrypted: true,
         recipients: public.encryption.recipients.clone(),
+        passphrase_key: public.encryption.passphrase_key.clone(),
         checked: vec!["files present", "sizes", "sha256", "SHA256SUMS", "unlisted files"],
         files: public.files.len(),
         bytes: public.files.iter().map(|f| f.bytes).sum(),
@@ -131,7 +135,11 @@ fn print_sealed(r: &SealedReport, quiet: bool) {
             "checked {} files ({}) of a backup encrypted with age to {}, in {:.1} s: {}",
             r.files,
             human_bytes(r.bytes),
-            r.recipients.join(", "),
+            if r.passphrase_key.is_some() {
+                "a passphrase".into()
+            } else {
+                r.recipients.join(", ")
+            },
             r.seconds,
             r.checked.join(", ")
         );
