@@ -177,6 +177,25 @@ fn a_changed_encrypted_file_is_damage_with_and_without_the_key() {
     no_secret(r.expect_code(1), &secret);
     assert!(r.stderr.contains("does not decrypt"), "{}", r.stderr);
     assert_eq!(c.psql(&target, "SELECT count(*) FROM t"), "0");
+
+    // The encrypted manifest changed: found without the key, and before any use with it.
+    std::fs::write(&file, {
+        bytes[mid] ^= 0x01;
+        &bytes
+    })
+    .unwrap();
+    run(&["verify", dir_s, "--identity", key_s]).expect_code(0);
+    let manifest = dir.join("manifest.age");
+    let mut m = std::fs::read(&manifest).unwrap();
+    let last = m.len() - 1;
+    m[last] ^= 0x01;
+    std::fs::write(&manifest, &m).unwrap();
+    let r = run(&["verify", dir_s]);
+    r.expect_code(1);
+    assert!(r.stdout.contains("manifest.age: sha256 is"), "{}", r.stdout);
+    let r = run(&["verify", dir_s, "--identity", key_s]);
+    no_secret(r.expect_code(1), &secret);
+    assert!(r.stderr.contains("manifest.age: sha256 is"), "{}", r.stderr);
 }
 
 #[test]

@@ -105,8 +105,8 @@ impl PublicManifest {
 
 /// A backup's manifest as read: a plain backup's, or an encrypted one's
 /// readable part with the full manifest when a key opened it.
-/// `keys`: what opens its files (with a passphrase, the backup's own key
-/// too), when a key was given.
+/// `opened`, when a key was given: the full manifest and what opens the
+/// files (with a passphrase, the backup's own key too).
 #[derive(Debug)]
 pub enum Opened {
     Plain(Manifest),
