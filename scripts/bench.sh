@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, copy, restore, s3, memory, diff
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, copy, restore, s3, memory, diff, encrypt
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -23,7 +23,7 @@ ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
 ONLY="${ONLY:-all}"
 want() { case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac; }
-bash scripts/install-deps.sh hyperfine time pgcopydb
+bash scripts/install-deps.sh hyperfine time pgcopydb age
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"
 
@@ -50,7 +50,7 @@ psql -X -q -d postgres -c "CREATE DATABASE bench"
 # The big table is built only for the parts that use it.
 needs_t() {
     local p
-    for p in backup verify schema clean copy restore s3 memory; do want "$p" && return 0; done
+    for p in backup verify schema clean copy restore s3 memory encrypt; do want "$p" && return 0; done
     return 1
 }
 if needs_t; then
@@ -313,6 +313,25 @@ if want s3; then
         -n "backup to a local folder: pgbarge" "'$BIN' backup -t t -o '$OUT/local' -q"
 fi
 
+if want encrypt; then
+    # An encrypted backup and restore (age, one x25519 recipient) against
+    # unencrypted ones of the same table: what the age stage costs.
+    age-keygen -o "$WORK/age-key.txt" 2>/dev/null
+    AGE_PUB=$(age-keygen -y "$WORK/age-key.txt")
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/encrypt-backup.csv" \
+        --prepare "rm -rf '$OUT'/* && sync" \
+        -n "pgbarge backup --encrypt-to" "'$BIN' backup -t t -o '$OUT/enc' -q --encrypt-to '$AGE_PUB'" \
+        -n "unencrypted: pgbarge backup" "'$BIN' backup -t t -o '$OUT/plain' -q"
+    rm -rf "$OUT"/*
+    "$BIN" backup -t t -o "$OUT/enc" -q --encrypt-to "$AGE_PUB"
+    "$BIN" backup -t t -o "$OUT/plain" -q
+    empty_target tgt
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/encrypt-restore.csv" --prepare "$TRUNC" \
+        -n "pgbarge restore --identity" "'$BIN' restore '$OUT/enc' -d tgt -q --identity '$WORK/age-key.txt'" \
+        -n "unencrypted: pgbarge restore" "'$BIN' restore '$OUT/plain' -d tgt -q"
+    rm -rf "$OUT"/*
+fi
+
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
@@ -342,6 +361,10 @@ if want diff; then
 fi
 if want verify; then
     ratios "$WORK/verify.csv" "offline verify of a backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
+fi
+if want encrypt; then
+    ratios "$WORK/encrypt-backup.csv" "encrypted backup of $ROWS rows against an unencrypted one"
+    ratios "$WORK/encrypt-restore.csv" "restore of that encrypted backup against the unencrypted one"
 fi
 if want memory; then
     echo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test pgbarge:
-# the PostgreSQL server and client, zstd, openssl. apt-get runs only when
+# the PostgreSQL server and client, zstd, openssl, age (the encrypted-backup
+# tests decrypt with the standard tool). apt-get runs only when
 # something is missing. Extra Debian packages can be named as arguments
 # (bench.sh adds hyperfine, pgcopydb and time).
 set -euo pipefail
@@ -11,6 +12,8 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+{ command -v age && command -v age-keygen; } >/dev/null 2>&1 || missing+=(age)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
 for pkg in "$@"; do

@@ -69,6 +69,19 @@ pub struct TableArgs {
     pub exclude: Vec<String>,
 }
 
+/// The keys of an encrypted backup.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyArgs {
+    /// An age identity file (age-keygen) or SSH private key to open an encrypted backup with.
+    /// Repeatable.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// A file whose first line is the passphrase an encrypted backup was taken with (or set
+    /// PGBARGE_PASSPHRASE).
+    #[arg(long = "encrypt-passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
@@ -104,6 +117,14 @@ pub struct BackupArgs {
     /// Replace a previous pgbarge backup in DIR (its manifest is removed first).
     #[arg(long)]
     pub force: bool,
+    /// Encrypt every file with age to RECIPIENT: an age public key (age1...), an SSH public key
+    /// (ssh-ed25519 or ssh-rsa), or @FILE with one per line. Repeatable.
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt every file with age to the passphrase on FILE's first line (PGBARGE_PASSPHRASE
+    /// in the environment does the same), for those without keys.
+    #[arg(long = "encrypt-passphrase-file", value_name = "FILE")]
+    pub encrypt_passphrase_file: Option<PathBuf>,
     /// Seconds to wait for each table's lock before failing, naming the sessions in the way
     /// (like pg_dump's option; default 30).
     #[arg(long, value_name = "SECS")]
@@ -132,6 +153,8 @@ pub struct VerifyArgs {
     /// Expected row counts: a CSV file with the header `table,count`.
     #[arg(long, value_name = "FILE")]
     pub expect: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
@@ -217,6 +240,8 @@ pub struct RestoreArgs {
     /// Restore even though the folder holds files the manifest does not list.
     #[arg(long)]
     pub ignore_unlisted: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -353,6 +378,16 @@ impl TableArgs {
     }
 }
 
+impl KeyArgs {
+    /// The keys given, if any.
+    ///
+    /// # Errors
+    /// A usage error for a key file that cannot be read or holds no key.
+    pub fn resolve(&self) -> Result<Option<crate::format::encryption::Identities>> {
+        options::identities(&self.identity, self.passphrase_file.as_deref())
+    }
+}
+
 impl ListArgs {
     fn into_options(self) -> Result<ListOptions> {
         Ok(ListOptions {
@@ -376,6 +411,10 @@ impl BackupArgs {
             schema: self.schema,
             force: self.force,
             lock_wait_timeout,
+            encrypt_to: options::encryption(
+                &self.encrypt_to,
+                self.encrypt_passphrase_file.as_deref(),
+            )?,
             quiet: self.quiet,
         })
     }
@@ -395,6 +434,7 @@ impl VerifyArgs {
             jobs: self.jobs,
             deep: self.deep,
             expect: self.expect.map(PathBuf::from),
+            keys: self.keys.resolve()?,
             json: self.json,
             quiet: self.quiet,
         })
@@ -443,6 +483,7 @@ impl RestoreArgs {
             jobs,
             schema: self.schema,
             clean: self.clean,
+            keys: self.keys.resolve()?,
             dry_run: self.dry_run,
             quiet: self.quiet,
         })

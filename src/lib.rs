@@ -12,7 +12,7 @@
 //! - `catalog` (tables, patterns, FK order) and `conn` (conninfo, TLS,
 //!   session, snapshot, locks);
 //! - `format` (bytes only: CSV counter, binary walker, digests, zstd frames,
-//!   compression) and `ident` (table names, quoting).
+//!   compression, age encryption) and `ident` (table names, quoting).
 //!
 //! `error`, `redact`, `cancel`, `limits`, `progress` and `jobs` (what worker
 //! pools share) serve every layer.

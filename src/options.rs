@@ -16,6 +16,7 @@ use crate::catalog::select::Selection;
 use crate::conn::conninfo::ConnInfo;
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
+use crate::format::encryption::{Identities, Recipient, Recipients};
 use crate::load::{LoadOptions, Mode};
 use crate::storage::location::Location;
 
@@ -59,6 +60,98 @@ pub fn compression(text: Option<&str>) -> Result<Compression> {
 /// A usage error unless it is above 0 and within PostgreSQL's `lock_timeout`.
 pub fn lock_wait(secs: Option<f64>) -> Result<Duration> {
     secs.map_or(Ok(DEFAULT_LOCK_WAIT), crate::conn::locks::parse_timeout)
+}
+
+/// `--encrypt-to` values: public keys, or `@FILE` naming a file of them
+/// (one a line); `None` when there are none (a plain backup).
+///
+/// # Errors
+/// A usage error naming the key or the file and line.
+pub fn recipients(values: &[String]) -> Result<Option<Recipients>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut all = Vec::new();
+    for v in values {
+        match v.strip_prefix('@') {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| Error::io("cannot read the recipients file", file, e))?;
+                let found = Recipients::parse_lines(&text, file)?;
+                if found.is_empty() {
+                    return Err(Error::usage(format!("{file} names no recipient")));
+                }
+                all.extend(found);
+            }
+            None => all.push(Recipient::parse(v)?),
+        }
+    }
+    Recipients::new(all).map(Some)
+}
+
+/// The environment variable a passphrase may come from.
+pub const PASSPHRASE_ENV: &str = "PGBARGE_PASSPHRASE";
+
+/// What a backup is encrypted to: `--encrypt-to` recipients, else a
+/// passphrase from `--encrypt-passphrase-file` or [`PASSPHRASE_ENV`] (the
+/// backup's own key, sealed with it); `None` for a plain backup.
+///
+/// # Errors
+/// A usage error for a bad recipient, an unreadable or empty passphrase
+/// file, or recipients and a passphrase file together (age encrypts a file
+/// to one or the other).
+pub fn encryption(
+    values: &[String],
+    passphrase_file: Option<&std::path::Path>,
+) -> Result<Option<Recipients>> {
+    if let Some(f) = passphrase_file {
+        if !values.is_empty() {
+            return Err(Error::usage_hint(
+                "--encrypt-to and --encrypt-passphrase-file cannot be used together",
+                "encrypt to recipients' keys, or to a passphrase",
+            ));
+        }
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::io("cannot read the passphrase file", f, e))?;
+        return Recipients::for_passphrase(&text, &f.display().to_string()).map(Some);
+    }
+    if values.is_empty() {
+        return match std::env::var(PASSPHRASE_ENV) {
+            Ok(p) if !p.is_empty() => Recipients::for_passphrase(&p, PASSPHRASE_ENV).map(Some),
+            _ => Ok(None),
+        };
+    }
+    recipients(values)
+}
+
+/// The keys an encrypted backup is read with: `--identity` files (age
+/// identity files or SSH private keys), else a passphrase from
+/// `--encrypt-passphrase-file` or [`PASSPHRASE_ENV`]; `None` when none is given.
+///
+/// # Errors
+/// A usage error naming a file that cannot be read or holds no key.
+pub fn identities(
+    files: &[PathBuf],
+    passphrase_file: Option<&std::path::Path>,
+) -> Result<Option<Identities>> {
+    if !files.is_empty() {
+        let mut read = Vec::new();
+        for f in files {
+            let text =
+                std::fs::read(f).map_err(|e| Error::io("cannot read the identity file", f, e))?;
+            read.push((text, f.display().to_string()));
+        }
+        return Identities::from_files(read).map(Some);
+    }
+    if let Some(f) = passphrase_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::io("cannot read the passphrase file", f, e))?;
+        return Identities::passphrase(&text, &f.display().to_string()).map(Some);
+    }
+    match std::env::var(PASSPHRASE_ENV) {
+        Ok(p) if !p.is_empty() => Identities::passphrase(&p, PASSPHRASE_ENV).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// What `copy --verify` compares before commit.
@@ -120,6 +213,8 @@ pub struct BackupOptions {
     pub schema: bool,
     pub force: bool,
     pub lock_wait_timeout: Duration,
+    /// Encrypt every file to these recipients (`--encrypt-to`).
+    pub encrypt_to: Option<Recipients>,
     pub quiet: bool,
 }
 
@@ -135,6 +230,8 @@ pub struct VerifyOptions {
     pub deep: bool,
     /// The `--expect` file (expected row counts), read when verify starts.
     pub expect: Option<PathBuf>,
+    /// The keys of an encrypted backup; without them only its files are checked.
+    pub keys: Option<Identities>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -166,6 +263,8 @@ pub struct RestoreOptions {
     pub schema: bool,
     /// Drop the target's user schemas first, and restore schema and rows.
     pub clean: bool,
+    /// The keys of an encrypted backup.
+    pub keys: Option<Identities>,
     pub dry_run: bool,
     pub quiet: bool,
 }

@@ -10,6 +10,7 @@ mod catalog_read;
 mod connections;
 mod copy_command;
 mod diff_command;
+mod encrypted_backup;
 mod erp_fixture;
 mod large_rows;
 mod list_command;

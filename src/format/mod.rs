@@ -1,6 +1,6 @@
 //! Bytes only: the COPY CSV dialect's record counter, COPY's binary format,
-//! sha256 and the fingerprint, zstd frames, the compression setting, and the
-//! INI files libpq's services and AWS's profiles are written in.
+//! sha256 and the fingerprint, zstd frames, the compression setting, age
+//! encryption, and the INI files libpq's services and AWS's profiles are written in.
 //!
 //! Nothing here knows of tokio-postgres, tokio or clap (a test below holds
 //! every file of this folder to that): each piece is a caller-driven state
@@ -13,6 +13,7 @@ pub mod csv_fields;
 pub mod csv_to_binary;
 pub mod csv_to_text;
 pub mod digest;
+pub mod encryption;
 pub mod ini;
 pub mod zstd_frames;
 

@@ -75,6 +75,10 @@ pub enum StepKind {
         force: bool,
         #[serde(default)]
         lock_wait_timeout: Option<f64>,
+        /// Encrypt to these recipients (public keys, or `@FILE` relative to
+        /// the plan), as `--encrypt-to`.
+        #[serde(default)]
+        encrypt_to: Vec<String>,
     },
     Verify {
         /// A backup step's name, or a folder.
@@ -91,6 +95,9 @@ pub enum StepKind {
         deep: bool,
         #[serde(default)]
         expect: Option<String>,
+        /// Key files of an encrypted backup (relative to the plan), as `--identity`.
+        #[serde(default)]
+        identity: Vec<String>,
     },
     Sql {
         db: String,
@@ -146,6 +153,9 @@ pub enum StepKind {
         ignore_unlisted: bool,
         #[serde(default)]
         lock_wait_timeout: Option<f64>,
+        /// Key files of an encrypted backup (relative to the plan), as `--identity`.
+        #[serde(default)]
+        identity: Vec<String>,
     },
     Check {
         db: String,

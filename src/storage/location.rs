@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
+use crate::format::encryption::{Identities, Recipients};
 use crate::storage::s3::{S3Download, S3Place, S3Upload};
 use crate::storage::sink::{Destination, FileSink};
 use crate::storage::source::FileSource;
@@ -137,7 +138,8 @@ impl Location {
 
     /// A data file's writer: temp file, fsync and rename on disk; a streamed
     /// multipart upload in a store, aborted unless finished. `writers`: how
-    /// many data sinks run at once.
+    /// many data sinks run at once; `seal`: the recipients an encrypted
+    /// backup's files are encrypted to.
     ///
     /// # Errors
     /// The file cannot be created (local).
@@ -145,34 +147,43 @@ impl Location {
         &self,
         name: &str,
         compression: Compression,
+        seal: Option<&Recipients>,
         writers: usize,
     ) -> Result<FileSink> {
+        let seal = seal.cloned();
         match self {
-            Location::Local(dir) => FileSink::create(&dir.join(name), compression, writers),
+            Location::Local(dir) => FileSink::create(&dir.join(name), compression, seal, writers),
             Location::S3(s) => {
                 let (s, name) = (s.clone(), name.to_string());
-                FileSink::start(self.path(&name), compression, writers, move || {
+                FileSink::start(self.path(&name), compression, seal, writers, move || {
                     Ok(Box::new(S3Upload::start(s, &name)?) as Box<dyn Destination>)
                 })
             }
         }
     }
 
-    /// A data file's reader, decompressing on its own thread.
+    /// A data file's reader, decrypting (with `keys`, for an encrypted
+    /// backup) and decompressing on its own thread.
     ///
     /// # Errors
     /// The local file cannot be opened; store errors arrive as its first block.
-    pub fn open(&self, name: &str, compression: Compression) -> Result<FileSource> {
+    pub fn open(
+        &self,
+        name: &str,
+        compression: Compression,
+        keys: Option<&Identities>,
+    ) -> Result<FileSource> {
+        let keys = keys.cloned();
         match self {
             Location::Local(dir) => {
                 let path = dir.join(name);
                 let file = crate::storage::confined::open_file(dir, name)?
                     .ok_or_else(|| Error::difference(format!("{}: missing", path.display())))?;
-                FileSource::start(path, compression, move || Ok(Box::new(file)))
+                FileSource::start(path, compression, keys, move || Ok(Box::new(file)))
             }
             Location::S3(s) => {
                 let (s, name) = (s.clone(), name.to_string());
-                FileSource::start(self.path(&name), compression, move || {
+                FileSource::start(self.path(&name), compression, keys, move || {
                     Ok(Box::new(S3Download::start(s, &name)?) as Box<dyn Read + Send>)
                 })
             }

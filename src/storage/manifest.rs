@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::format::digest::Fingerprint;
 use crate::storage::location::Location;
+use crate::storage::sealed::{
+    ENCRYPTED_FORMAT_VERSION, Encryption, Opened, PASSPHRASE_KEY_FILE, SEALED_MANIFEST_FILE,
+    open_sealed, parse_public,
+};
 
 /// The manifest format's name.
 pub const FORMAT_NAME: &str = "pgbarge-backup";
@@ -75,7 +79,8 @@ pub struct ManifestTable {
     pub rows: u64,
     pub csv_bytes: u64,
     pub csv_sha256: String,
-    /// Relative to the backup folder: `data/NNNN.schema.table.csv[.zst]`.
+    /// Relative to the backup folder: `data/NNNN.schema.table.csv[.zst]`,
+    /// or `data/NNNN.csv[.zst].age` when encrypted.
     pub file: String,
     pub file_bytes: u64,
     pub file_sha256: String,
@@ -219,17 +224,27 @@ pub struct Manifest {
     pub selection: RecordedSelection,
     /// In foreign-key load order (parents first).
     pub tables: Vec<ManifestTable>,
+    /// How every file is encrypted; absent for a plain backup. Only the
+    /// manifest inside `manifest.age` has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 /// `NNNN.<schema>.<table>.csv[.zst]` with every character outside
 /// `[A-Za-z0-9_-]` replaced by `_`. The number keeps names unique even when
-/// replacement or case makes two tables look alike.
+/// replacement or case makes two tables look alike. Encrypted, the name
+/// must not tell the table: `NNNN.csv[.zst].age`.
 pub fn data_file_name(
     number: usize,
     schema: &str,
     table: &str,
     compression: Compression,
+    encrypted: bool,
 ) -> String {
+    if encrypted {
+        let age = crate::format::encryption::SUFFIX;
+        return format!("{number:04}.csv{}{age}", compression.suffix());
+    }
     let safe = |s: &str| -> String {
         s.chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
@@ -268,18 +283,33 @@ impl Manifest {
         }
     }
 
+    /// The name a file of the backup is stored under: `name.age` when the
+    /// backup is encrypted.
+    pub fn stored_name(&self, name: &str) -> String {
+        match self.encryption {
+            Some(_) => format!("{name}{}", crate::format::encryption::SUFFIX),
+            None => name.to_string(),
+        }
+    }
+
     /// The entries of `listing` (name → size; folders end in `/`) that are
     /// not part of this backup, each with why.
     pub fn unlisted_files(&self, listing: &BTreeMap<String, u64>) -> Vec<String> {
         let listed: std::collections::HashSet<&str> =
             self.tables.iter().map(|t| t.file.as_str()).collect();
         let data_prefix = format!("{DATA_DIR}/");
-        let schema: Vec<&str> = self.schema_files().into_iter().map(|(f, _)| f).collect();
+        let schema: Vec<String> =
+            self.schema_files().into_iter().map(|(f, _)| self.stored_name(f)).collect();
+        let sealed = self.encryption.is_some();
         listing
             .keys()
             .filter(|name| match name.as_str() {
                 MANIFEST_FILE | SUMS_FILE => false,
-                n if schema.contains(&n) => false,
+                SEALED_MANIFEST_FILE if sealed => false,
+                n if self.encryption.as_ref().and_then(|e| e.passphrase_key.as_deref()) == Some(n) => {
+                    false
+                }
+                n if schema.iter().any(|f| f == n) => false,
                 n if n == data_prefix => false,
                 n => !listed.contains(n),
             })
@@ -319,17 +349,55 @@ impl Manifest {
         }
     }
 
+    /// Reads and checks the manifest at a backup's location; an encrypted
+    /// backup's is opened with `keys`, when given.
+    ///
+    /// # Errors
+    /// As [`Manifest::read_at`]; for an encrypted backup, as
+    /// [`crate::storage::sealed::open_sealed`].
+    pub async fn open_at(
+        location: &Location,
+        keys: Option<&crate::format::encryption::Identities>,
+    ) -> Result<Opened> {
+        let (text, shown) = Self::read_text(location).await?;
+        let value = Self::check_header(&text, &shown)?;
+        if value.get("encryption").is_none() {
+            return Self::from_value(value, &shown).map(Opened::Plain);
+        }
+        let public = parse_public(value, &shown)?;
+        let opened = match keys {
+            Some(keys) => Some(open_sealed(location, &public, keys).await?),
+            None => None,
+        };
+        Ok(Opened::Sealed { public: Box::new(public), opened })
+    }
+
     /// Reads and checks the manifest at a backup's location.
     ///
     /// # Errors
     /// A difference when there is no manifest (an incomplete backup) or it
     /// does not parse; a usage error when a local folder does not exist or
-    /// the manifest is another format or newer.
+    /// the manifest is another format or newer, or an encrypted backup's.
     pub async fn read_at(location: &Location) -> Result<Manifest> {
+        let (text, shown) = Self::read_text(location).await?;
+        Self::parse(&text, &shown)
+    }
+
+    /// `manifest.json`'s bytes and how to name it.
+    async fn read_text(location: &Location) -> Result<(Vec<u8>, String)> {
+        let shown = location.path(MANIFEST_FILE).display().to_string();
         match location {
-            Location::Local(dir) => Self::read(dir),
+            Location::Local(dir) => {
+                if !dir.is_dir() {
+                    return Err(no_such_backup(&dir.display().to_string(), "no such folder"));
+                }
+                match crate::storage::confined::read_file(dir, MANIFEST_FILE)? {
+                    Some(t) => Ok((t, shown)),
+                    None => Err(incomplete(&dir.display().to_string())),
+                }
+            }
             Location::S3(_) => match location.read(MANIFEST_FILE).await? {
-                Some(t) => Self::parse(&t, &location.path(MANIFEST_FILE).display().to_string()),
+                Some(t) => Ok((t, shown)),
                 None => {
                     // A GET says only "not found"; a listing tells a missing
                     // bucket from a missing manifest.
@@ -346,7 +414,20 @@ impl Manifest {
     }
 
     /// Parses and checks manifest text read from `shown`.
-    fn parse(text: &[u8], shown: &str) -> Result<Manifest> {
+    pub(crate) fn parse(text: &[u8], shown: &str) -> Result<Manifest> {
+        let value = Self::check_header(text, shown)?;
+        if value.get("encryption").is_some() && value.get("tables").is_none() {
+            return Err(Error::usage_hint(
+                format!("{shown} is an encrypted backup's manifest"),
+                "pass --identity FILE with the secret key of one of its recipients",
+            ));
+        }
+        Self::from_value(value, shown)
+    }
+
+    /// The manifest's JSON, checked to be a pgbarge manifest of a version
+    /// this build reads.
+    fn check_header(text: &[u8], shown: &str) -> Result<serde_json::Value> {
         let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
             Error::Difference { msg: format!("{shown} is not valid JSON: {e}"), hint: None }
         })?;
@@ -354,14 +435,18 @@ impl Manifest {
             return Err(Error::usage(format!("{shown} is not a pgbarge backup manifest")));
         }
         let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if version > FORMAT_VERSION as u64 {
+        if version > ENCRYPTED_FORMAT_VERSION as u64 {
             return Err(Error::usage_hint(
                 format!(
-                    "{shown} has format version {version}; this pgbarge reads version {FORMAT_VERSION} and older"
+                    "{shown} has format version {version}; this pgbarge reads version {ENCRYPTED_FORMAT_VERSION} and older"
                 ),
                 "use a newer pgbarge to read this backup",
             ));
         }
+        Ok(value)
+    }
+
+    fn from_value(value: serde_json::Value, shown: &str) -> Result<Manifest> {
         let manifest: Manifest = serde_json::from_value(value).map_err(|e| Error::Difference {
             msg: format!("{shown} does not have the expected fields: {e}"),
             hint: None,
@@ -407,7 +492,14 @@ fn incomplete(place: &str) -> Error {
 /// # Errors
 /// The first removal that fails, naming the file.
 pub fn remove_backup_files(dir: &Path) -> Result<()> {
-    for f in [MANIFEST_FILE, SUMS_FILE].into_iter().chain(SCHEMA_FILES) {
+    let age = crate::format::encryption::SUFFIX;
+    let sealed = SCHEMA_FILES.iter().map(|f| format!("{f}{age}"));
+    let files = [MANIFEST_FILE, SUMS_FILE, SEALED_MANIFEST_FILE, PASSPHRASE_KEY_FILE]
+        .into_iter()
+        .map(String::from)
+        .chain(SCHEMA_FILES.iter().map(|f| f.to_string()))
+        .chain(sealed);
+    for f in files {
         let p = dir.join(f);
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -454,14 +546,16 @@ mod tests {
     #[test]
     fn file_names_are_safe_and_numbered() {
         let z = Compression::Zstd { level: 3 };
-        assert_eq!(data_file_name(1, "public", "User", z), "0001.public.User.csv.zst");
-        assert_eq!(data_file_name(2, "public", "../../x", z), "0002.public.______x.csv.zst");
+        assert_eq!(data_file_name(1, "public", "User", z, false), "0001.public.User.csv.zst");
+        assert_eq!(data_file_name(2, "public", "../../x", z, false), "0002.public.______x.csv.zst");
         assert_eq!(
-            data_file_name(3, "a/b", "my.table", Compression::None),
+            data_file_name(3, "a/b", "my.table", Compression::None, false),
             "0003.a_b.my_table.csv"
         );
-        assert_eq!(data_file_name(4, "s", "Überstunden", z), "0004.s._berstunden.csv.zst");
+        assert_eq!(data_file_name(4, "s", "Überstunden", z, false), "0004.s._berstunden.csv.zst");
         let long = "x".repeat(63);
-        assert!(data_file_name(9999, &long, &long, z).len() < 255);
+        assert!(data_file_name(9999, &long, &long, z, false).len() < 255);
+        assert_eq!(data_file_name(7, "public", "User", z, true), "0007.csv.zst.age");
+        assert_eq!(data_file_name(8, "public", "User", Compression::None, true), "0008.csv.age");
     }
 }

@@ -7,5 +7,6 @@ pub mod folder_lock;
 pub mod location;
 pub mod manifest;
 pub mod s3;
+pub mod sealed;
 pub mod sink;
 pub mod source;

@@ -1,9 +1,11 @@
-//! Where bytes land: a file written under a temporary name, compressed on its
-//! own thread, fsynced and renamed only on `finish`.
+//! Where bytes land: a file written under a temporary name, compressed (and,
+//! for an encrypted backup, encrypted) on its own thread, fsynced and renamed
+//! only on `finish`.
 //!
 //! Nothing finishes on drop: dropping a sink (an error, a signal) removes its
 //! temporary file, and that is the rollback path. The zstd encoder is finished
-//! explicitly, never on drop, so its errors are seen.
+//! explicitly, never on drop, so its errors are seen; so is the age stream,
+//! whose last chunk is written only by `finish`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -18,6 +20,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::format::digest::Sha256Stage;
+use crate::format::encryption::{Recipients, Sealer};
 use crate::format::zstd_frames::FrameEncoder;
 
 /// A file created private (0600) under `NAME.tmp`, renamed to `NAME` by
@@ -244,19 +247,27 @@ impl FileSink {
     ///
     /// # Errors
     /// The file cannot be created.
-    pub fn create(path: &Path, compression: Compression, writers: usize) -> Result<Self> {
+    pub fn create(
+        path: &Path,
+        compression: Compression,
+        seal: Option<Recipients>,
+        writers: usize,
+    ) -> Result<Self> {
         let file = AtomicFile::create(path)?;
-        Self::start(path.to_path_buf(), compression, writers, move || Ok(Box::new(file)))
+        Self::start(path.to_path_buf(), compression, seal, writers, move || Ok(Box::new(file)))
     }
 
     /// Starts the writer thread, which first opens its destination with
     /// `open` (on that thread: an upload needs the thread's own runtime).
+    /// With `seal`, the compressed bytes are encrypted to those recipients
+    /// on the same thread, chunk by chunk, before they reach the file.
     ///
     /// # Errors
     /// The thread cannot be started; `open`'s error comes from `feed` or `finish`.
     pub fn start(
         name: PathBuf,
         compression: Compression,
+        seal: Option<Recipients>,
         writers: usize,
         open: impl FnOnce() -> Result<Box<dyn Destination>> + Send + 'static,
     ) -> Result<Self> {
@@ -267,7 +278,7 @@ impl FileSink {
             .name("pgbarge-writer".into())
             .spawn(move || {
                 yield_to_copy_stream();
-                write_blocks(open()?, compression, rx, &writer_held)
+                write_blocks(open()?, compression, seal.as_ref(), rx, &writer_held)
             })
             .map_err(|e| Error::runtime(format!("cannot start a writer thread: {e}")))?;
         Ok(FileSink {
@@ -340,12 +351,15 @@ impl Drop for FileSink {
 fn write_blocks(
     file: Box<dyn Destination>,
     compression: Compression,
+    seal: Option<&Recipients>,
     rx: Receiver<Message>,
     held: &Held,
 ) -> Result<FileSummary> {
     let path = file.name();
-    let writer = HashingWriter { file, sha: Sha256Stage::new() };
     let werr = |e: std::io::Error| Error::io("cannot write", &path, e);
+    // The file's sha256 is of the bytes stored: encrypted ones when sealed.
+    let writer =
+        Sealer::new(HashingWriter { file, sha: Sha256Stage::new() }, seal).map_err(werr)?;
     let finished = match compression {
         Compression::None => {
             let mut w = writer;
@@ -362,7 +376,7 @@ fn write_blocks(
             enc.finish().map_err(werr)?
         }
     };
-    let HashingWriter { file, sha } = finished;
+    let HashingWriter { file, sha } = finished.finish().map_err(werr)?;
     let (file_sha256, file_bytes) = sha.finish();
     let path = file.commit()?;
     Ok(FileSummary { path, file_bytes, file_sha256 })
@@ -403,7 +417,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv.zst");
-        let mut sink = FileSink::create(&path, Compression::Zstd { level: 3 }, 1).unwrap();
+        let mut sink = FileSink::create(&path, Compression::Zstd { level: 3 }, None, 1).unwrap();
         sink.feed(Bytes::from_static(b"id\n1\n")).unwrap();
         sink.feed(Bytes::from_static(b"2\n")).unwrap();
         let s = sink.finish().unwrap();
@@ -421,7 +435,7 @@ mod tests {
     fn dropped_sink_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
-        let mut sink = FileSink::create(&path, Compression::None, 1).unwrap();
+        let mut sink = FileSink::create(&path, Compression::None, None, 1).unwrap();
         sink.feed(Bytes::from_static(b"id\n1\n")).unwrap();
         drop(sink);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -439,7 +453,7 @@ mod tests {
     fn a_block_larger_than_the_budget_is_written_before_feed_returns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv.zst");
-        let mut sink = FileSink::create(&path, Compression::Zstd { level: 1 }, 1).unwrap();
+        let mut sink = FileSink::create(&path, Compression::Zstd { level: 1 }, None, 1).unwrap();
         let mut big = b"id\n".to_vec();
         big.resize(queue_bytes(1) * 3, b'7');
         big.push(b'\n');
@@ -457,7 +471,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         let file = AtomicFile::create(&path).unwrap();
-        let sink = FileSink::start(path.clone(), Compression::None, 1, move || {
+        let sink = FileSink::start(path.clone(), Compression::None, None, 1, move || {
             // SAFETY: as above, on the writer thread.
             tx.send(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }).unwrap();
             Ok(Box::new(file))
@@ -466,6 +480,28 @@ mod tests {
         let writer = rx.recv().unwrap();
         sink.finish().unwrap();
         assert_eq!(writer, (ours + WRITER_NICENESS).min(19));
+    }
+
+    #[test]
+    fn an_encrypted_file_opens_with_the_key_to_the_same_bytes() {
+        use age::secrecy::ExposeSecret;
+        let id = age::x25519::Identity::generate();
+        let r = crate::format::encryption::Recipient::X25519(id.to_public());
+        let seal = Recipients::new(vec![r]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.zst.age");
+        let mut sink =
+            FileSink::create(&path, Compression::Zstd { level: 3 }, Some(seal), 1).unwrap();
+        sink.feed(Bytes::from_static(b"id\n1\n")).unwrap();
+        let s = sink.finish().unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        assert_eq!(s.file_bytes, raw.len() as u64);
+        assert_eq!(crate::format::digest::sha256_hex(&raw), s.file_sha256);
+        let key = id.to_string().expose_secret().as_bytes().to_vec();
+        let ids =
+            crate::format::encryption::Identities::from_files(vec![(key, "k".into())]).unwrap();
+        let zst = ids.open_bytes(&raw).unwrap();
+        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), b"id\n1\n");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Where bytes come from when they are read back: a backup data file,
-//! decompressed on its own thread into blocks of CSV.
+//! decrypted (an encrypted backup's) and decompressed on its own thread into
+//! blocks of CSV.
 //!
 //! The mirror of [`crate::storage::sink::FileSink`]: a reader thread hashes the file's
 //! bytes as they are read (the file sha256), decompresses them and hands out
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::format::digest::Sha256Stage;
+use crate::format::encryption::{Identities, OpenError};
 use crate::storage::sink::FileSummary;
 use crate::stream::stages::BLOCK_SIZE;
 
@@ -39,13 +41,15 @@ pub struct FileSource {
 
 impl FileSource {
     /// Starts the reader thread, which first opens its bytes with `open` (on
-    /// that thread: a download needs the thread's own runtime).
+    /// that thread: a download needs the thread's own runtime). With `keys`,
+    /// the file is an age file, opened with them before it is decompressed.
     ///
     /// # Errors
     /// The thread cannot be started; `open`'s error arrives as the first block.
     pub fn start(
         path: PathBuf,
         compression: Compression,
+        keys: Option<Identities>,
         open: impl FnOnce() -> Result<Box<dyn Read + Send>> + Send + 'static,
     ) -> Result<FileSource> {
         let (tx, rx) = mpsc::channel(QUEUE_BLOCKS);
@@ -54,7 +58,9 @@ impl FileSource {
         let handle = std::thread::Builder::new()
             .name("pgbarge-reader".into())
             .spawn(move || {
-                match open().and_then(|file| read_blocks(file, &p, compression, &tx, &s)) {
+                match open()
+                    .and_then(|file| read_blocks(file, &p, compression, keys.as_ref(), &tx, &s))
+                {
                     Ok(summary) => Some(summary),
                     Err(e) => {
                         // The consumer sees the error as its next block.
@@ -112,29 +118,48 @@ impl Drop for FileSource {
     }
 }
 
-/// Reads the whole file, hashing every byte, and sends its decompressed
-/// content in blocks. A decompression failure is a damaged file
-/// (`Error::Difference`, without the path: the caller adds it); a failing
-/// read is an I/O error.
+/// Reads the whole file, hashing every byte, and sends its decrypted and
+/// decompressed content in blocks. A decryption or decompression failure is
+/// a damaged file (`Error::Difference`, without the path: the caller adds
+/// it); a failing read is an I/O error.
 fn read_blocks(
     file: Box<dyn Read + Send>,
     path: &Path,
     compression: Compression,
+    keys: Option<&Identities>,
     tx: &mpsc::Sender<Result<Bytes>>,
     stop: &AtomicBool,
 ) -> Result<FileSummary> {
     let mut hashing = HashingReader { inner: file, sha: Sha256Stage::new(), failed: None };
-    let outcome = match compression {
-        Compression::None => pump(&mut hashing, tx, stop),
-        Compression::Zstd { .. } => {
-            let mut decoder =
-                match zstd::stream::read::Decoder::with_buffer(BufReader::new(&mut hashing)) {
+    let outcome = {
+        let mut plain: Box<dyn Read + '_> = match keys {
+            None => Box::new(&mut hashing),
+            Some(keys) => match keys.open(BufReader::new(&mut hashing)) {
+                Ok(r) => Box::new(r),
+                Err(OpenError::Io(e)) => return Err(Error::io("cannot read", path, e)),
+                Err(OpenError::NoMatchingKey) => {
+                    // The manifest opened with these keys, so this file was
+                    // encrypted to someone else: it is not the backup's.
+                    return Err(Error::difference(
+                        "is not encrypted to the backup's recipients (none of the keys given opens it)",
+                    ));
+                }
+                Err(OpenError::Damaged(e)) => {
+                    return Err(Error::difference(format!("is not a readable age file: {e}")));
+                }
+            },
+        };
+        match compression {
+            Compression::None => pump(&mut plain, tx, stop),
+            Compression::Zstd { .. } => {
+                let mut decoder = match zstd::stream::read::Decoder::new(plain) {
                     Ok(d) => d,
                     Err(e) => return Err(Error::io("cannot start decompressing", path, e)),
                 };
-            let r = pump(&mut decoder, tx, stop);
-            drop(decoder);
-            r
+                let r = pump(&mut decoder, tx, stop);
+                drop(decoder);
+                r
+            }
         }
     };
     match outcome {
@@ -145,6 +170,18 @@ fn read_blocks(
             return Err(match hashing.failed.take() {
                 Some(io) => Error::io("cannot read", path, io),
                 // The caller names the file; this says what is wrong with it.
+                // age reports a chunk that fails its authentication as
+                // invalid data; zstd's own errors are of another kind.
+                None if keys.is_some()
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    Error::difference(format!(
+                        "does not decrypt: {e} (age's authentication failed: the file was changed or cut short)"
+                    ))
+                }
                 None => Error::difference(format!("does not decompress: {e}")),
             });
         }
@@ -221,7 +258,7 @@ mod tests {
     fn read_all(path: &Path, c: Compression) -> (Result<Vec<u8>>, Option<Result<FileSummary>>) {
         let dir = crate::storage::location::Location::Local(path.parent().unwrap().to_path_buf());
         let name = path.file_name().unwrap().to_str().unwrap();
-        let mut src = match dir.open(name, c) {
+        let mut src = match dir.open(name, c, None) {
             Ok(s) => s,
             Err(e) => return (Err(e), None),
         };

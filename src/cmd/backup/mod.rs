@@ -29,6 +29,7 @@ use crate::storage::manifest::{
     ManifestTable, RecordedSelection, SCHEMA_POST_FILE, SCHEMA_PRE_FILE, SourceInfo,
     data_file_name, now_rfc3339,
 };
+use crate::storage::sealed::{ENCRYPTED_FORMAT_VERSION, Encryption, write_sealed};
 use crate::storage::sink::FileSummary;
 use crate::stream::stages::CsvSummary;
 
@@ -104,6 +105,13 @@ fn print_summary(manifest: &Manifest, seconds: f64, dir: &Location) {
         manifest.snapshot
     );
     println!("{}", crate::wrap::stdout(&recorded, 2));
+    if let Some(enc) = &manifest.encryption {
+        let sealed = format!(
+            "  encrypted (age) to {}; readable without a key: manifest.json (file names, sizes, sha256) and SHA256SUMS",
+            enc.openers()
+        );
+        println!("{}", crate::wrap::stdout(&sealed, 2));
+    }
 }
 
 /// Takes the backup and returns its manifest (written) and the seconds it took.
@@ -133,7 +141,13 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
             .map(|(i, table)| Job {
                 file: format!(
                     "{DATA_DIR}/{}",
-                    data_file_name(i + 1, &table.name.schema, &table.name.name, plan.compression)
+                    data_file_name(
+                        i + 1,
+                        &table.name.schema,
+                        &table.name.name,
+                        plan.compression,
+                        plan.encrypt_to.is_some()
+                    )
                 ),
                 table,
             })
@@ -143,22 +157,24 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     let results =
         run_workers(plan, &coordinator, &output.location, &snapshot, &jobs, &progress).await?;
 
+    let mut stored_schema = Vec::new();
     let (schema_pre_sha256, schema_post_sha256) = if plan.schema {
         let pg_dump = find_usable_pg_dump(&server).await?;
         let mut sums = Vec::new();
         for (section, file) in [("pre-data", SCHEMA_PRE_FILE), ("post-data", SCHEMA_POST_FILE)] {
-            sums.push(
-                dump_schema(
-                    &pg_dump,
-                    &plan.conn,
-                    &snapshot,
-                    section,
-                    file,
-                    &output.location,
-                    plan.lock_wait_timeout,
-                )
-                .await?,
-            );
+            let dumped = dump_schema(
+                &pg_dump,
+                &plan.conn,
+                &snapshot,
+                section,
+                file,
+                &output.location,
+                plan.lock_wait_timeout,
+                plan.encrypt_to.as_ref(),
+            )
+            .await?;
+            sums.push(dumped.sql_sha256);
+            stored_schema.extend(dumped.stored);
         }
         (sums.first().cloned(), sums.get(1).cloned())
     } else {
@@ -203,7 +219,10 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
         .collect();
     let manifest = Manifest {
         format: FORMAT_NAME.into(),
-        format_version: FORMAT_VERSION,
+        format_version: match plan.encrypt_to {
+            Some(_) => ENCRYPTED_FORMAT_VERSION,
+            None => FORMAT_VERSION,
+        },
         tool_version: env!("CARGO_PKG_VERSION").into(),
         started_at,
         finished_at: now_rfc3339(),
@@ -231,11 +250,17 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
                 && plan.selection.exclude.is_empty(),
         },
         tables: manifest_tables,
+        encryption: plan.encrypt_to.as_ref().map(Encryption::age),
     };
     if let Some(signal) = crate::cancel::reason() {
         return Err(Error::Interrupted { signal });
     }
-    manifest.write(&output.location).await?;
+    match &plan.encrypt_to {
+        Some(recipients) => {
+            write_sealed(&manifest, &output.location, recipients, stored_schema).await?;
+        }
+        None => manifest.write(&output.location).await?,
+    }
     // Clears the bars before the summary is printed.
     drop(progress);
     Ok((manifest, started.elapsed().as_secs_f64()))

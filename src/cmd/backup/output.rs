@@ -13,6 +13,7 @@ use crate::storage::manifest::{
     DATA_DIR, MANIFEST_FILE, SCHEMA_FILE, SCHEMA_POST_FILE, SCHEMA_PRE_FILE, SUMS_FILE,
     remove_backup,
 };
+use crate::storage::sealed::{PASSPHRASE_KEY_FILE, SEALED_MANIFEST_FILE};
 
 /// The backup folder: locked for the whole run, checked before anything is
 /// touched, cleaned on failure.
@@ -25,8 +26,18 @@ pub(super) struct OutputDir {
 }
 
 /// The names a pgbarge backup consists of, at the top of its folder.
-pub(crate) const BACKUP_NAMES: [&str; 6] =
-    [MANIFEST_FILE, SUMS_FILE, SCHEMA_FILE, SCHEMA_PRE_FILE, SCHEMA_POST_FILE, DATA_DIR];
+pub(crate) const BACKUP_NAMES: [&str; 10] = [
+    MANIFEST_FILE,
+    SUMS_FILE,
+    SCHEMA_FILE,
+    SCHEMA_PRE_FILE,
+    SCHEMA_POST_FILE,
+    DATA_DIR,
+    SEALED_MANIFEST_FILE,
+    PASSPHRASE_KEY_FILE,
+    "schema-pre.sql.age",
+    "schema-post.sql.age",
+];
 
 impl OutputDir {
     /// Creates a local folder private (0700) when it is not there, locks it

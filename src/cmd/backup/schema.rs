@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::ServerInfo;
 use crate::error::{Error, Result};
+use crate::format::encryption::{Recipients, seal_bytes};
 use crate::storage::location::Location;
+use crate::storage::sealed::StoredEntry;
 
 /// A pg_dump at least as new as the server (pg_dump refuses older servers'
 /// dumps otherwise... and a newer server's with an older pg_dump).
@@ -44,11 +46,20 @@ pub(super) async fn find_usable_pg_dump(server: &ServerInfo) -> Result<PathBuf> 
     Ok(pg_dump)
 }
 
+/// A schema section as written.
+pub(super) struct DumpedSchema {
+    /// sha256 of the SQL (what the manifest records).
+    pub(super) sql_sha256: String,
+    /// The stored file, when it was encrypted (`file.age`).
+    pub(super) stored: Option<StoredEntry>,
+}
+
 /// Writes one section of the schema (`pre-data` or `post-data`) to `file`
-/// with `pg_dump --schema-only --section` of the same snapshot; returns its
-/// sha256. The sections are what pg_restore runs around the rows: tables
-/// before them, indexes, constraints (`NOT VALID` ones among them) and
-/// triggers after.
+/// with `pg_dump --schema-only --section` of the same snapshot (encrypted to
+/// `seal` as `file.age`, when given). The sections are what pg_restore runs
+/// around the rows: tables before them, indexes, constraints (`NOT VALID`
+/// ones among them) and triggers after.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn dump_schema(
     pg_dump: &Path,
     conn: &ConnInfo,
@@ -57,7 +68,8 @@ pub(super) async fn dump_schema(
     file: &str,
     dir: &Location,
     lock_wait_timeout: Duration,
-) -> Result<String> {
+    seal: Option<&Recipients>,
+) -> Result<DumpedSchema> {
     let mut cmd = tokio::process::Command::new(pg_dump);
     cmd.arg("--schema-only")
         .arg(format!("--section={section}"))
@@ -93,9 +105,22 @@ pub(super) async fn dump_schema(
             crate::redact::redact(String::from_utf8_lossy(&out.stderr).trim())
         )));
     }
+    let sql_sha256 = crate::format::digest::sha256_hex(&out.stdout);
     // A schema is small next to the data; written like every other file.
-    dir.write(file, &out.stdout).await?;
-    Ok(crate::format::digest::sha256_hex(&out.stdout))
+    let Some(recipients) = seal else {
+        dir.write(file, &out.stdout).await?;
+        return Ok(DumpedSchema { sql_sha256, stored: None });
+    };
+    let sealed = seal_bytes(recipients, &out.stdout)
+        .map_err(|e| Error::runtime(format!("cannot encrypt {file}: {e}")))?;
+    let name = format!("{file}{}", crate::format::encryption::SUFFIX);
+    dir.write(&name, &sealed).await?;
+    let stored = StoredEntry {
+        name,
+        bytes: sealed.len() as u64,
+        sha256: crate::format::digest::sha256_hex(&sealed),
+    };
+    Ok(DumpedSchema { sql_sha256, stored: Some(stored) })
 }
 
 /// `PGBARGE_PG_DUMP` when set; else pg_dump of the server's major version

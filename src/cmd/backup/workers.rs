@@ -10,6 +10,7 @@ use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::{Session, is_session_lost};
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
+use crate::format::encryption::Recipients;
 use crate::jobs::{JobQueue, MAX_RETRIES};
 use crate::options::BackupOptions;
 use crate::progress::{Progress, TableProgress};
@@ -44,6 +45,7 @@ pub(super) async fn run_workers(
             snapshot: snapshot.to_string(),
             dir: dir.clone(),
             compression: plan.compression,
+            seal: plan.encrypt_to.clone(),
             workers,
             jobs: jobs.clone(),
             queue: queue.clone(),
@@ -95,6 +97,8 @@ pub(super) struct WorkerContext {
     snapshot: String,
     dir: Location,
     compression: Compression,
+    /// The recipients of an encrypted backup.
+    seal: Option<Recipients>,
     /// How many workers run at once (their writers share one queue budget).
     workers: usize,
     jobs: Arc<Vec<Job>>,
@@ -197,7 +201,8 @@ impl WorkerContext {
         job: &Job,
         bar: &mut TableProgress,
     ) -> Result<TableResult> {
-        let mut sink = self.dir.data_sink(&job.file, self.compression, self.workers)?;
+        let mut sink =
+            self.dir.data_sink(&job.file, self.compression, self.seal.as_ref(), self.workers)?;
         let mut stages = CsvStages::new(true);
         let sql = job.table.copy_to_stdout_sql();
         let copied = copy_out(session, &sql, &mut stages, |block, stages| {

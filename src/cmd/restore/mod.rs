@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::format::csv::FirstRecord;
 use crate::format::csv_to_binary::{BinaryKind, CsvToBinary};
 use crate::format::csv_to_text::CsvToText;
+use crate::format::encryption::Identities;
 use crate::ident::TableName;
 use crate::load::Incoming;
 use crate::load::loader::Loader;
@@ -45,7 +46,8 @@ use crate::stream::stages::{CsvStages, WireFormat};
 pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     let started = Instant::now();
     let _reading = plan.dir.lock_for_reading()?;
-    let manifest = Manifest::read_at(&plan.dir).await?;
+    let (manifest, keys) =
+        Manifest::open_at(&plan.dir, plan.keys.as_ref()).await?.full(&plan.dir)?;
     if plan.clean {
         clean::check_usable(&plan, &manifest)?;
     }
@@ -64,7 +66,7 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
 
     let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
     let schema_sql = if plan.schema || plan.clean {
-        Some(read_schema_files(&plan, &manifest).await?)
+        Some(read_schema_files(&plan, &manifest, keys.as_ref()).await?)
     } else {
         None
     };
@@ -131,6 +133,7 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         plan: &plan,
         manifest: &manifest,
         chosen: &chosen,
+        keys: keys.as_ref(),
         progress: &progress,
         post_data: post_data.as_ref(),
     };
@@ -211,6 +214,8 @@ struct Restorer<'a> {
     plan: &'a RestoreOptions,
     manifest: &'a Manifest,
     chosen: &'a [&'a ManifestTable],
+    /// What opens an encrypted backup's files.
+    keys: Option<&'a Identities>,
     progress: &'a Progress,
     /// The schema's post-data section, run after every row is in and before
     /// the one transaction commits.
@@ -234,7 +239,7 @@ impl TableStreamer for Restorer<'_> {
         let name = &t.target.name;
 
         let file = &m.file;
-        let mut source = self.plan.dir.open(file, self.manifest.compression)?;
+        let mut source = self.plan.dir.open(file, self.manifest.compression, self.keys)?;
         let mut stages = CsvStages::new(false);
         let mut header = FirstRecord::new();
         let mut header_checked = false;
@@ -373,7 +378,11 @@ fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest,
     println!(
         "{}",
         crate::wrap::stdout(
-            "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count",
+            if manifest.encryption.is_some() {
+                "  checked while loading: file size and sha256, age's authentication of every chunk, header, CSV sha256, record count, the server's row count"
+            } else {
+                "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count"
+            },
             2
         )
     );

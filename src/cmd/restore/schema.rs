@@ -6,6 +6,7 @@ use super::clean::CleanPlan;
 use crate::catalog::read_catalog;
 use crate::conn::session::{Session, repin};
 use crate::error::{Error, Result};
+use crate::format::encryption::Identities;
 use crate::options::RestoreOptions;
 use crate::storage::manifest::Manifest;
 
@@ -20,6 +21,7 @@ pub(super) type SchemaSql = (&'static str, String);
 pub(super) async fn read_schema_files(
     plan: &RestoreOptions,
     manifest: &Manifest,
+    keys: Option<&Identities>,
 ) -> Result<Vec<SchemaSql>> {
     let files = manifest.schema_files();
     if files.is_empty() {
@@ -30,7 +32,7 @@ pub(super) async fn read_schema_files(
     }
     let mut sql = Vec::new();
     for (file, want) in files {
-        sql.push((file, read_schema_file(plan, file, want).await?));
+        sql.push((file, read_schema_file(plan, manifest, keys, file, want).await?));
     }
     Ok(sql)
 }
@@ -85,14 +87,27 @@ pub(super) async fn run_post_data(target: &Session, (file, sql): &SchemaSql) -> 
 
 /// One schema file's SQL, checked against its recorded sha256, with the
 /// lines only psql understands taken out.
-async fn read_schema_file(plan: &RestoreOptions, file: &str, want: Option<&str>) -> Result<String> {
-    let path = plan.dir.path(file);
-    let text = plan.dir.read(file).await?.ok_or_else(|| {
+async fn read_schema_file(
+    plan: &RestoreOptions,
+    manifest: &Manifest,
+    keys: Option<&Identities>,
+    file: &str,
+    want: Option<&str>,
+) -> Result<String> {
+    let stored = manifest.stored_name(file);
+    let path = plan.dir.path(&stored);
+    let text = plan.dir.read(&stored).await?.ok_or_else(|| {
         Error::difference(format!(
             "{}: missing (the manifest says the backup has one)",
             path.display()
         ))
     })?;
+    let text = match (&manifest.encryption, keys) {
+        (Some(_), Some(keys)) => keys
+            .open_bytes(&text)
+            .map_err(|e| Error::difference(format!("{}: does not decrypt: {e}", path.display())))?,
+        _ => text,
+    };
     if let Some(want) = want {
         let got = crate::format::digest::sha256_hex(&text);
         if got != want {

@@ -255,23 +255,26 @@ fn rollback_command(plan: &RunPlan, failed: usize) -> Option<String> {
     });
     match backup {
         Some((bi, s)) if bi < failed || plan.from > bi => {
-            let StepKind::Backup { db, output, tables, exclude, schema, .. } = &s.kind else {
+            let StepKind::Backup { db, output, tables, exclude, schema, encrypt_to, .. } = &s.kind
+            else {
                 unreachable!()
             };
-            let dir = plan.plan.resolve(output);
+            // An encrypted backup opens only with a key: the command says where it goes.
+            let key = if encrypt_to.is_empty() { "" } else { " --identity KEY_FILE" };
+            let dir = format!("{}{key}", plan.plan.resolve(output).display());
             let conn = plan.connections.get(db).map(|pc| pc.shown.clone()).unwrap_or_default();
             if *schema && tables.is_empty() && exclude.is_empty() {
                 // A whole backup with its schema: the exact rollback.
                 return Some(format!(
                     "To roll back, put the database back to the backup step {} took, schema and rows, in one transaction:\n\n    pgbarge restore {} -d {conn} --clean\n\n(it drops every user schema of the database, what this run created included, recreates the backup's schema and loads every table; roles, database settings and large objects are not touched; add --dry-run first to see what it would drop)",
                     s.label(bi),
-                    dir.display()
+                    dir
                 ));
             }
             Some(format!(
                 "To roll back the data, restore the backup step {} took:\n\n    pgbarge restore {} -d {conn} --mode truncate --disable-triggers\n\n(it restores exactly the backup's tables: rows of other tables that reference them are kept and checked; add -t TABLE to restore only some of them; schema changes made by sql steps are not undone by a data restore: revert them with your own DDL first, or restore with --schema into a new database)",
                 s.label(bi),
-                dir.display()
+                dir
             ))
         }
         _ => None,
@@ -310,4 +313,14 @@ async fn user_session(plan: &RunPlan, name: &str) -> Result<crate::conn::session
 /// A step's `tables` and `exclude` as a selection.
 fn tables(include: &[String], exclude: &[String]) -> Result<Selection> {
     Selection::parse(include, exclude)
+}
+
+/// A step's `identity` key files, relative to the plan; without any, the
+/// passphrase environment as on the command line.
+fn keys(
+    plan: &RunPlan,
+    identity: &[String],
+) -> Result<Option<crate::format::encryption::Identities>> {
+    let files: Vec<std::path::PathBuf> = identity.iter().map(|f| plan.plan.resolve(f)).collect();
+    crate::options::identities(&files, None)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{RunPlan, as_step_hint, conn, tables, user_session};
+use super::{RunPlan, as_step_hint, conn, keys, tables, user_session};
 use crate::catalog::compare::CompareOptions;
 use crate::cmd::{Outcome, backup, copy, diff, restore, sql, verify};
 use crate::error::{Error, Result};
@@ -32,8 +32,17 @@ pub(super) async fn run_step(
             jobs,
             force,
             lock_wait_timeout,
+            encrypt_to,
         } => {
             let dir = plan.plan.resolve(output);
+            // `@FILE` is relative to the plan, as every path in it.
+            let recipients: Vec<String> = encrypt_to
+                .iter()
+                .map(|r| match r.strip_prefix('@') {
+                    Some(f) => format!("@{}", plan.plan.resolve(f).display()),
+                    None => r.clone(),
+                })
+                .collect();
             // In range: read_plan checked it.
             let jobs = jobs.and_then(|j| usize::try_from(j).ok());
             crate::limits::jobs(jobs)?;
@@ -46,6 +55,7 @@ pub(super) async fn run_step(
                 schema: *schema,
                 force: *force,
                 lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
+                encrypt_to: options::encryption(&recipients, None)?,
                 quiet,
             })
             .await
@@ -66,7 +76,7 @@ pub(super) async fn run_step(
             details.insert("checksums".into(), sums.into());
             Outcome::Ok
         }
-        StepKind::Verify { backup, db, tables: t, exclude, jobs, deep, expect } => {
+        StepKind::Verify { backup, db, tables: t, exclude, jobs, deep, expect, identity } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
             crate::limits::jobs(*jobs)?;
@@ -77,6 +87,7 @@ pub(super) async fn run_step(
                 jobs: *jobs,
                 deep: *deep,
                 expect: expect.as_ref().map(|e| plan.plan.resolve(e)),
+                keys: keys(plan, identity)?,
                 json: false,
                 quiet,
             })
@@ -138,6 +149,7 @@ pub(super) async fn run_step(
             jobs,
             ignore_unlisted,
             lock_wait_timeout,
+            identity,
         } => {
             let dir = plan.plan.backup_dir(backup);
             details.insert("folder".into(), dir.display().to_string().into());
@@ -156,6 +168,7 @@ pub(super) async fn run_step(
                 ignore_unlisted: *ignore_unlisted,
                 schema: *schema,
                 clean: *clean,
+                keys: keys(plan, identity)?,
                 dry_run: false,
                 quiet,
             })

@@ -7,10 +7,12 @@ use std::sync::Mutex;
 use super::report::Status;
 use crate::error::{Class, Error, Result};
 use crate::format::csv::FirstRecord;
+use crate::format::encryption::Identities;
 use crate::jobs::JobQueue;
 use crate::progress::Progress;
 use crate::storage::location::Location;
-use crate::storage::manifest::{Manifest, ManifestTable, SUMS_FILE, StoredFile};
+use crate::storage::manifest::{MANIFEST_FILE, Manifest, ManifestTable, SUMS_FILE, StoredFile};
+use crate::storage::sealed::PublicManifest;
 use crate::stream::stages::CsvStages;
 
 /// What checking one data file found.
@@ -23,7 +25,8 @@ pub(super) struct FileCheck {
 }
 
 /// Checks the chosen tables' files on `jobs` threads, largest first. Results
-/// come back in `chosen` order.
+/// come back in `chosen` order. `keys`: an encrypted backup's.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_files(
     dir: &Location,
     sizes: &BTreeMap<String, u64>,
@@ -31,6 +34,7 @@ pub(super) fn check_files(
     chosen: &[usize],
     deep: bool,
     jobs: Option<usize>,
+    keys: Option<&Identities>,
     progress: &Progress,
 ) -> Result<Vec<FileCheck>> {
     let queue = JobQueue::largest_first(chosen.iter().map(|&i| manifest.tables[i].file_bytes));
@@ -43,7 +47,7 @@ pub(super) fn check_files(
             s.spawn(|| {
                 while let Some(k) = queue.next_blocking() {
                     let table = &manifest.tables[chosen[k]];
-                    let r = check_file(dir, sizes, table, manifest, deep, progress);
+                    let r = check_file(dir, sizes, table, manifest, deep, keys, progress);
                     results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
                     queue.done(k);
                 }
@@ -69,6 +73,7 @@ pub(super) fn check_file(
     t: &ManifestTable,
     manifest: &Manifest,
     deep: bool,
+    keys: Option<&Identities>,
     progress: &Progress,
 ) -> Result<FileCheck> {
     let mut check = FileCheck::default();
@@ -86,12 +91,12 @@ pub(super) fn check_file(
             check.problems.push((Status::Damaged, what));
             // A file of the wrong size is still read, to say what it holds;
             // a link or a FIFO is not opened at all.
-            if !listing.contains_key(file) || dir.open(file, manifest.compression).is_err() {
+            if !listing.contains_key(file) || dir.open(file, manifest.compression, keys).is_err() {
                 return Ok(check);
             }
         }
     }
-    let mut source = match dir.open(file, manifest.compression) {
+    let mut source = match dir.open(file, manifest.compression, keys) {
         Ok(s) => s,
         Err(e) if e.class() == Class::Difference => {
             // A link, a FIFO, a device where the file should be.
@@ -151,7 +156,7 @@ pub(super) fn check_file(
 
 /// A file's size and sha256 as stored, read whole (on a worker thread: it blocks).
 pub(super) fn stored_file(dir: &Location, name: &str) -> Result<crate::storage::sink::FileSummary> {
-    let mut source = dir.open(name, crate::format::compression::Compression::None)?;
+    let mut source = dir.open(name, crate::format::compression::Compression::None, None)?;
     while let Some(block) = source.next_block() {
         block?;
     }
@@ -159,7 +164,10 @@ pub(super) fn stored_file(dir: &Location, name: &str) -> Result<crate::storage::
 }
 
 /// Problems of the folder as a whole: files the manifest does not list,
-/// `SHA256SUMS` disagreeing with the manifest, a missing or changed `schema.sql`.
+/// `SHA256SUMS` disagreeing with the manifest, a missing or changed schema
+/// file. For an encrypted backup (`public`, opened with `keys`), the schema
+/// files are decrypted first, `SHA256SUMS` is checked against
+/// `manifest.json`, and `manifest.json` against the decrypted manifest.
 ///
 /// # Errors
 /// The folder cannot be listed.
@@ -167,24 +175,74 @@ pub(super) async fn check_folder(
     dir: &Location,
     listing: &BTreeMap<String, u64>,
     manifest: &Manifest,
+    public: Option<&PublicManifest>,
+    keys: Option<&Identities>,
 ) -> Result<Vec<String>> {
     let mut problems = manifest.unlisted_files(listing);
-    for (file, want) in manifest.schema_files() {
-        if !listing.contains_key(file) {
+    for (logical, want) in manifest.schema_files() {
+        let file = manifest.stored_name(logical);
+        if !listing.contains_key(&file) {
             problems.push(format!("{file}: missing (the manifest says the backup has one)"));
-        } else if let Some(want) = want {
-            let got = crate::format::digest::sha256_hex(&dir.read(file).await?.unwrap_or_default());
+            continue;
+        }
+        let stored = dir.read(&file).await?.unwrap_or_default();
+        let sql = match (public, keys) {
+            (Some(public), Some(keys)) => {
+                problems.extend(stored_difference(public, &file, &stored));
+                match keys.open_bytes(&stored) {
+                    Ok(sql) => sql,
+                    Err(e) => {
+                        problems.push(format!("{file}: does not decrypt: {e}"));
+                        continue;
+                    }
+                }
+            }
+            _ => stored,
+        };
+        if let Some(want) = want {
+            let got = crate::format::digest::sha256_hex(&sql);
             if got != want {
                 problems.push(format!("{file}: sha256 is {got}, the manifest records {want}"));
             }
         }
     }
-    problems.extend(check_sums(dir, manifest).await?);
+    let expected: Vec<(&str, &str)> = match public {
+        Some(p) => p.files.iter().map(|f| (f.name.as_str(), f.sha256.as_str())).collect(),
+        None => manifest.tables.iter().map(|t| (t.file.as_str(), t.file_sha256.as_str())).collect(),
+    };
+    problems.extend(check_sums(dir, &expected).await?);
+    if let Some(public) = public {
+        let listed = public.by_name();
+        for t in &manifest.tables {
+            match listed.get(t.file.as_str()) {
+                Some(f) if f.bytes == t.file_bytes && f.sha256 == t.file_sha256 => {}
+                _ => problems.push(format!(
+                    "{}: {MANIFEST_FILE} does not record it as the encrypted manifest does",
+                    t.file
+                )),
+            }
+        }
+    }
     Ok(problems)
 }
 
-/// Compares `SHA256SUMS` line by line with the manifest.
-pub(super) async fn check_sums(dir: &Location, manifest: &Manifest) -> Result<Vec<String>> {
+/// How a stored file differs from what `manifest.json` records.
+fn stored_difference(public: &PublicManifest, file: &str, stored: &[u8]) -> Option<String> {
+    let sha = crate::format::digest::sha256_hex(stored);
+    match public.by_name().get(file) {
+        None => Some(format!("{file}: not listed in {MANIFEST_FILE}")),
+        Some(f) if f.sha256 != sha || f.bytes != stored.len() as u64 => Some(format!(
+            "{file}: sha256 is {sha} ({} bytes), {MANIFEST_FILE} records {} ({} bytes)",
+            stored.len(),
+            f.sha256,
+            f.bytes
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Compares `SHA256SUMS` line by line with the files and sha256 expected.
+pub(super) async fn check_sums(dir: &Location, expected: &[(&str, &str)]) -> Result<Vec<String>> {
     let Some(bytes) = dir.read(SUMS_FILE).await? else {
         return Ok(vec![format!("{SUMS_FILE}: missing")]);
     };
@@ -210,13 +268,12 @@ pub(super) async fn check_sums(dir: &Location, manifest: &Manifest) -> Result<Ve
             }
         }
     }
-    for t in &manifest.tables {
-        match lines.remove(t.file.as_str()) {
-            None => problems.push(format!("{SUMS_FILE}: no line for {}", t.file)),
-            Some((n, hash)) if !hash.eq_ignore_ascii_case(&t.file_sha256) => {
+    for &(file, sha256) in expected {
+        match lines.remove(file) {
+            None => problems.push(format!("{SUMS_FILE}: no line for {file}")),
+            Some((n, hash)) if !hash.eq_ignore_ascii_case(sha256) => {
                 problems.push(format!(
-                    "{SUMS_FILE} line {n}: {} has sha256 {hash}, the manifest records {}",
-                    t.file, t.file_sha256
+                    "{SUMS_FILE} line {n}: {file} has sha256 {hash}, the manifest records {sha256}"
                 ));
             }
             Some(_) => {}

@@ -14,6 +14,7 @@ pub mod expect;
 mod files;
 mod live;
 mod report;
+mod sealed;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::ident::TableName;
 use crate::options::VerifyOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::Manifest;
+use crate::storage::sealed::Opened;
 
 /// Runs `verify`.
 ///
@@ -41,7 +43,14 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
     let started = Instant::now();
     let expect = plan.expect.as_deref().map(read_expectations).transpose()?;
     let _reading = plan.dir.lock_for_reading()?;
-    let manifest = Arc::new(Manifest::read_at(&plan.dir).await?);
+    let (manifest, public, keys) = match Manifest::open_at(&plan.dir, plan.keys.as_ref()).await? {
+        Opened::Plain(m) => (m, None, None),
+        Opened::Sealed { public, opened: Some((m, keys)) } => (m, Some(public), Some(keys)),
+        Opened::Sealed { public, opened: None } => {
+            return sealed::verify_stored_files(&plan, &public).await;
+        }
+    };
+    let manifest = Arc::new(manifest);
     let names: Vec<TableName> =
         manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
     let picked: HashSet<&TableName> =
@@ -75,9 +84,9 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
     let files = {
         let (dir, manifest, chosen, progress) =
             (plan.dir.clone(), manifest.clone(), chosen.clone(), progress.clone());
-        let (deep, jobs, sizes) = (plan.deep, plan.jobs, listing.clone());
+        let (deep, jobs, sizes, keys) = (plan.deep, plan.jobs, listing.clone(), keys.clone());
         tokio::task::spawn_blocking(move || {
-            check_files(&dir, &sizes, &manifest, &chosen, deep, jobs, &progress)
+            check_files(&dir, &sizes, &manifest, &chosen, deep, jobs, keys.as_ref(), &progress)
         })
         .await
         .map_err(|e| Error::runtime(format!("a verify worker failed: {e}")))??
@@ -91,7 +100,12 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
         }
         failures.extend(check.failure);
     }
-    problems.extend(check_folder(&plan.dir, &listing, &manifest).await?);
+    problems.extend(
+        check_folder(&plan.dir, &listing, &manifest, public.as_deref(), keys.as_ref()).await?,
+    );
+    if public.is_some() {
+        checked.push("decryption");
+    }
     if let Some(exp) = &expect {
         checked.push("expected counts");
         problems.extend(apply_expectations(exp, &manifest, &chosen, &mut tables)?);
