@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::catalog::select::Selection;
 use crate::conn::conninfo::{ConnInfo, process_env, resolve};
+use crate::conn::tunnel::Bastion;
 use crate::error::{Error, Result};
 use crate::load::{LoadOptions, parse_jobs};
 use crate::options::{
@@ -55,6 +56,34 @@ pub struct ConnArgs {
     /// Connection: `postgresql://user@host:5432/db?sslmode=verify-full` or `host=/tmp dbname=app`
     #[arg(short = 'd', long = "dbname", value_name = "CONN")]
     pub conn: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// A bastion to reach the database through (an SSH tunnel with the system's ssh).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SshArgs {
+    /// Reach the database through an SSH tunnel via this bastion: `[USER@]HOST[:PORT]`, HOST may
+    /// be a Host alias of ~/.ssh/config; the connection's host and port stay the database's own.
+    #[arg(long = "ssh", value_name = "[USER@]HOST[:PORT]")]
+    pub ssh: Option<String>,
+    /// The identity file ssh offers to the bastion (default: ssh's own choice).
+    #[arg(long = "ssh-key", value_name = "FILE", requires = "ssh")]
+    pub ssh_key: Option<String>,
+}
+
+impl SshArgs {
+    /// The bastion, if one is given.
+    ///
+    /// # Errors
+    /// A usage error for a malformed `[USER@]HOST[:PORT]`.
+    pub fn bastion(&self) -> Result<Option<Bastion>> {
+        bastion(self.ssh.as_deref(), self.ssh_key.as_deref())
+    }
+}
+
+fn bastion(ssh: Option<&str>, key: Option<&str>) -> Result<Option<Bastion>> {
+    ssh.map(|s| Bastion::parse(s, key)).transpose()
 }
 
 /// Which tables: include and exclude patterns.
@@ -67,6 +96,40 @@ pub struct TableArgs {
     /// Exclude tables matching PATTERN. Repeatable.
     #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
     pub exclude: Vec<String>,
+}
+
+/// Bastions for a command with two connections.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BastionArgs {
+    /// Reach --source through an SSH tunnel via this bastion (see `--ssh` of backup).
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub source_ssh: Option<String>,
+    /// The identity file ssh offers to --source-ssh.
+    #[arg(long, value_name = "FILE", requires = "source_ssh")]
+    pub source_ssh_key: Option<String>,
+    /// Reach --target through an SSH tunnel via this bastion.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub target_ssh: Option<String>,
+    /// The identity file ssh offers to --target-ssh.
+    #[arg(long, value_name = "FILE", requires = "target_ssh")]
+    pub target_ssh_key: Option<String>,
+}
+
+impl BastionArgs {
+    /// `--source` and `--target` resolved, each with its bastion.
+    fn resolve(&self, source: &str, target: &str) -> Result<(Arc<ConnInfo>, Arc<ConnInfo>)> {
+        let source = resolve_with_bastion(
+            source,
+            bastion(self.source_ssh.as_deref(), self.source_ssh_key.as_deref())?,
+        )
+        .map_err(|e| e.context("--source"))?;
+        let target = resolve_with_bastion(
+            target,
+            bastion(self.target_ssh.as_deref(), self.target_ssh_key.as_deref())?,
+        )
+        .map_err(|e| e.context("--target"))?;
+        Ok((source, target))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +211,8 @@ pub struct CopyArgs {
     /// The database to load.
     #[arg(long, value_name = "CONN")]
     pub target: String,
+    #[command(flatten)]
+    pub bastions: BastionArgs,
     #[command(flatten)]
     pub tables: TableArgs,
     /// What happens to rows already in a target table: fail (the default), truncate, append,
@@ -252,6 +317,8 @@ pub struct DiffArgs {
     /// The database checked against it (production).
     #[arg(long, value_name = "CONN")]
     pub target: String,
+    #[command(flatten)]
+    pub bastions: BastionArgs,
     /// -t/-T restrict the table-level objects: tables, columns, constraints, indexes, triggers,
     /// policies.
     #[command(flatten)]
@@ -331,8 +398,19 @@ impl ConnArgs {
     /// # Errors
     /// A usage error for a malformed connection string or environment.
     pub fn resolve(&self) -> Result<Arc<ConnInfo>> {
-        resolve_conn_str(self.conn.as_deref().unwrap_or(""))
+        resolve_with_bastion(self.conn.as_deref().unwrap_or(""), self.ssh.bastion()?)
     }
+}
+
+/// Resolves a connection string (falling back to the PG* environment) to be
+/// reached through `bastion`, if any.
+///
+/// # Errors
+/// A usage error for a malformed connection string or environment.
+pub fn resolve_with_bastion(conn: &str, bastion: Option<Bastion>) -> Result<Arc<ConnInfo>> {
+    let mut info = resolve(conn, &process_env)?;
+    info.ssh = bastion;
+    Ok(Arc::new(info))
 }
 
 /// Resolves a connection string, falling back to the PG* environment.
@@ -403,12 +481,13 @@ impl VerifyArgs {
 
 impl CopyArgs {
     fn into_options(self) -> Result<CopyOptions> {
+        let (source, target) = self.bastions.resolve(&self.source, &self.target)?;
         let mode = options::mode(self.mode.as_deref())?;
         let verify = VerifyLevel::parse(self.verify.as_deref(), mode)?;
         let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
         Ok(CopyOptions {
-            source: resolve_conn_str(&self.source).map_err(|e| e.context("--source"))?,
-            target: resolve_conn_str(&self.target).map_err(|e| e.context("--target"))?,
+            source,
+            target,
             selection: self.tables.selection()?,
             options: LoadOptions {
                 mode,
@@ -465,9 +544,10 @@ impl SqlArgs {
 
 impl DiffArgs {
     fn into_options(self) -> Result<DiffOptions> {
+        let (source, target) = self.bastions.resolve(&self.source, &self.target)?;
         Ok(DiffOptions {
-            source: resolve_conn_str(&self.source).map_err(|e| e.context("--source"))?,
-            target: resolve_conn_str(&self.target).map_err(|e| e.context("--target"))?,
+            source,
+            target,
             selection: self.tables.selection()?,
             schemas: self.schemas,
             compare: crate::catalog::compare::CompareOptions {

@@ -31,6 +31,7 @@ fn main() {
     let code = match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
+            let err = pgbarge::conn::tunnel::explain(err);
             // No bar may stay above the error, whoever still holds one.
             pgbarge::progress::clear_all();
             pgbarge::error::report(&err);
@@ -39,5 +40,7 @@ fn main() {
     };
     // Drop the runtime before exiting so spawned connection tasks close cleanly.
     drop(runtime);
+    // exit runs no destructors: the SSH tunnels are closed here.
+    pgbarge::conn::tunnel::close_all();
     std::process::exit(code);
 }

@@ -22,6 +22,7 @@ mod restore_transcode;
 mod run_command;
 mod s3_store;
 mod sql_command;
+mod ssh_tunnel;
 mod tampered_backup;
 mod terminal_progress;
 mod verify_command;

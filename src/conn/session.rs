@@ -276,10 +276,14 @@ async fn run_gated<F: Future>(conn: F, gate: Arc<ReadGate>) -> F::Output {
 /// `Error::Connect` with a hint for refused, unknown, authentication, database
 /// and TLS failures; a usage error for an unreadable `sslrootcert`.
 pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> {
+    // Through an SSH tunnel, the session connects to its local end, as
+    // libpq's `hostaddr`: TLS still verifies `host`, and cancel requests take
+    // the same path. (Config's host, hostaddr and port are lists: set once.)
+    let tunnel = super::tunnel::endpoint(info).await?;
     let mut config = Config::new();
     config
         .host(&info.host)
-        .port(info.port)
+        .port(tunnel.map_or(info.port, |t| t.port()))
         .user(&info.user)
         .dbname(&info.dbname)
         .connect_timeout(info.connect_timeout)
@@ -287,7 +291,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     if let Some(p) = info.password() {
         config.password(p);
     }
-    if let Some(addr) = info.hostaddr {
+    if let Some(addr) = tunnel.map(|t| t.ip()).or(info.hostaddr) {
         // Connect there; TLS still verifies `host` (libpq's hostaddr).
         config.hostaddr(addr);
     }
@@ -385,7 +389,13 @@ async fn pin(client: &Client, info: &ConnInfo, purpose: Purpose) -> Result<()> {
 }
 
 fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {
-    let hint = connect_hint(info, &e);
+    let mut hint = connect_hint(info, &e);
+    if let Some(b) = &info.ssh {
+        hint = format!("{hint} (through the SSH tunnel via {b})");
+        if let Some(said) = super::tunnel::stderr_of(info) {
+            hint = format!("{hint}; ssh said: {said}");
+        }
+    }
     Error::Connect { conn: info.to_string(), source: e, hint: Some(hint) }
 }
 

@@ -73,7 +73,20 @@ pub fn plan(args: RunOptions) -> Result<RunPlan> {
             (None, Some(service)) => (format!("service={service}"), format!("service={service}")),
             (None, None) => unreachable!("read_plan checks"),
         };
-        match resolve(&conn, &process_env) {
+        let bastion = match &c.ssh {
+            Some(b) => match crate::conn::tunnel::Bastion::parse(b, c.ssh_key.as_deref()) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    problems.push(format!("connection \"{name}\": {e}"));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match resolve(&conn, &process_env).map(|mut info| {
+            info.ssh = bastion;
+            info
+        }) {
             Ok(info) => {
                 connections
                     .insert(name.clone(), PlanConnection { conn, shown, info: Arc::new(info) });
