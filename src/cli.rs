@@ -171,6 +171,9 @@ pub struct BackupArgs {
     /// (like pg_dump's option; default 30).
     #[arg(long, value_name = "SECS")]
     pub lock_wait_timeout: Option<f64>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -242,6 +245,9 @@ pub struct CopyArgs {
     /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
     pub verify: Option<String>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -289,6 +295,9 @@ pub struct RestoreArgs {
     /// way (default 30).
     #[arg(long, value_name = "SECS")]
     pub lock_wait_timeout: Option<f64>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -304,6 +313,9 @@ pub struct SqlArgs {
     /// Run every file inside one transaction (files must not hold BEGIN/COMMIT).
     #[arg(long, short = '1')]
     pub single_transaction: bool,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// Errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -367,6 +379,9 @@ pub struct RunArgs {
     /// Start at this step (its name or number); earlier steps are skipped.
     #[arg(long, value_name = "STEP")]
     pub from: Option<String>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// Steps print no progress or summaries; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -421,6 +436,16 @@ pub fn resolve_conn_str(conn: &str) -> Result<Arc<ConnInfo>> {
     Ok(Arc::new(resolve(conn, &process_env)?))
 }
 
+/// A dry run prints a plan for people; `--json` is for what ran.
+fn no_json_dry_run(json: bool, dry_run: bool) -> Result<()> {
+    if json && dry_run {
+        return Err(Error::usage(
+            "--json and --dry-run cannot be combined: a dry run's plan is printed for people",
+        ));
+    }
+    Ok(())
+}
+
 impl TableArgs {
     /// The selection `-t` and `-T` make.
     ///
@@ -454,7 +479,8 @@ impl BackupArgs {
             schema: self.schema,
             force: self.force,
             lock_wait_timeout,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
@@ -481,6 +507,7 @@ impl VerifyArgs {
 
 impl CopyArgs {
     fn into_options(self) -> Result<CopyOptions> {
+        no_json_dry_run(self.json, self.dry_run)?;
         let (source, target) = self.bastions.resolve(&self.source, &self.target)?;
         let mode = options::mode(self.mode.as_deref())?;
         let verify = VerifyLevel::parse(self.verify.as_deref(), mode)?;
@@ -499,13 +526,15 @@ impl CopyArgs {
             per_table_commit: self.per_table_commit,
             dry_run: self.dry_run,
             verify,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
 
 impl RestoreArgs {
     fn into_options(self) -> Result<RestoreOptions> {
+        no_json_dry_run(self.json, self.dry_run)?;
         let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
         Ok(RestoreOptions {
             dir: Location::parse(&self.dir)?,
@@ -523,7 +552,8 @@ impl RestoreArgs {
             schema: self.schema,
             clean: self.clean,
             dry_run: self.dry_run,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
@@ -537,7 +567,8 @@ impl SqlArgs {
             conn: self.conn.resolve()?,
             files: self.files,
             single_transaction: self.single_transaction,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
@@ -571,7 +602,8 @@ impl RunArgs {
             plan: PathBuf::from(self.plan),
             dry_run: self.dry_run,
             from: self.from,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         }
     }
 }

@@ -120,6 +120,8 @@ pub struct BackupOptions {
     pub schema: bool,
     pub force: bool,
     pub lock_wait_timeout: Duration,
+    /// Print one JSON document instead of the summary (and no progress).
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -150,6 +152,8 @@ pub struct CopyOptions {
     pub per_table_commit: bool,
     pub dry_run: bool,
     pub verify: VerifyLevel,
+    /// Print one JSON document instead of the summary (and no progress).
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -167,6 +171,8 @@ pub struct RestoreOptions {
     /// Drop the target's user schemas first, and restore schema and rows.
     pub clean: bool,
     pub dry_run: bool,
+    /// Print one JSON document instead of the summary (and no progress).
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -177,6 +183,8 @@ pub struct SqlOptions {
     /// The files, run in this order (read and checked before connecting).
     pub files: Vec<String>,
     pub single_transaction: bool,
+    /// Print one JSON document (files, statements, result rows) instead.
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -207,6 +215,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The step to start at: its name or number.
     pub from: Option<String>,
+    /// Print the run's log (run.json's content) as one JSON document instead.
+    pub json: bool,
     pub quiet: bool,
 }
 

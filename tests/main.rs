@@ -11,6 +11,7 @@ mod connections;
 mod copy_command;
 mod diff_command;
 mod erp_fixture;
+mod json_output;
 mod large_rows;
 mod list_command;
 mod lock_waits;

@@ -149,7 +149,25 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         run_post_data(&target, post).await?;
         target.execute("COMMIT", format!("TARGET: committing {} failed", post.0)).await?;
     }
-    if !plan.quiet {
+    if plan.json {
+        crate::load::report::print_json(
+            &done,
+            plan.options.mode,
+            plan.per_table_commit,
+            started.elapsed().as_secs_f64(),
+            &RESTORE_CHECKS,
+            &emptied,
+            serde_json::json!({
+                "command": "restore",
+                "location": plan.dir.to_string(),
+                "target": plan.conn.to_string(),
+                "backup_of": manifest.source.database,
+                "backup_taken": manifest.started_at,
+                "schema": plan.schema,
+                "clean": plan.clean,
+            }),
+        );
+    } else if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
         if let Some(cleaning) = &cleaning {
             cleaning.print_done();
@@ -349,6 +367,10 @@ impl ToServer {
     }
 }
 
+/// What a restore checks while it loads.
+const RESTORE_CHECKS: [&str; 5] =
+    ["file size and sha256", "header", "CSV sha256", "record count", "the server's row count"];
+
 fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest, seconds: f64) {
     let about = format!(" (backup of {} taken {})", manifest.source.database, manifest.started_at);
     crate::load::report::print_summary(
@@ -362,9 +384,6 @@ fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest,
     );
     println!(
         "{}",
-        crate::wrap::stdout(
-            "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count",
-            2
-        )
+        crate::wrap::stdout(&format!("  checked while loading: {}", RESTORE_CHECKS.join(", ")), 2)
     );
 }

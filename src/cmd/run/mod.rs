@@ -37,6 +37,8 @@ pub struct RunPlan {
     pub connections: BTreeMap<String, PlanConnection>,
     pub dry_run: bool,
     pub from: usize,
+    /// Print the log as one JSON document on stdout when the run ends.
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -56,6 +58,11 @@ pub struct PlanConnection {
 /// Usage errors: the plan's own problems, an unset or unparsable connection
 /// variable, an unknown `--from` step.
 pub fn plan(args: RunOptions) -> Result<RunPlan> {
+    if args.json && args.dry_run {
+        return Err(Error::usage(
+            "--json and --dry-run cannot be combined: a dry run's findings are printed for people",
+        ));
+    }
     let plan = read_plan(&args.plan)?;
     let mut connections = BTreeMap::new();
     let mut problems = Vec::new();
@@ -107,7 +114,30 @@ pub fn plan(args: RunOptions) -> Result<RunPlan> {
         Some(f) => plan.step_index(f)?,
         None => 0,
     };
-    Ok(RunPlan { plan, connections, dry_run: args.dry_run, from, quiet: args.quiet })
+    Ok(RunPlan {
+        plan,
+        connections,
+        dry_run: args.dry_run,
+        from,
+        json: args.json,
+        quiet: args.quiet,
+    })
+}
+
+/// `--json`: the log as run.json holds it, with the command and the log
+/// folder, on stdout (passwords masked as in the file).
+fn print_json(log: &RunLog, log_dir: &std::path::Path) {
+    let mut doc = serde_json::json!({
+        "command": "run",
+        "log_folder": log_dir.display().to_string(),
+    });
+    if let (Some(doc), Ok(serde_json::Value::Object(log))) =
+        (doc.as_object_mut(), serde_json::to_value(log))
+    {
+        doc.extend(log);
+    }
+    let text = serde_json::to_string_pretty(&doc).expect("log serializes");
+    println!("{}", crate::redact::redact(&text));
 }
 
 /// Runs `run`.
@@ -190,7 +220,9 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
         // A migration found wrong later is undone the same way: the log says how.
         log.rollback = rollback_command(&plan, log.steps.len());
         write_log(&log_dir, &log)?;
-        if !plan.quiet {
+        if plan.json {
+            print_json(&log, &log_dir);
+        } else if !plan.quiet {
             println!(
                 "\nrun complete: {} {}; log {}",
                 log.steps.len(),
@@ -207,6 +239,9 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
     });
     log.rollback = Some(hint.clone());
     write_log(&log_dir, &log)?;
+    if plan.json {
+        print_json(&log, &log_dir);
+    }
     crate::progress::clear_all();
     eprintln!(
         "\nstep {} ({}) failed; the run stopped. Log: {}\n{hint}",

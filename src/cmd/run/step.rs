@@ -46,6 +46,7 @@ pub(super) async fn run_step(
                 schema: *schema,
                 force: *force,
                 lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
+                json: false,
                 quiet,
             })
             .await
@@ -120,6 +121,7 @@ pub(super) async fn run_step(
                 per_table_commit: *per_table_commit,
                 dry_run: false,
                 verify,
+                json: false,
                 quiet,
             })
             .await?
@@ -157,6 +159,7 @@ pub(super) async fn run_step(
                 schema: *schema,
                 clean: *clean,
                 dry_run: false,
+                json: false,
                 quiet,
             })
             .await?
