@@ -24,6 +24,10 @@ use crate::storage::location::Location;
 #[derive(Debug, Parser)]
 #[command(name = "pgbarge", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Print every SQL statement sent, with its duration and connection, on stderr (passwords
+    /// masked).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -13,6 +13,7 @@ fn main() {
     }
     // clap prints its own usage errors and exits with 2.
     let cli = pgbarge::cli::Cli::parse();
+    pgbarge::conn::trace::set_verbose(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

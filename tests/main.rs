@@ -26,6 +26,7 @@ mod sql_command;
 mod ssh_tunnel;
 mod tampered_backup;
 mod terminal_progress;
+mod verbose_trace;
 mod verify_command;
 mod verify_retry;
 mod worker_retry;

@@ -108,7 +108,7 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
         crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
             .await?;
     drop(progress);
-    let _ = source.client.batch_execute("COMMIT").await;
+    let _ = source.batch_execute("COMMIT").await;
     if plan.json {
         crate::load::report::print_json(
             &done,

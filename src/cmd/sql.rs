@@ -137,7 +137,7 @@ pub async fn run_files(
         let mut results = Vec::new();
         let mut notices = Vec::new();
         for s in &f.statements {
-            let r = match session.cancellable(session.client.simple_query(&s.text)).await {
+            let r = match session.cancellable(session.simple_query(&s.text)).await {
                 Ok(r) => r,
                 Err(signal) => {
                     // The statement was cancelled on the server; end whatever
@@ -312,7 +312,7 @@ pub(crate) fn format_table(columns: &[String], rows: &[Vec<Option<String>>]) -> 
 }
 
 async fn exec(session: &Session, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
-    session.client.batch_execute(sql).await
+    session.batch_execute(sql).await
 }
 
 /// The line and column of `s` that the server's error points at, else the

@@ -81,7 +81,6 @@ pub async fn dry_run(
     let mut problems = Vec::new();
     for t in &all {
         let row = target
-            .client
             .query_one(
                 "SELECT has_table_privilege($1::text::regclass, 'INSERT'), has_table_privilege($1::text::regclass, 'TRUNCATE')",
                 &[&t.target.name.sql()],

@@ -115,7 +115,7 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         )
         .await;
         // With --schema the schema ran inside the transaction: undo it.
-        let _ = target.client.batch_execute("ROLLBACK").await;
+        let _ = target.batch_execute("ROLLBACK").await;
         r?;
         return Ok(Outcome::Ok);
     }

@@ -265,7 +265,6 @@ pub(super) async fn check_value(
     query: &str,
 ) -> Result<String> {
     let rows = session
-        .client
         .simple_query(query)
         .await
         .map_err(|e| Error::db(format!("check query failed: {query}"), e))?;
