@@ -51,6 +51,24 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a migration runbook from a plan file, with a log and a rollback command.
     Run(RunArgs),
+    /// Print a shell completion script: `pgbarge completions bash > /etc/bash_completion.d/pgbarge`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `pgbarge man | man -l -`, or `pgbarge man backup`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish (also elvish, powershell).
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command's own page (`pgbarge-backup`); the main page without it.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -407,6 +425,50 @@ impl Command {
             Command::Sql(a) => Options::Sql(a.into_options()?),
             Command::Diff(a) => Options::Diff(a.into_options()?),
             Command::Run(a) => Options::Run(a.into_options()),
+            Command::Completions(_) | Command::Man(_) => {
+                return Err(Error::usage("completions and man print before any command runs"));
+            }
+        })
+    }
+
+    /// `completions` and `man`: writes the script or page to stdout and
+    /// returns `Some`; `None` for the commands that run (see
+    /// [`Command::into_options`]). They come from this very definition, so
+    /// they cannot drift from the flags.
+    pub fn write_docs(&self) -> Option<Result<()>> {
+        use clap::CommandFactory;
+        // Rendered whole first: the generators panic on a failed write.
+        let mut text = Vec::new();
+        match self {
+            Command::Completions(a) => {
+                clap_complete::generate(a.shell, &mut Cli::command(), "pgbarge", &mut text);
+            }
+            Command::Man(a) => {
+                let root = Cli::command();
+                let page = match &a.command {
+                    None => root,
+                    Some(name) => match root.find_subcommand(name) {
+                        Some(c) => c.clone().name(format!("pgbarge-{name}")),
+                        None => {
+                            return Some(Err(Error::usage(format!(
+                                "no command \"{name}\"; see pgbarge --help"
+                            ))));
+                        }
+                    },
+                };
+                if let Err(e) = clap_mangen::Man::new(page).render(&mut text) {
+                    return Some(Err(Error::runtime(format!(
+                        "cannot render the manual page: {e}"
+                    ))));
+                }
+            }
+            _ => return None,
+        }
+        use std::io::Write as _;
+        Some(match std::io::stdout().lock().write_all(&text) {
+            // `pgbarge man | head`: the reader has all it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| Error::io("cannot write to", "stdout", e)),
         })
     }
 }

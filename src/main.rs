@@ -14,6 +14,16 @@ fn main() {
     // clap prints its own usage errors and exits with 2.
     let cli = pgbarge::cli::Cli::parse();
     pgbarge::conn::trace::set_verbose(cli.verbose);
+    // completions and man only print what clap knows; nothing to run.
+    if let Some(written) = cli.command.write_docs() {
+        std::process::exit(match written {
+            Ok(()) => 0,
+            Err(e) => {
+                pgbarge::error::report(&e);
+                e.class().exit_code()
+            }
+        });
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

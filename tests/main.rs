@@ -7,6 +7,7 @@ mod common;
 mod application_search_path;
 mod backup_command;
 mod catalog_read;
+mod completions_man;
 mod connections;
 mod copy_command;
 mod diff_command;
