@@ -567,6 +567,7 @@ impl VerifyArgs {
             expect: self.expect.map(PathBuf::from),
             json: self.json,
             quiet: self.quiet,
+            silent: false,
         })
     }
 }

@@ -139,6 +139,9 @@ pub struct VerifyOptions {
     pub expect: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
+    /// Print nothing, not even the results: a runbook step under `run -q`
+    /// (a difference still fails the step, on stderr).
+    pub silent: bool,
 }
 
 /// `copy`.

@@ -80,6 +80,8 @@ pub(super) async fn run_step(
                 expect: expect.as_ref().map(|e| plan.plan.resolve(e)),
                 json: false,
                 quiet,
+                // `run -q` prints nothing but errors.
+                silent: quiet,
             })
             .await?
         }
