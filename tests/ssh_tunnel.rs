@@ -297,6 +297,7 @@ fn a_refused_key_a_refused_forward_and_a_missing_ssh_are_named() {
 /// A copy through the bastion into a target whose rows load slowly, started
 /// and waited for until rows are loading; returns pgbarge and the target.
 fn slow_copy_started(sshd: &Sshd, test: &str) -> (Child, String) {
+    use std::os::unix::process::CommandExt;
     let c = cluster();
     let src = source_db(&format!("{test}_src"));
     let target = c.create_db(test);
@@ -314,6 +315,9 @@ fn slow_copy_started(sshd: &Sshd, test: &str) -> (Child, String) {
         .args(["copy", "--source", &c.conn(&src), "--target", &tls_conn(&target)])
         .args(["--target-ssh", ALIAS])
         .env(k, v)
+        // Its own process group, as a shell's foreground job: Ctrl-C goes
+        // to the whole group.
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -382,6 +386,9 @@ fn a_plan_connection_names_its_bastion_and_key() {
         "1"
     );
     sshd.expect_no_ssh_left();
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("runs")).unwrap().collect();
+    let md = std::fs::read_to_string(runs[0].as_ref().unwrap().path().join("run.md")).unwrap();
+    assert!(md.contains("(via ssh testbastion)"), "the log names the bastion: {md}");
 
     // A key without a bastion is refused before any step runs.
     let text = std::fs::read_to_string(&plan).unwrap().replace(&format!("ssh = \"{ALIAS}\", "), "");
@@ -396,11 +403,14 @@ fn ctrl_c_mid_copy_closes_the_tunnel() {
     let sshd = Sshd::start();
     let (child, target) = slow_copy_started(&sshd, "ssh_ctrlc");
     assert_eq!(sshd.ssh_pids().len(), 1);
-    run_ok(Command::new("kill").arg("-INT").arg(child.id().to_string()), "kill -INT");
+    // Ctrl-C in a terminal: SIGINT to the foreground process group. ssh is
+    // not in it, so the tunnel carries the cancel request before it closes.
+    run_ok(Command::new("kill").args(["-INT", "--"]).arg(format!("-{}", child.id())), "kill -INT");
     let out = child.wait_with_output().expect("wait for pgbarge");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!stderr.contains("connection lost"), "the tunnel outlived the cancel: {stderr}");
     assert_eq!(count(&target), "0", "the target is unchanged");
     sshd.expect_no_ssh_left();
 }

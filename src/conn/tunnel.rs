@@ -259,8 +259,19 @@ enum Opened {
 /// The ssh program and its leading arguments: `PGBARGE_SSH_COMMAND` or `ssh`.
 fn ssh_command() -> (String, Vec<String>) {
     let text = std::env::var(SSH_COMMAND_VAR).ok().filter(|s| !s.trim().is_empty());
+    // No shell splits it: `~/` is expanded here, as a shell would.
     let mut words: Vec<String> = match text {
-        Some(t) => t.split_whitespace().map(String::from).collect(),
+        Some(t) => {
+            t.split_whitespace()
+                .map(|w| {
+                    if w.starts_with("~/") {
+                        expand_home(w).display().to_string()
+                    } else {
+                        w.into()
+                    }
+                })
+                .collect()
+        }
         None => vec!["ssh".into()],
     };
     let program = words.remove(0);

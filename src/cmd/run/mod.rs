@@ -124,6 +124,15 @@ pub fn plan(args: RunOptions) -> Result<RunPlan> {
     })
 }
 
+/// A connection as the log shows it: no password, and the bastion it goes
+/// through, if any.
+fn shown_with_bastion(info: &ConnInfo) -> String {
+    match &info.ssh {
+        Some(b) => format!("{info} (via ssh {b})"),
+        None => info.to_string(),
+    }
+}
+
 /// `--json`: the log as run.json holds it, with the command and the log
 /// folder, on stdout (passwords masked as in the file).
 fn print_json(log: &RunLog, log_dir: &std::path::Path) {
@@ -280,7 +289,9 @@ fn step_log(plan: &RunPlan, i: usize, s: &Step) -> StepLog {
             .kind
             .connections()
             .into_iter()
-            .filter_map(|c| plan.connections.get(c).map(|pc| (c.to_string(), pc.info.to_string())))
+            .filter_map(|c| {
+                plan.connections.get(c).map(|pc| (c.to_string(), shown_with_bastion(&pc.info)))
+            })
             .collect(),
         started_at: None,
         finished_at: None,
