@@ -494,14 +494,6 @@ pub fn resolve_with_bastion(conn: &str, bastion: Option<Bastion>) -> Result<Arc<
     Ok(Arc::new(info))
 }
 
-/// Resolves a connection string, falling back to the PG* environment.
-///
-/// # Errors
-/// A usage error for a malformed connection string or environment.
-pub fn resolve_conn_str(conn: &str) -> Result<Arc<ConnInfo>> {
-    Ok(Arc::new(resolve(conn, &process_env)?))
-}
-
 /// A dry run prints a plan for people; `--json` is for what ran.
 fn no_json_dry_run(json: bool, dry_run: bool) -> Result<()> {
     if json && dry_run {
