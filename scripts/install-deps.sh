@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test pgbarge:
 # the PostgreSQL server and client, zstd, openssl, age (the encrypted-backup
-# tests decrypt with the standard tool). apt-get runs only when
+# tests decrypt with the standard tool), the OpenSSH client and server (the
+# tunnel tests start their own sshd). apt-get runs only when
 # something is missing. Extra Debian packages can be named as arguments
 # (bench.sh adds hyperfine, pgcopydb and time).
 set -euo pipefail
@@ -16,6 +17,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
+# The SSH tunnel tests run the OpenSSH client against their own sshd.
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 for pkg in "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done

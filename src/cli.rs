@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::catalog::select::Selection;
 use crate::conn::conninfo::{ConnInfo, process_env, resolve};
+use crate::conn::tunnel::Bastion;
 use crate::error::{Error, Result};
 use crate::load::{LoadOptions, parse_jobs};
 use crate::options::{
@@ -23,6 +24,10 @@ use crate::storage::location::Location;
 #[derive(Debug, Parser)]
 #[command(name = "pgbarge", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Print every SQL statement sent, with its duration and connection, on stderr (passwords
+    /// masked).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,6 +51,24 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a migration runbook from a plan file, with a log and a rollback command.
     Run(RunArgs),
+    /// Print a shell completion script: `pgbarge completions bash > /etc/bash_completion.d/pgbarge`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `pgbarge man | man -l -`, or `pgbarge man backup`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish (also elvish, powershell).
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command's own page (`pgbarge-backup`); the main page without it.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// A database connection: URL or keyword string; missing parts come from the
@@ -55,6 +78,34 @@ pub struct ConnArgs {
     /// Connection: `postgresql://user@host:5432/db?sslmode=verify-full` or `host=/tmp dbname=app`
     #[arg(short = 'd', long = "dbname", value_name = "CONN")]
     pub conn: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// A bastion to reach the database through (an SSH tunnel with the system's ssh).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SshArgs {
+    /// Reach the database through an SSH tunnel via this bastion: `[USER@]HOST[:PORT]`, HOST may
+    /// be a Host alias of ~/.ssh/config; the connection's host and port stay the database's own.
+    #[arg(long = "ssh", value_name = "[USER@]HOST[:PORT]")]
+    pub ssh: Option<String>,
+    /// The identity file ssh offers to the bastion (default: ssh's own choice).
+    #[arg(long = "ssh-key", value_name = "FILE", requires = "ssh")]
+    pub ssh_key: Option<String>,
+}
+
+impl SshArgs {
+    /// The bastion, if one is given.
+    ///
+    /// # Errors
+    /// A usage error for a malformed `[USER@]HOST[:PORT]`.
+    pub fn bastion(&self) -> Result<Option<Bastion>> {
+        bastion(self.ssh.as_deref(), self.ssh_key.as_deref())
+    }
+}
+
+fn bastion(ssh: Option<&str>, key: Option<&str>) -> Result<Option<Bastion>> {
+    ssh.map(|s| Bastion::parse(s, key)).transpose()
 }
 
 /// Which tables: include and exclude patterns.
@@ -80,6 +131,40 @@ pub struct KeyArgs {
     /// PGBARGE_PASSPHRASE).
     #[arg(long = "encrypt-passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+}
+
+/// Bastions for a command with two connections.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BastionArgs {
+    /// Reach --source through an SSH tunnel via this bastion (see `--ssh` of backup).
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub source_ssh: Option<String>,
+    /// The identity file ssh offers to --source-ssh.
+    #[arg(long, value_name = "FILE", requires = "source_ssh")]
+    pub source_ssh_key: Option<String>,
+    /// Reach --target through an SSH tunnel via this bastion.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub target_ssh: Option<String>,
+    /// The identity file ssh offers to --target-ssh.
+    #[arg(long, value_name = "FILE", requires = "target_ssh")]
+    pub target_ssh_key: Option<String>,
+}
+
+impl BastionArgs {
+    /// `--source` and `--target` resolved, each with its bastion.
+    fn resolve(&self, source: &str, target: &str) -> Result<(Arc<ConnInfo>, Arc<ConnInfo>)> {
+        let source = resolve_with_bastion(
+            source,
+            bastion(self.source_ssh.as_deref(), self.source_ssh_key.as_deref())?,
+        )
+        .map_err(|e| e.context("--source"))?;
+        let target = resolve_with_bastion(
+            target,
+            bastion(self.target_ssh.as_deref(), self.target_ssh_key.as_deref())?,
+        )
+        .map_err(|e| e.context("--target"))?;
+        Ok((source, target))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +214,9 @@ pub struct BackupArgs {
     /// (like pg_dump's option; default 30).
     #[arg(long, value_name = "SECS")]
     pub lock_wait_timeout: Option<f64>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -172,6 +260,8 @@ pub struct CopyArgs {
     #[arg(long, value_name = "CONN")]
     pub target: String,
     #[command(flatten)]
+    pub bastions: BastionArgs,
+    #[command(flatten)]
     pub tables: TableArgs,
     /// What happens to rows already in a target table: fail (the default), truncate, append,
     /// skip, upsert.
@@ -200,6 +290,9 @@ pub struct CopyArgs {
     /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
     pub verify: Option<String>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -249,6 +342,9 @@ pub struct RestoreArgs {
     /// way (default 30).
     #[arg(long, value_name = "SECS")]
     pub lock_wait_timeout: Option<f64>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// No progress and no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -264,6 +360,9 @@ pub struct SqlArgs {
     /// Run every file inside one transaction (files must not hold BEGIN/COMMIT).
     #[arg(long, short = '1')]
     pub single_transaction: bool,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// Errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -277,6 +376,8 @@ pub struct DiffArgs {
     /// The database checked against it (production).
     #[arg(long, value_name = "CONN")]
     pub target: String,
+    #[command(flatten)]
+    pub bastions: BastionArgs,
     /// -t/-T restrict the table-level objects: tables, columns, constraints, indexes, triggers,
     /// policies.
     #[command(flatten)]
@@ -325,6 +426,9 @@ pub struct RunArgs {
     /// Start at this step (its name or number); earlier steps are skipped.
     #[arg(long, value_name = "STEP")]
     pub from: Option<String>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
     /// Steps print no progress or summaries; errors only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -346,6 +450,50 @@ impl Command {
             Command::Sql(a) => Options::Sql(a.into_options()?),
             Command::Diff(a) => Options::Diff(a.into_options()?),
             Command::Run(a) => Options::Run(a.into_options()),
+            Command::Completions(_) | Command::Man(_) => {
+                return Err(Error::usage("completions and man print before any command runs"));
+            }
+        })
+    }
+
+    /// `completions` and `man`: writes the script or page to stdout and
+    /// returns `Some`; `None` for the commands that run (see
+    /// [`Command::into_options`]). They come from this very definition, so
+    /// they cannot drift from the flags.
+    pub fn write_docs(&self) -> Option<Result<()>> {
+        use clap::CommandFactory;
+        // Rendered whole first: the generators panic on a failed write.
+        let mut text = Vec::new();
+        match self {
+            Command::Completions(a) => {
+                clap_complete::generate(a.shell, &mut Cli::command(), "pgbarge", &mut text);
+            }
+            Command::Man(a) => {
+                let root = Cli::command();
+                let page = match &a.command {
+                    None => root,
+                    Some(name) => match root.find_subcommand(name) {
+                        Some(c) => c.clone().name(format!("pgbarge-{name}")),
+                        None => {
+                            return Some(Err(Error::usage(format!(
+                                "no command \"{name}\"; see pgbarge --help"
+                            ))));
+                        }
+                    },
+                };
+                if let Err(e) = clap_mangen::Man::new(page).render(&mut text) {
+                    return Some(Err(Error::runtime(format!(
+                        "cannot render the manual page: {e}"
+                    ))));
+                }
+            }
+            _ => return None,
+        }
+        use std::io::Write as _;
+        Some(match std::io::stdout().lock().write_all(&text) {
+            // `pgbarge man | head`: the reader has all it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| Error::io("cannot write to", "stdout", e)),
         })
     }
 }
@@ -356,16 +504,29 @@ impl ConnArgs {
     /// # Errors
     /// A usage error for a malformed connection string or environment.
     pub fn resolve(&self) -> Result<Arc<ConnInfo>> {
-        resolve_conn_str(self.conn.as_deref().unwrap_or(""))
+        resolve_with_bastion(self.conn.as_deref().unwrap_or(""), self.ssh.bastion()?)
     }
 }
 
-/// Resolves a connection string, falling back to the PG* environment.
+/// Resolves a connection string (falling back to the PG* environment) to be
+/// reached through `bastion`, if any.
 ///
 /// # Errors
 /// A usage error for a malformed connection string or environment.
-pub fn resolve_conn_str(conn: &str) -> Result<Arc<ConnInfo>> {
-    Ok(Arc::new(resolve(conn, &process_env)?))
+pub fn resolve_with_bastion(conn: &str, bastion: Option<Bastion>) -> Result<Arc<ConnInfo>> {
+    let mut info = resolve(conn, &process_env)?;
+    info.ssh = bastion;
+    Ok(Arc::new(info))
+}
+
+/// A dry run prints a plan for people; `--json` is for what ran.
+fn no_json_dry_run(json: bool, dry_run: bool) -> Result<()> {
+    if json && dry_run {
+        return Err(Error::usage(
+            "--json and --dry-run cannot be combined: a dry run's plan is printed for people",
+        ));
+    }
+    Ok(())
 }
 
 impl TableArgs {
@@ -415,7 +576,8 @@ impl BackupArgs {
                 &self.encrypt_to,
                 self.encrypt_passphrase_file.as_deref(),
             )?,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
@@ -437,18 +599,21 @@ impl VerifyArgs {
             keys: self.keys.resolve()?,
             json: self.json,
             quiet: self.quiet,
+            silent: false,
         })
     }
 }
 
 impl CopyArgs {
     fn into_options(self) -> Result<CopyOptions> {
+        no_json_dry_run(self.json, self.dry_run)?;
+        let (source, target) = self.bastions.resolve(&self.source, &self.target)?;
         let mode = options::mode(self.mode.as_deref())?;
         let verify = VerifyLevel::parse(self.verify.as_deref(), mode)?;
         let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
         Ok(CopyOptions {
-            source: resolve_conn_str(&self.source).map_err(|e| e.context("--source"))?,
-            target: resolve_conn_str(&self.target).map_err(|e| e.context("--target"))?,
+            source,
+            target,
             selection: self.tables.selection()?,
             options: LoadOptions {
                 mode,
@@ -460,13 +625,15 @@ impl CopyArgs {
             per_table_commit: self.per_table_commit,
             dry_run: self.dry_run,
             verify,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
 
 impl RestoreArgs {
     fn into_options(self) -> Result<RestoreOptions> {
+        no_json_dry_run(self.json, self.dry_run)?;
         let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
         Ok(RestoreOptions {
             dir: Location::parse(&self.dir)?,
@@ -485,7 +652,8 @@ impl RestoreArgs {
             clean: self.clean,
             keys: self.keys.resolve()?,
             dry_run: self.dry_run,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
@@ -499,16 +667,18 @@ impl SqlArgs {
             conn: self.conn.resolve()?,
             files: self.files,
             single_transaction: self.single_transaction,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         })
     }
 }
 
 impl DiffArgs {
     fn into_options(self) -> Result<DiffOptions> {
+        let (source, target) = self.bastions.resolve(&self.source, &self.target)?;
         Ok(DiffOptions {
-            source: resolve_conn_str(&self.source).map_err(|e| e.context("--source"))?,
-            target: resolve_conn_str(&self.target).map_err(|e| e.context("--target"))?,
+            source,
+            target,
             selection: self.tables.selection()?,
             schemas: self.schemas,
             compare: crate::catalog::compare::CompareOptions {
@@ -532,7 +702,8 @@ impl RunArgs {
             plan: PathBuf::from(self.plan),
             dry_run: self.dry_run,
             from: self.from,
-            quiet: self.quiet,
+            json: self.json,
+            quiet: self.quiet || self.json,
         }
     }
 }

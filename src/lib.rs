@@ -10,7 +10,7 @@
 //! - `stream` (COPY stream → stages → sink) and `storage` (folder or s3,
 //!   sinks, readers, manifest);
 //! - `catalog` (tables, patterns, FK order) and `conn` (conninfo, TLS,
-//!   session, snapshot, locks);
+//!   session, snapshot, locks, SSH tunnels);
 //! - `format` (bytes only: CSV counter, binary walker, digests, zstd frames,
 //!   compression, age encryption) and `ident` (table names, quoting).
 //!

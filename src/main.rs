@@ -13,6 +13,17 @@ fn main() {
     }
     // clap prints its own usage errors and exits with 2.
     let cli = pgbarge::cli::Cli::parse();
+    pgbarge::conn::trace::set_verbose(cli.verbose);
+    // completions and man only print what clap knows; nothing to run.
+    if let Some(written) = cli.command.write_docs() {
+        std::process::exit(match written {
+            Ok(()) => 0,
+            Err(e) => {
+                pgbarge::error::report(&e);
+                e.class().exit_code()
+            }
+        });
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,6 +42,7 @@ fn main() {
     let code = match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
+            let err = pgbarge::conn::tunnel::explain(err);
             // No bar may stay above the error, whoever still holds one.
             pgbarge::progress::clear_all();
             pgbarge::error::report(&err);
@@ -39,5 +51,7 @@ fn main() {
     };
     // Drop the runtime before exiting so spawned connection tasks close cleanly.
     drop(runtime);
+    // exit runs no destructors: the SSH tunnels are closed here.
+    pgbarge::conn::tunnel::close_all();
     std::process::exit(code);
 }

@@ -215,6 +215,8 @@ pub struct BackupOptions {
     pub lock_wait_timeout: Duration,
     /// Encrypt every file to these recipients (`--encrypt-to`).
     pub encrypt_to: Option<Recipients>,
+    /// Print one JSON document instead of the summary (and no progress).
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -234,6 +236,9 @@ pub struct VerifyOptions {
     pub keys: Option<Identities>,
     pub json: bool,
     pub quiet: bool,
+    /// Print nothing, not even the results: a runbook step under `run -q`
+    /// (a difference still fails the step, on stderr).
+    pub silent: bool,
 }
 
 /// `copy`.
@@ -247,6 +252,8 @@ pub struct CopyOptions {
     pub per_table_commit: bool,
     pub dry_run: bool,
     pub verify: VerifyLevel,
+    /// Print one JSON document instead of the summary (and no progress).
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -266,6 +273,8 @@ pub struct RestoreOptions {
     /// The keys of an encrypted backup.
     pub keys: Option<Identities>,
     pub dry_run: bool,
+    /// Print one JSON document instead of the summary (and no progress).
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -276,6 +285,8 @@ pub struct SqlOptions {
     /// The files, run in this order (read and checked before connecting).
     pub files: Vec<String>,
     pub single_transaction: bool,
+    /// Print one JSON document (files, statements, result rows) instead.
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -306,6 +317,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The step to start at: its name or number.
     pub from: Option<String>,
+    /// Print the run's log (run.json's content) as one JSON document instead.
+    pub json: bool,
     pub quiet: bool,
 }
 

@@ -448,3 +448,18 @@ fn a_failed_migration_is_rolled_back_exactly_by_the_printed_command() {
     let target = cluster().conn(&s.target);
     pgbarge(&["verify", &dir, "-d", &target, "--deep"], &[]).expect_code(0);
 }
+
+#[test]
+fn quiet_run_prints_nothing_and_the_log_reads_as_markdown() {
+    let s = scenario("rn_quiet");
+    let r = s.run(&["-q"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "", "run -q prints nothing on success");
+    assert_eq!(r.stderr, "", "nor on stderr");
+    let md = std::fs::read_to_string(s.logs()[0].join("run.md")).unwrap();
+    // Parameters as a list, checksums as a table: no JSON in run.md.
+    assert!(md.contains("- parameters:\n  - db: `target`\n"), "{md}");
+    assert!(md.contains("| checksums | |\n|---|---|\n"), "{md}");
+    assert!(md.contains("file sha256 "), "{md}");
+    assert!(!md.contains("{\""), "{md}");
+}

@@ -211,7 +211,7 @@ const PARTITION_TREE: &str = "
 /// # Errors
 /// A server error if a catalog query fails.
 pub async fn read_catalog(session: &Session) -> Result<Catalog> {
-    let client = &session.client;
+    let client = session;
     let q = |sql: String| async move {
         client
             .query(sql.as_str(), &[])
@@ -421,7 +421,6 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
 pub async fn refresh_sizes(session: &Session, tables: &mut [Table]) -> Result<()> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let rows = session
-        .client
         .query(
             "SELECT c.oid,
                     CASE WHEN c.relkind = 'p' THEN

@@ -100,7 +100,7 @@ pub async fn user_objects(session: &Session) -> Result<Vec<DbObject>> {
         trigger = not_extension_member("pg_class", "c.oid"),
     );
     let rows = session
-        .request(session.client.query(sql.as_str(), &[]), "cannot list the database's schemas")
+        .request(session.query(sql.as_str(), &[]), "cannot list the database's schemas")
         .await?;
     Ok(rows
         .iter()

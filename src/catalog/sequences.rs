@@ -26,7 +26,6 @@ pub async fn read_position(
     what: impl FnOnce() -> String,
 ) -> Result<SequencePosition> {
     let row = session
-        .client
         .query_one(&format!("SELECT last_value, is_called FROM {sequence}"), &[])
         .await
         .map_err(|e| Error::db(what(), e))?;

@@ -108,8 +108,22 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
         crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
             .await?;
     drop(progress);
-    let _ = source.client.batch_execute("COMMIT").await;
-    if !plan.quiet {
+    let _ = source.batch_execute("COMMIT").await;
+    if plan.json {
+        crate::load::report::print_json(
+            &done,
+            plan.options.mode,
+            plan.per_table_commit,
+            started.elapsed().as_secs_f64(),
+            &checks(plan.verify),
+            &emptied,
+            serde_json::json!({
+                "command": "copy",
+                "source": plan.source.to_string(),
+                "target": plan.target.to_string(),
+            }),
+        );
+    } else if !plan.quiet {
         print_summary(&done, &plan, started.elapsed().as_secs_f64());
         crate::load::report::print_cascaded("also emptied", &emptied);
     }
@@ -324,14 +338,18 @@ fn print_summary(done: &[TableDone], plan: &CopyOptions, seconds: f64) {
         "streamed",
         "",
     );
-    let checked = match plan.verify {
-        VerifyLevel::None => "stream row counts against the target's COPY counts",
-        VerifyLevel::Count => {
-            "stream row counts against the target's COPY counts, source snapshot counts, target counts"
-        }
-        VerifyLevel::Deep => {
-            "stream row counts, source snapshot counts, target counts, content fingerprints"
-        }
-    };
+    let checked = checks(plan.verify).join(", ");
     println!("{}", crate::wrap::stdout(&format!("  checked before commit: {checked}"), 2));
+}
+
+/// What a copy checks before it commits, at each `--verify` level.
+fn checks(level: VerifyLevel) -> Vec<&'static str> {
+    let mut v = vec!["stream row counts against the target's COPY counts"];
+    if level != VerifyLevel::None {
+        v.extend(["source snapshot counts", "target counts"]);
+    }
+    if level == VerifyLevel::Deep {
+        v.push("content fingerprints");
+    }
+    v
 }

@@ -45,7 +45,7 @@ pub async fn run(plan: ListOptions) -> Result<Outcome> {
     let mut tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
     // Exact sizes need a brief lock per table; a table another session holds
     // exclusively keeps its page-count estimate rather than making list wait.
-    let _ = session.client.batch_execute("SET lock_timeout = '500ms'").await;
+    let _ = session.batch_execute("SET lock_timeout = '500ms'").await;
     let _ = crate::catalog::refresh_sizes(&session, &mut tables).await;
     let listing = Listing {
         database: plan.conn.to_string(),

@@ -67,8 +67,54 @@ pub fn read_files(paths: &[String], single_transaction: bool) -> Result<Vec<SqlF
 pub async fn run(plan: SqlOptions) -> Result<Outcome> {
     let files = read_files(&plan.files, plan.single_transaction)?;
     let session = connect(&plan.conn, Purpose::UserSql).await?;
-    run_files(&session, &files, plan.single_transaction, plan.quiet).await?;
+    let started = Instant::now();
+    let done = run_files(&session, &files, plan.single_transaction, plan.quiet).await?;
+    if plan.json {
+        let doc = serde_json::json!({
+            "command": "sql",
+            "outcome": "ok",
+            "database": plan.conn.to_string(),
+            "single_transaction": plan.single_transaction,
+            "committed": if plan.single_transaction {
+                "every file, in one transaction"
+            } else {
+                "statement by statement, as psql (unless a file opens its own transaction)"
+            },
+            "files": done,
+            "statements": done.iter().map(|f| f.statements).sum::<usize>(),
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("summary serializes"));
+    }
     Ok(Outcome::Ok)
+}
+
+/// A file that ran to its end: what `--json` reports of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileDone {
+    pub file: String,
+    pub statements: usize,
+    pub seconds: f64,
+    /// The rows the statements returned, statement by statement.
+    pub results: Vec<ResultRows>,
+    /// The server's NOTICE, WARNING and INFO messages.
+    pub notices: Vec<Notice>,
+}
+
+/// The rows one statement returned (NULL as `null`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResultRows {
+    pub line: usize,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// A message the server sent while a statement ran.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Notice {
+    pub line: usize,
+    pub severity: String,
+    pub message: String,
 }
 
 /// Runs the files on `session`; shared with `run`'s sql steps.
@@ -80,15 +126,18 @@ pub async fn run_files(
     files: &[SqlFile],
     single_transaction: bool,
     quiet: bool,
-) -> Result<()> {
+) -> Result<Vec<FileDone>> {
+    let mut done = Vec::new();
     if single_transaction {
         exec(session, "BEGIN").await.map_err(|e| Error::db("cannot start the transaction", e))?;
     }
     let mut completed: Vec<String> = Vec::new();
     for f in files {
         let started = Instant::now();
+        let mut results = Vec::new();
+        let mut notices = Vec::new();
         for s in &f.statements {
-            let r = match session.cancellable(session.client.simple_query(&s.text)).await {
+            let r = match session.cancellable(session.simple_query(&s.text)).await {
                 Ok(r) => r,
                 Err(signal) => {
                     // The statement was cancelled on the server; end whatever
@@ -112,11 +161,19 @@ pub async fn run_files(
                 if !quiet {
                     eprintln!("{}", notice_line(&f.path, s.line, &n));
                 }
+                notices.push(Notice {
+                    line: s.line,
+                    severity: n.severity().to_string(),
+                    message: n.message().to_string(),
+                });
             }
-            if let Ok(messages) = &r
-                && !quiet
-            {
-                print_results(messages);
+            if let Ok(messages) = &r {
+                for set in result_sets(messages, s.line) {
+                    if !quiet {
+                        print!("{}", format_table(&set.columns, &set.rows));
+                    }
+                    results.push(set);
+                }
             }
             if let Err(e) = r {
                 let err = session.db_error(where_failed(&f.path, s, &e), e).await;
@@ -148,13 +205,20 @@ pub async fn run_files(
             );
         }
         completed.push(f.path.display().to_string());
+        done.push(FileDone {
+            file: f.path.display().to_string(),
+            statements: f.statements.len(),
+            seconds: started.elapsed().as_secs_f64(),
+            results,
+            notices,
+        });
     }
     if single_transaction {
         exec(session, "COMMIT")
             .await
             .map_err(|e| Error::db("COMMIT failed; no file took effect", e))?;
     }
-    Ok(())
+    Ok(done)
 }
 
 /// `FILE:LINE: NOTICE:  message` on stderr, as psql prints a notice of a
@@ -170,11 +234,12 @@ fn notice_line(path: &Path, line: usize, n: &tokio_postgres::error::DbError) -> 
     out
 }
 
-/// Prints the rows each result of a statement returned, as psql's aligned
-/// format does: a header, a rule, the rows, and `(N rows)`. Statements that
-/// return no rows (DDL, DML) print nothing here.
-fn print_results(messages: &[tokio_postgres::SimpleQueryMessage]) {
+/// The row sets a statement's results hold: column names and rows, one per
+/// result that has a row description (DDL and DML have none), printed as
+/// psql's aligned format does by [`format_table`].
+fn result_sets(messages: &[tokio_postgres::SimpleQueryMessage], line: usize) -> Vec<ResultRows> {
     use tokio_postgres::SimpleQueryMessage as M;
+    let mut out = Vec::new();
     let mut columns: Option<Vec<String>> = None;
     let mut rows: Vec<Vec<Option<String>>> = Vec::new();
     for m in messages {
@@ -186,13 +251,14 @@ fn print_results(messages: &[tokio_postgres::SimpleQueryMessage]) {
             M::Row(r) => rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
             M::CommandComplete(_) => {
                 if let Some(cols) = columns.take() {
-                    print!("{}", format_table(&cols, &rows));
+                    out.push(ResultRows { line, columns: cols, rows: std::mem::take(&mut rows) });
                 }
                 rows.clear();
             }
             _ => {}
         }
     }
+    out
 }
 
 /// psql's aligned table: column names centred, cells padded, numbers right
@@ -246,7 +312,7 @@ pub(crate) fn format_table(columns: &[String], rows: &[Vec<Option<String>>]) -> 
 }
 
 async fn exec(session: &Session, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
-    session.client.batch_execute(sql).await
+    session.batch_execute(sql).await
 }
 
 /// The line and column of `s` that the server's error points at, else the

@@ -90,6 +90,9 @@ pub struct ConnInfo {
     pub connect_timeout: Duration,
     /// Set by the user (conninfo or PGAPPNAME); pgbarge's own name otherwise.
     pub application_name: Option<String>,
+    /// The bastion to tunnel through (`--ssh`); `host` and `port` stay the
+    /// database's own, as the bastion reaches it.
+    pub ssh: Option<super::tunnel::Bastion>,
 }
 
 impl ConnInfo {
@@ -150,6 +153,7 @@ impl fmt::Debug for ConnInfo {
             .field("password", &self.password.as_ref().map(|_| "********"))
             .field("sslmode", &self.sslmode)
             .field("sslrootcert", &self.sslrootcert)
+            .field("ssh", &self.ssh.as_ref().map(ToString::to_string))
             .finish()
     }
 }
@@ -257,6 +261,7 @@ pub fn resolve(conn_string: &str, env: Env<'_>) -> Result<ConnInfo> {
         sslrootcert,
         connect_timeout,
         application_name,
+        ssh: None,
     })
 }
 

@@ -150,7 +150,7 @@ async fn lock_one_by_one(
             name.sql(),
             mode.as_sql()
         );
-        let locked = match session.cancellable(session.client.batch_execute(&sql)).await {
+        let locked = match session.cancellable(session.batch_execute(&sql)).await {
             Ok(r) => r,
             Err(signal) => {
                 return Err(Error::Interrupted { signal }.context(format!(
@@ -163,7 +163,7 @@ async fn lock_one_by_one(
         if e.code().map(|c| c.code()) != Some("55P03") {
             return Err(session.db_error(format!("cannot lock table {name}"), e).await);
         }
-        let _ = session.client.batch_execute("ROLLBACK TO SAVEPOINT pgbarge_lock").await;
+        let _ = session.batch_execute("ROLLBACK TO SAVEPOINT pgbarge_lock").await;
         let blockers = blockers(session, name, *mode).await;
         return Err(timeout_error(name, *mode, timeout, &blockers));
     }
@@ -190,7 +190,6 @@ pub struct Blocker {
 pub async fn blockers(session: &Session, name: &TableName, mode: LockMode) -> Vec<Blocker> {
     let conflicts: Vec<&str> = mode.conflicts().to_vec();
     let rows = session
-        .client
         .query(
             "WITH RECURSIVE rels(oid) AS (
                  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::DbError;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row};
+
+use super::trace::traced;
 
 use super::tls::tls_config;
 use crate::conn::conninfo::{ConnInfo, SslMode};
@@ -187,7 +190,7 @@ impl Session {
     /// The server's error with `what` as its context, or `Interrupted`
     /// (the statement cancelled on the server).
     pub async fn execute(&self, sql: &str, what: impl Into<String>) -> Result<()> {
-        self.request(self.client.batch_execute(sql), what).await
+        self.request(self.batch_execute(sql), what).await
     }
 
     /// Awaits `fut`, a request on this session, as [`Session::cancellable`]
@@ -216,7 +219,89 @@ impl Session {
     where
         T: for<'a> tokio_postgres::types::FromSql<'a>,
     {
-        Ok(self.request(self.client.query_one(sql, &[]), what).await?.get(0))
+        Ok(self.request(self.query_one(sql, &[]), what).await?.get(0))
+    }
+}
+
+/// The client's requests, each traced under `--verbose` (see
+/// [`super::trace`]): every statement pgbarge sends goes through these, so
+/// the client itself is only used for what sends no SQL (cancel, prepare).
+impl Session {
+    /// `Client::query`, traced.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.query(sql, params)).await
+    }
+
+    /// `Client::query_one`, traced.
+    ///
+    /// # Errors
+    /// The server's error, or not exactly one row.
+    pub async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Row, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.query_one(sql, params)).await
+    }
+
+    /// `Client::execute` (one statement with parameters), traced.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn execute_with(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.execute(sql, params)).await
+    }
+
+    /// `Client::batch_execute`, traced.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn batch_execute(&self, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.batch_execute(sql)).await
+    }
+
+    /// `Client::simple_query`, traced.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn simple_query(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.simple_query(sql)).await
+    }
+
+    /// `Client::copy_in`, traced (the time until the server is ready for rows).
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn copy_in(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<tokio_postgres::CopyInSink<bytes::Bytes>, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.copy_in(sql)).await
+    }
+
+    /// `Client::copy_out`, traced (the time until the first data).
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn copy_out(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<tokio_postgres::CopyOutStream, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.copy_out(sql)).await
     }
 }
 
@@ -276,10 +361,14 @@ async fn run_gated<F: Future>(conn: F, gate: Arc<ReadGate>) -> F::Output {
 /// `Error::Connect` with a hint for refused, unknown, authentication, database
 /// and TLS failures; a usage error for an unreadable `sslrootcert`.
 pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> {
+    // Through an SSH tunnel, the session connects to its local end, as
+    // libpq's `hostaddr`: TLS still verifies `host`, and cancel requests take
+    // the same path. (Config's host, hostaddr and port are lists: set once.)
+    let tunnel = super::tunnel::endpoint(info).await?;
     let mut config = Config::new();
     config
         .host(&info.host)
-        .port(info.port)
+        .port(tunnel.map_or(info.port, |t| t.port()))
         .user(&info.user)
         .dbname(&info.dbname)
         .connect_timeout(info.connect_timeout)
@@ -287,7 +376,7 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     if let Some(p) = info.password() {
         config.password(p);
     }
-    if let Some(addr) = info.hostaddr {
+    if let Some(addr) = tunnel.map(|t| t.ip()).or(info.hostaddr) {
         // Connect there; TLS still verifies `host` (libpq's hostaddr).
         config.hostaddr(addr);
     }
@@ -378,14 +467,19 @@ async fn pin(client: &Client, info: &ConnInfo, purpose: Purpose) -> Result<()> {
         // turns it off for the same reason.
         pins.push_str("\nSET synchronize_seqscans = off;");
     }
-    client
-        .batch_execute(&pins)
+    traced(info, &pins, client.batch_execute(&pins))
         .await
         .map_err(|e| Error::db(format!("cannot set session settings on {info}"), e))
 }
 
 fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {
-    let hint = connect_hint(info, &e);
+    let mut hint = connect_hint(info, &e);
+    if let Some(b) = &info.ssh {
+        hint = format!("{hint} (through the SSH tunnel via {b})");
+        if let Some(said) = super::tunnel::stderr_of(info) {
+            hint = format!("{hint}; ssh said: {said}");
+        }
+    }
     Error::Connect { conn: info.to_string(), source: e, hint: Some(hint) }
 }
 
@@ -474,7 +568,6 @@ pub struct ServerInfo {
 /// A server error if the queries fail.
 pub async fn server_info(session: &Session) -> Result<ServerInfo> {
     let row = session
-        .client
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()::text",
             &[],
@@ -484,7 +577,6 @@ pub async fn server_info(session: &Session) -> Result<ServerInfo> {
     // pg_control_system() may be denied to non-superusers (managed services);
     // the identifier is then unknown, not an error.
     let system_identifier = match session
-        .client
         .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
         .await
     {

@@ -17,12 +17,10 @@ use crate::ident::TableName;
 /// Server errors; exporting needs a non-standby or a PostgreSQL 10+ standby.
 pub async fn export_snapshot(session: &Session) -> Result<String> {
     session
-        .client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
         .map_err(|e| Error::db("cannot start the snapshot transaction", e))?;
     let row = session
-        .client
         .query_one("SELECT pg_export_snapshot()", &[])
         .await
         .map_err(|e| Error::db("cannot export a snapshot", e))?;
@@ -41,7 +39,6 @@ pub async fn join_snapshot(info: &Arc<ConnInfo>, snapshot: &str) -> Result<Sessi
         return Err(Error::runtime(format!("unexpected snapshot id {snapshot:?}")));
     }
     session
-        .client
         .batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'"
         ))

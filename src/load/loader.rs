@@ -252,7 +252,6 @@ impl<'a> Loader<'a> {
             let name = &t.target.name;
             let owner = self
                 .session
-                .client
                 .query_one(
                     "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
                     &[&t.target.oid],
@@ -356,8 +355,7 @@ impl<'a> Loader<'a> {
         let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
         let failed = || format!("COPY into {name} failed");
         let session = self.session;
-        let sink =
-            session.request(session.client.copy_in::<_, Bytes>(sql.as_str()), failed()).await?;
+        let sink = session.request(session.copy_in(sql.as_str()), failed()).await?;
         let mut sink = std::pin::pin!(sink);
         while let Some(block) = blocks.next_block().await? {
             for block in on_block(block)? {
@@ -419,10 +417,7 @@ impl<'a> Loader<'a> {
             key_cols.join(", ")
         );
         let row = session
-            .request(
-                session.client.query_one(sql.as_str(), &[]),
-                format!("merging into {name} failed"),
-            )
+            .request(session.query_one(sql.as_str(), &[]), format!("merging into {name} failed"))
             .await?;
         let inserted = row.get::<_, i64>(0) as u64;
         let updated = row.get::<_, i64>(1) as u64;
@@ -473,8 +468,10 @@ impl<'a> Loader<'a> {
             let (last, called) = (at.last_value, at.is_called);
             if wanted > last || (wanted == last && !called) {
                 self.session
-                    .client
-                    .execute("SELECT setval($1::text::regclass, $2, true)", &[&s.sequence, &wanted])
+                    .execute_with(
+                        "SELECT setval($1::text::regclass, $2, true)",
+                        &[&s.sequence, &wanted],
+                    )
                     .await
                     .map_err(|e| Error::db(format!("cannot advance sequence {}", s.sequence), e))?;
                 moves.push(SequenceMove { sequence: s.sequence.clone(), from: last, to: wanted });
@@ -571,7 +568,7 @@ impl<'a> Loader<'a> {
 
     /// Ends the transaction without keeping anything.
     pub async fn rollback(self) {
-        let _ = self.session.client.batch_execute("ROLLBACK").await;
+        let _ = self.session.batch_execute("ROLLBACK").await;
     }
 }
 

@@ -81,7 +81,6 @@ pub async fn dry_run(
     let mut problems = Vec::new();
     for t in &all {
         let row = target
-            .client
             .query_one(
                 "SELECT has_table_privilege($1::text::regclass, 'INSERT'), has_table_privilege($1::text::regclass, 'TRUNCATE')",
                 &[&t.target.name.sql()],
@@ -164,6 +163,39 @@ pub struct TableDone {
     /// Triggers that fired (none when disabled).
     pub triggers: Vec<String>,
     pub sequences: Vec<SequenceMove>,
+}
+
+/// `--json` of copy and restore: what [`print_summary`] says, as one
+/// document; `checked` names the checks done, `extra` adds the command's
+/// own fields (its name among them).
+pub fn print_json(
+    done: &[TableDone],
+    mode: Mode,
+    per_table_commit: bool,
+    seconds: f64,
+    checked: &[&str],
+    cascaded: &[(TableName, u64)],
+    extra: serde_json::Value,
+) {
+    let mut doc = serde_json::json!({
+        "outcome": "ok",
+        "mode": mode.as_str(),
+        "committed": if per_table_commit { "table by table" } else { "in one transaction" },
+        "tables": done,
+        "table_count": done.len(),
+        "rows": done.iter().map(|d| d.rows).sum::<u64>(),
+        "bytes": done.iter().map(|d| d.bytes).sum::<u64>(),
+        "seconds": seconds,
+        "checked": checked,
+        "cascade_emptied": cascaded
+            .iter()
+            .map(|(t, n)| serde_json::json!({ "table": t.to_string(), "rows": n }))
+            .collect::<Vec<_>>(),
+    });
+    if let (Some(doc), serde_json::Value::Object(extra)) = (doc.as_object_mut(), extra) {
+        doc.extend(extra);
+    }
+    println!("{}", serde_json::to_string_pretty(&doc).expect("summary serializes"));
 }
 
 /// Prints the summary of a load: totals, then one line per table (format,

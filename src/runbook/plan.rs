@@ -39,6 +39,12 @@ pub struct Connection {
     pub env: Option<String>,
     #[serde(default)]
     pub service: Option<String>,
+    /// A bastion to tunnel through: `[USER@]HOST[:PORT]`, as `--ssh`.
+    #[serde(default)]
+    pub ssh: Option<String>,
+    /// The identity file ssh offers to the bastion, as `--ssh-key`.
+    #[serde(default)]
+    pub ssh_key: Option<String>,
 }
 
 /// One step. `name` is how other steps, `--from` and the log refer to it.
@@ -335,6 +341,16 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan> {
             _ => problems.push(format!(
                 "connection \"{name}\": give exactly one of env = \"VARIABLE\" or service = \"NAME\""
             )),
+        }
+        match (&c.ssh, &c.ssh_key) {
+            (None, Some(_)) => problems
+                .push(format!("connection \"{name}\": ssh_key needs ssh = \"[USER@]HOST[:PORT]\"")),
+            (Some(b), key) => {
+                if let Err(e) = crate::conn::tunnel::Bastion::parse(b, key.as_deref()) {
+                    problems.push(format!("connection \"{name}\": {e}"));
+                }
+            }
+            (None, None) => {}
         }
     }
     let mut names = HashSet::new();

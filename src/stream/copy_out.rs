@@ -44,8 +44,7 @@ impl<'a> CopyOutBlocks<'a> {
     /// # Errors
     /// The server refused the statement, or a signal arrived.
     pub async fn start(session: &'a Session, copy_sql: &str) -> Result<CopyOutBlocks<'a>> {
-        let stream =
-            session.request(session.client.copy_out(copy_sql), "COPY TO STDOUT failed").await?;
+        let stream = session.request(session.copy_out(copy_sql), "COPY TO STDOUT failed").await?;
         Ok(CopyOutBlocks {
             session,
             stream: Box::pin(stream),

@@ -189,7 +189,7 @@ pub async fn read_definitions(session: &Session, lock_wait: Duration) -> Result<
     for (what, sql) in queries::all() {
         let rows = session
             .request(
-                session.client.query(sql.as_str(), &[]),
+                session.query(sql.as_str(), &[]),
                 format!("cannot read the {what} of {}", session.info),
             )
             .await?;

@@ -95,6 +95,10 @@ pub(super) async fn dump_schema(
     if let Some(addr) = conn.hostaddr {
         cmd.env("PGHOSTADDR", addr.to_string());
     }
+    if let Some(local) = crate::conn::tunnel::endpoint(conn).await? {
+        // Through the SSH tunnel; PGHOST stays the name TLS verifies.
+        cmd.env("PGHOSTADDR", local.ip().to_string()).env("PGPORT", local.port().to_string());
+    }
     let out = tokio::select! {
         o = cmd.kill_on_drop(true).output() => o.map_err(|e| Error::io("cannot run", pg_dump, e))?,
         signal = crate::cancel::cancelled() => return Err(Error::Interrupted { signal }),

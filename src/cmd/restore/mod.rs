@@ -117,7 +117,7 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         )
         .await;
         // With --schema the schema ran inside the transaction: undo it.
-        let _ = target.client.batch_execute("ROLLBACK").await;
+        let _ = target.batch_execute("ROLLBACK").await;
         r?;
         return Ok(Outcome::Ok);
     }
@@ -152,7 +152,25 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         run_post_data(&target, post).await?;
         target.execute("COMMIT", format!("TARGET: committing {} failed", post.0)).await?;
     }
-    if !plan.quiet {
+    if plan.json {
+        crate::load::report::print_json(
+            &done,
+            plan.options.mode,
+            plan.per_table_commit,
+            started.elapsed().as_secs_f64(),
+            &restore_checks(&manifest),
+            &emptied,
+            serde_json::json!({
+                "command": "restore",
+                "location": plan.dir.to_string(),
+                "target": plan.conn.to_string(),
+                "backup_of": manifest.source.database,
+                "backup_taken": manifest.started_at,
+                "schema": plan.schema,
+                "clean": plan.clean,
+            }),
+        );
+    } else if !plan.quiet {
         print_summary(&done, &plan, &manifest, started.elapsed().as_secs_f64());
         if let Some(cleaning) = &cleaning {
             cleaning.print_done();
@@ -364,6 +382,17 @@ impl ToServer {
     }
 }
 
+/// What a restore checks while it loads.
+/// What restore checks while it loads, as the summary and `--json` list them.
+fn restore_checks(manifest: &Manifest) -> Vec<&'static str> {
+    let mut checks = vec!["file size and sha256"];
+    if manifest.encryption.is_some() {
+        checks.push("age's authentication of every chunk");
+    }
+    checks.extend(["header", "CSV sha256", "record count", "the server's row count"]);
+    checks
+}
+
 fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest, seconds: f64) {
     let about = format!(" (backup of {} taken {})", manifest.source.database, manifest.started_at);
     crate::load::report::print_summary(
@@ -378,11 +407,7 @@ fn print_summary(done: &[TableDone], plan: &RestoreOptions, manifest: &Manifest,
     println!(
         "{}",
         crate::wrap::stdout(
-            if manifest.encryption.is_some() {
-                "  checked while loading: file size and sha256, age's authentication of every chunk, header, CSV sha256, record count, the server's row count"
-            } else {
-                "  checked while loading: file size and sha256, header, CSV sha256, record count, the server's row count"
-            },
+            &format!("  checked while loading: {}", restore_checks(manifest).join(", ")),
             2
         )
     );

@@ -37,6 +37,8 @@ pub struct RunPlan {
     pub connections: BTreeMap<String, PlanConnection>,
     pub dry_run: bool,
     pub from: usize,
+    /// Print the log as one JSON document on stdout when the run ends.
+    pub json: bool,
     pub quiet: bool,
 }
 
@@ -56,6 +58,11 @@ pub struct PlanConnection {
 /// Usage errors: the plan's own problems, an unset or unparsable connection
 /// variable, an unknown `--from` step.
 pub fn plan(args: RunOptions) -> Result<RunPlan> {
+    if args.json && args.dry_run {
+        return Err(Error::usage(
+            "--json and --dry-run cannot be combined: a dry run's findings are printed for people",
+        ));
+    }
     let plan = read_plan(&args.plan)?;
     let mut connections = BTreeMap::new();
     let mut problems = Vec::new();
@@ -73,7 +80,20 @@ pub fn plan(args: RunOptions) -> Result<RunPlan> {
             (None, Some(service)) => (format!("service={service}"), format!("service={service}")),
             (None, None) => unreachable!("read_plan checks"),
         };
-        match resolve(&conn, &process_env) {
+        let bastion = match &c.ssh {
+            Some(b) => match crate::conn::tunnel::Bastion::parse(b, c.ssh_key.as_deref()) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    problems.push(format!("connection \"{name}\": {e}"));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match resolve(&conn, &process_env).map(|mut info| {
+            info.ssh = bastion;
+            info
+        }) {
             Ok(info) => {
                 connections
                     .insert(name.clone(), PlanConnection { conn, shown, info: Arc::new(info) });
@@ -94,7 +114,39 @@ pub fn plan(args: RunOptions) -> Result<RunPlan> {
         Some(f) => plan.step_index(f)?,
         None => 0,
     };
-    Ok(RunPlan { plan, connections, dry_run: args.dry_run, from, quiet: args.quiet })
+    Ok(RunPlan {
+        plan,
+        connections,
+        dry_run: args.dry_run,
+        from,
+        json: args.json,
+        quiet: args.quiet,
+    })
+}
+
+/// A connection as the log shows it: no password, and the bastion it goes
+/// through, if any.
+fn shown_with_bastion(info: &ConnInfo) -> String {
+    match &info.ssh {
+        Some(b) => format!("{info} (via ssh {b})"),
+        None => info.to_string(),
+    }
+}
+
+/// `--json`: the log as run.json holds it, with the command and the log
+/// folder, on stdout (passwords masked as in the file).
+fn print_json(log: &RunLog, log_dir: &std::path::Path) {
+    let mut doc = serde_json::json!({
+        "command": "run",
+        "log_folder": log_dir.display().to_string(),
+    });
+    if let (Some(doc), Ok(serde_json::Value::Object(log))) =
+        (doc.as_object_mut(), serde_json::to_value(log))
+    {
+        doc.extend(log);
+    }
+    let text = serde_json::to_string_pretty(&doc).expect("log serializes");
+    println!("{}", crate::redact::redact(&text));
 }
 
 /// Runs `run`.
@@ -177,7 +229,9 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
         // A migration found wrong later is undone the same way: the log says how.
         log.rollback = rollback_command(&plan, log.steps.len());
         write_log(&log_dir, &log)?;
-        if !plan.quiet {
+        if plan.json {
+            print_json(&log, &log_dir);
+        } else if !plan.quiet {
             println!(
                 "\nrun complete: {} {}; log {}",
                 log.steps.len(),
@@ -194,6 +248,9 @@ pub async fn run(plan: RunPlan) -> Result<Outcome> {
     });
     log.rollback = Some(hint.clone());
     write_log(&log_dir, &log)?;
+    if plan.json {
+        print_json(&log, &log_dir);
+    }
     crate::progress::clear_all();
     eprintln!(
         "\nstep {} ({}) failed; the run stopped. Log: {}\n{hint}",
@@ -232,7 +289,9 @@ fn step_log(plan: &RunPlan, i: usize, s: &Step) -> StepLog {
             .kind
             .connections()
             .into_iter()
-            .filter_map(|c| plan.connections.get(c).map(|pc| (c.to_string(), pc.info.to_string())))
+            .filter_map(|c| {
+                plan.connections.get(c).map(|pc| (c.to_string(), shown_with_bastion(&pc.info)))
+            })
             .collect(),
         started_at: None,
         finished_at: None,

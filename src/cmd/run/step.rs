@@ -56,6 +56,7 @@ pub(super) async fn run_step(
                 force: *force,
                 lock_wait_timeout: options::lock_wait(*lock_wait_timeout)?,
                 encrypt_to: options::encryption(&recipients, None)?,
+                json: false,
                 quiet,
             })
             .await
@@ -90,6 +91,8 @@ pub(super) async fn run_step(
                 keys: keys(plan, identity)?,
                 json: false,
                 quiet,
+                // `run -q` prints nothing but errors.
+                silent: quiet,
             })
             .await?
         }
@@ -131,6 +134,7 @@ pub(super) async fn run_step(
                 per_table_commit: *per_table_commit,
                 dry_run: false,
                 verify,
+                json: false,
                 quiet,
             })
             .await?
@@ -170,6 +174,7 @@ pub(super) async fn run_step(
                 clean: *clean,
                 keys: keys(plan, identity)?,
                 dry_run: false,
+                json: false,
                 quiet,
             })
             .await?
@@ -275,7 +280,6 @@ pub(super) async fn check_value(
     query: &str,
 ) -> Result<String> {
     let rows = session
-        .client
         .simple_query(query)
         .await
         .map_err(|e| Error::db(format!("check query failed: {query}"), e))?;

@@ -192,6 +192,6 @@ async fn compare_live(
             )],
         });
     }
-    let _ = session.client.batch_execute("COMMIT").await;
+    let _ = session.batch_execute("COMMIT").await;
     Ok(())
 }

@@ -130,7 +130,7 @@ pub async fn run(plan: VerifyOptions) -> Result<Outcome> {
     };
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
-    } else {
+    } else if !plan.silent {
         print_report(&report, expect.is_some(), live.is_some(), plan.quiet);
     }
     if let Some(first) = failures.into_iter().next() {
