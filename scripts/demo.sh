@@ -35,6 +35,8 @@ step() {
 pg_start "$SRC" 5432
 pg_start "$TGT" 5432
 export PGUSER=postgres
+# A terminal would page psql's tables; the demo runs straight through.
+export PSQL_PAGER=cat PAGER=cat
 SRC_CONN="host=$SRC port=5432 dbname=erp"
 TGT_CONN="postgresql://postgres@${TGT//\//%2F}:5432/erp"
 printf 'DEMO=%s\nSRC_CONN=%s\nTGT_CONN=%s\n' "$DEMO" "$SRC_CONN" "$TGT_CONN"
