@@ -16,7 +16,8 @@ SRC="$DEMO/src" TGT="$DEMO/tgt"
 S3S_PID=""
 cleanup() {
     if [ -n "$S3S_PID" ]; then kill "$S3S_PID" 2>/dev/null || true; fi
-    pg_stop "$SRC"; pg_stop "$TGT"; rm -rf "$DEMO"
+    if [ -f "$DEMO/sshd/sshd.pid" ]; then kill "$(cat "$DEMO/sshd/sshd.pid")" 2>/dev/null || true; fi
+    pg_stop "$SRC"; pg_stop "$TGT"; pg_stop "$DEMO/remote"; rm -rf "$DEMO"
 }
 trap cleanup EXIT
 
@@ -180,3 +181,56 @@ schema_unchanged() {
     schema_of | diff "$DEMO/schema-before-migration.sql" - && echo "identical to the one taken before the migration"
 }
 step "Proved: the schema (pg_dump --schema-only) is the one from before the migration" schema_unchanged
+
+# Production behind a bastion: an sshd on loopback in front of a cluster that
+# listens on TCP only there, reached with --ssh (the system's ssh, with its own
+# config and known_hosts, so nothing of ~/.ssh is used or changed).
+if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; then
+    SSHD="$DEMO/sshd" REMOTE_PORT=$((30000 + RANDOM % 10000)) SSH_PORT=$((40000 + RANDOM % 10000))
+    pg_start "$DEMO/remote" "$REMOTE_PORT" 127.0.0.1
+    psql -X -q -h "$DEMO/remote" -p "$REMOTE_PORT" -d postgres -c "CREATE DATABASE erp"
+    psql -X -q -v ON_ERROR_STOP=1 -h "$DEMO/remote" -p "$REMOTE_PORT" -d erp -f fixtures/erp/target.sql
+    mkdir -p "$SSHD"
+    for k in host_key user_key; do ssh-keygen -q -t ed25519 -N '' -f "$SSHD/$k"; done
+    cp "$SSHD/user_key.pub" "$SSHD/authorized_keys"
+    cat > "$SSHD/sshd_config" <<CONF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $SSHD/host_key
+PidFile $SSHD/sshd.pid
+AuthorizedKeysFile $SSHD/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+LogLevel ERROR
+CONF
+    [ "$(id -u)" = 0 ] && mkdir -p /run/sshd
+    /usr/sbin/sshd -f "$SSHD/sshd_config" -E "$SSHD/sshd.log"
+    echo "bastion $(cat "$SSHD/host_key.pub")" > "$SSHD/known_hosts"
+    cat > "$SSHD/ssh_config" <<CONF
+Host bastion
+  HostName 127.0.0.1
+  Port $SSH_PORT
+  User $(id -un)
+  IdentityFile $SSHD/user_key
+  IdentitiesOnly yes
+  IdentityAgent none
+  HostKeyAlias bastion
+  UserKnownHostsFile $SSHD/known_hosts
+  GlobalKnownHostsFile /dev/null
+CONF
+    export PGBARGE_SSH_COMMAND="ssh -F $SSHD/ssh_config"
+    REMOTE_CONN="host=localhost port=$REMOTE_PORT dbname=erp user=postgres"
+    step "Production behind a bastion: the database listens only where the bastion reaches it" \
+        "$BIN" list -d "$REMOTE_CONN" --ssh bastion -t 'Role*'
+    step "A backup through the tunnel; the tunnel closes when pgbarge exits" \
+        "$BIN" backup -d "$REMOTE_CONN" --ssh bastion -o "$DEMO/backup-via-bastion" -q
+    step "No ssh process is left behind" sh -c "pgrep -f '[s]sh -F $SSHD/ssh_config' >/dev/null && echo 'ssh still running' || echo 'none left'"
+else
+    echo
+    echo "(With openssh-server installed, this demo also reaches a database through an SSH bastion:"
+    echo " apt-get install openssh-server, then run scripts/demo.sh again.)"
+fi
