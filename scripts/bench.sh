@@ -119,8 +119,8 @@ SQL
         -n "pgbarge backup + restore" "rm -rf '$OUT/small' && '$BIN' backup -d small -o '$OUT/small' -q && '$BIN' restore '$OUT/small' -d small_tgt -q" \
         -n "pg_dump --data-only | psql" "pg_dump --data-only small | psql -X -q -d small_tgt"
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/small-list.csv" \
-        -n "pgbarge list (1,000 tables)" "'$BIN' list -d small -q > /dev/null" \
-        -n "pgbarge copy --dry-run (1,000 tables)" "'$BIN' copy --source small --target small_tgt --mode truncate --dry-run -q > /dev/null"
+        -n "pgbarge list of 1000 tables" "'$BIN' list -d small -q > /dev/null" \
+        -n "pgbarge copy --dry-run of 1000 tables" "'$BIN' copy --source small --target small_tgt --mode truncate --dry-run -q > /dev/null"
     rm -rf "$OUT"/*
 fi
 
