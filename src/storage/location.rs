@@ -136,7 +136,27 @@ impl Location {
         }
     }
 
-    /// A data file's writer: temp file, fsync and rename on disk; a streamed
+    /// Makes the data files written by [`Location::data_sink`] durable at
+    /// once: one `syncfs` for a folder; nothing for a store, where an upload
+    /// is durable once completed. Called before anything that says the
+    /// backup is complete is written.
+    ///
+    /// # Errors
+    /// The OS error (a write-back failure, a full disk).
+    pub async fn sync_data(&self) -> Result<()> {
+        match self {
+            Location::Local(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || crate::storage::sink::sync_filesystem(&dir))
+                    .await
+                    .map_err(|e| Error::runtime(format!("the folder sync stopped: {e}")))?
+            }
+            Location::S3(_) => Ok(()),
+        }
+    }
+
+    /// A data file's writer: temp file and rename on disk (made durable by
+    /// [`Location::sync_data`]); a streamed
     /// multipart upload in a store, aborted unless finished. `writers`: how
     /// many data sinks run at once; `seal`: the recipients an encrypted
     /// backup's files are encrypted to.

@@ -29,6 +29,10 @@ pub struct AtomicFile {
     tmp: PathBuf,
     path: PathBuf,
     file: Option<File>,
+    /// Synced (file and folder) at commit; otherwise the caller makes the
+    /// folder durable at once later ([`sync_filesystem`]), before anything
+    /// that says the file is complete is written.
+    sync_at_commit: bool,
 }
 
 impl AtomicFile {
@@ -37,6 +41,21 @@ impl AtomicFile {
     /// # Errors
     /// The OS error, naming the file.
     pub fn create(path: &Path) -> Result<Self> {
+        Self::open(path, true)
+    }
+
+    /// As [`AtomicFile::create`], for a file the caller syncs later with the
+    /// rest of its folder: a backup's data files, whose manifest is written
+    /// only after one [`sync_filesystem`] (a thousand small tables must not
+    /// cost a thousand device flushes; no manifest, no backup).
+    ///
+    /// # Errors
+    /// The OS error, naming the file.
+    pub fn create_deferred(path: &Path) -> Result<Self> {
+        Self::open(path, false)
+    }
+
+    fn open(path: &Path, sync_at_commit: bool) -> Result<Self> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -46,7 +65,7 @@ impl AtomicFile {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| Error::io("cannot create", &tmp, e))?;
-        Ok(AtomicFile { tmp, path: path.to_path_buf(), file: Some(file) })
+        Ok(AtomicFile { tmp, path: path.to_path_buf(), file: Some(file), sync_at_commit })
     }
 
     /// Flushes to disk, renames into place, and fsyncs the folder.
@@ -55,11 +74,15 @@ impl AtomicFile {
     /// The OS error of the sync or rename, naming the file.
     pub fn commit(mut self) -> Result<PathBuf> {
         let file = self.file.take().expect("file present until commit");
-        file.sync_all().map_err(|e| Error::io("cannot sync", &self.tmp, e))?;
+        if self.sync_at_commit {
+            file.sync_all().map_err(|e| Error::io("cannot sync", &self.tmp, e))?;
+        }
         drop(file);
         std::fs::rename(&self.tmp, &self.path)
             .map_err(|e| Error::io("cannot rename into place", &self.path, e))?;
-        sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        if self.sync_at_commit {
+            sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        }
         Ok(std::mem::take(&mut self.path))
     }
 }
@@ -112,6 +135,23 @@ impl Drop for AtomicFile {
 /// The OS error, naming the folder.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync folder", dir, e))
+}
+
+/// Makes everything written on the filesystem holding `dir` durable, files
+/// and folder entries, with one `syncfs` (one device flush, where a file
+/// each would cost one each). Reports the write-back errors of files
+/// written without their own sync (a full disk among them).
+///
+/// # Errors
+/// The OS error, naming the folder.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = File::open(dir).map_err(|e| Error::io("cannot open folder", dir, e))?;
+    // SAFETY: syncfs takes an open descriptor, which `d` holds until after it.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(Error::io("cannot sync the files of", dir, std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Writes a whole small file atomically (temp, fsync, rename, fsync folder).
@@ -243,7 +283,9 @@ pub struct FileSink {
 
 impl FileSink {
     /// Creates `path.tmp` and starts the writer thread; `writers` is how
-    /// many sinks run at once (they share one queue budget).
+    /// many sinks run at once (they share one queue budget). The file is
+    /// renamed into place by [`FileSink::finish`] but made durable with its
+    /// folder by the caller ([`sync_filesystem`], before the manifest).
     ///
     /// # Errors
     /// The file cannot be created.
@@ -253,7 +295,7 @@ impl FileSink {
         seal: Option<Recipients>,
         writers: usize,
     ) -> Result<Self> {
-        let file = AtomicFile::create(path)?;
+        let file = AtomicFile::create_deferred(path)?;
         Self::start(path.to_path_buf(), compression, seal, writers, move || Ok(Box::new(file)))
     }
 

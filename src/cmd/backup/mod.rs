@@ -296,6 +296,8 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     if let Some(signal) = crate::cancel::reason() {
         return Err(Error::Interrupted { signal });
     }
+    // Every data file on disk before the files that say the backup is whole.
+    output.location.sync_data().await?;
     match &plan.encrypt_to {
         Some(recipients) => {
             write_sealed(&manifest, &output.location, recipients, stored_schema).await?;
