@@ -1,6 +1,6 @@
-//! Where a sequence stands: the one query that reads `last_value` and
-//! `is_called`, for a backup recording it and a load deciding whether to
-//! advance it.
+//! Where a sequence stands: the queries that read `last_value` and
+//! `is_called` — for a backup recording it (one, or one for all), and for a
+//! load advancing it past what it loaded (read and moved in one).
 
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
@@ -58,4 +58,33 @@ pub async fn read_positions(
         );
     }
     Ok(out)
+}
+
+/// Moves `sequence` forward to the larger of `loaded_max` and `at_least`
+/// (SQL expressions of type int8, NULL for none) when that is past its
+/// position, never backwards, in one round trip. Returns its `last_value`
+/// before, and where it was moved to, if it was.
+///
+/// # Errors
+/// The server's error (no UPDATE privilege on the sequence).
+pub async fn advance_past(
+    session: &Session,
+    sequence: &str,
+    loaded_max: &str,
+    at_least: &str,
+) -> Result<(i64, Option<i64>)> {
+    let sql = format!(
+        "SELECT s.last_value,
+                CASE WHEN w.wanted > s.last_value OR (w.wanted = s.last_value AND NOT s.is_called)
+                     THEN pg_catalog.setval('{lit}'::pg_catalog.regclass, w.wanted, true) END
+           FROM {sequence} s, (SELECT GREATEST({loaded_max}, {at_least}) AS wanted) w",
+        lit = sequence.replace('\'', "''"),
+    );
+    let row = session
+        .request(
+            session.client.query_one(sql.as_str(), &[]),
+            format!("cannot advance sequence {sequence}"),
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
 }

@@ -10,7 +10,7 @@ use futures::SinkExt;
 
 use super::plan::TableLoad;
 use super::{LoadOptions, Mode};
-use crate::catalog::sequences::read_position;
+use crate::catalog::sequences::advance_past;
 use crate::conn::locks::LockMode;
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
@@ -444,37 +444,22 @@ impl<'a> Loader<'a> {
             let col = t.target.columns.iter().find(|c| c.name == s.column);
             let integral = col
                 .is_some_and(|c| matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint"));
-            let loaded_max: Option<i64> = if integral {
-                let sql = format!(
-                    "SELECT max({})::bigint FROM {}",
+            let loaded_max = if integral {
+                format!(
+                    "(SELECT pg_catalog.max({})::pg_catalog.int8 FROM {})",
                     sql_ident(&s.column),
                     t.target.name.sql()
-                );
-                self.session
-                    .query_value(
-                        &sql,
-                        format!("cannot read the largest {} of {}", s.column, t.target.name),
-                    )
-                    .await?
+                )
             } else {
-                None
+                "NULL::pg_catalog.int8".to_string()
             };
-            let wanted = loaded_max.into_iter().chain(at_least.get(&s.sequence).copied()).max();
-            let Some(wanted) = wanted else { continue };
-            let at = read_position(self.session, &s.sequence, || {
-                format!("cannot read sequence {}", s.sequence)
-            })
-            .await?;
-            let (last, called) = (at.last_value, at.is_called);
-            if wanted > last || (wanted == last && !called) {
-                self.session
-                    .execute_with(
-                        "SELECT setval($1::text::regclass, $2, true)",
-                        &[&s.sequence, &wanted],
-                    )
-                    .await
-                    .map_err(|e| Error::db(format!("cannot advance sequence {}", s.sequence), e))?;
-                moves.push(SequenceMove { sequence: s.sequence.clone(), from: last, to: wanted });
+            let at_least = at_least
+                .get(&s.sequence)
+                .map_or("NULL::pg_catalog.int8".to_string(), |v| format!("{v}::pg_catalog.int8"));
+            let (last, moved) =
+                advance_past(self.session, &s.sequence, &loaded_max, &at_least).await?;
+            if let Some(to) = moved {
+                moves.push(SequenceMove { sequence: s.sequence.clone(), from: last, to });
             }
         }
         Ok(moves)
