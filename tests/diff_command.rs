@@ -2,7 +2,7 @@
 //! kind of difference is found and named by its one-line key; the ERP
 //! fixture before and after its migrations; JSON; exit codes.
 
-use crate::common::{Run, cluster, db_with, fixtures, pgbarge};
+use crate::common::{Run, cluster, db_with, pgbarge};
 
 /// A schema rich in odd names and every kind of object diff compares.
 const RICH: &str = r#"
@@ -274,7 +274,6 @@ const ERP_KEPT: &[&str] = &[r#"only in target: column public."Role"."legacyCode"
 
 #[test]
 fn the_erp_migrations_fix_every_difference_but_the_kept_column() {
-    let c = cluster();
     let src = db_with("diff_erp_src", "erp/source.sql");
     let tgt = db_with("diff_erp_tgt", "erp/target.sql");
     let r = diff(&src, &tgt, &[]);
@@ -297,14 +296,7 @@ fn the_erp_migrations_fix_every_difference_but_the_kept_column() {
     }
     assert!(got.last().unwrap().contains("tables 13 != 11"), "{}", r.stdout);
 
-    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for f in &files {
-        c.psql_file(&tgt, f);
-    }
+    crate::common::run_erp_migrations(&tgt);
     let r = diff(&src, &tgt, &["--json"]);
     r.expect_code(1);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

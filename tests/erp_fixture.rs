@@ -1,7 +1,7 @@
 //! The ERP fixture: both databases load, `list` sees them in load order, and
 //! the migration files turn the target's schema into the source's.
 
-use crate::common::{cluster, db_with, fixtures, pgbarge};
+use crate::common::{cluster, db_with, pgbarge};
 
 #[test]
 fn source_and_target_load_and_list_in_fk_order() {
@@ -39,14 +39,7 @@ fn migrations_bring_target_to_source_schema() {
     let c = cluster();
     let src = db_with("erp_mig_src", "erp/source.sql");
     let tgt = db_with("erp_mig_tgt", "erp/target.sql");
-    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for f in &files {
-        c.psql_file(&tgt, f);
-    }
+    crate::common::run_erp_migrations(&tgt);
     let columns = "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable \
                    FROM information_schema.columns WHERE table_schema = 'public' \
                    AND NOT (table_name = 'Role' AND column_name = 'legacyCode') ORDER BY 1";

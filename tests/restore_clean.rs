@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{cluster, copy_dbs, db_with, fixtures, pgbarge, pgbarge_cmd};
+use crate::common::{cluster, copy_dbs, db_with, pgbarge, pgbarge_cmd};
 
 /// `pg_dump --schema-only`, without the lines that differ on every run.
 pub fn schema_of(db: &str) -> String {
@@ -45,14 +45,7 @@ fn migrated(test: &str) -> (String, tempfile::TempDir, String, String) {
     let dir = t.path().join("full").to_str().unwrap().to_string();
     pgbarge(&["backup", "-d", &c.conn(&tgt), "-o", &dir, "--schema", "-q"], &[]).expect_code(0);
     let before = schema_of(&tgt);
-    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for f in &files {
-        c.psql_file(&tgt, f);
-    }
+    crate::common::run_erp_migrations(&tgt);
     let tables = ["Role", "Permission", "RolePermission", "RoleAssignment", "UserPermission"];
     let mut args = vec!["--mode", "truncate", "-q"];
     for t in &tables {
@@ -150,19 +143,7 @@ fn clean_stopped_midway(test: &str, stop: impl Fn(&std::process::Child, &str)) -
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let pid = loop {
-        let pid = c.psql(
-            &tgt,
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'active' AND query LIKE 'COPY%big%'",
-        );
-        if !pid.is_empty() {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "the load never showed");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let pid = crate::common::copy_backend_pid(&tgt, "big");
     stop(&child, &pid);
     let out = child.wait_with_output().unwrap();
     assert_eq!(schema_of(&tgt), migrated_schema);

@@ -4,7 +4,6 @@
 //! that is not a lost session (a cancelled statement) is not retried.
 
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::common::cluster::Cluster;
 use crate::common::{cluster, pgbarge, pgbarge_cmd};
@@ -34,22 +33,8 @@ fn verify_disturbed(c: &Cluster, db: &str, dir: &str, signal: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let hit = c.psql(
-            db,
-            &format!(
-                "SELECT count({signal}(pid)) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                 AND state = 'active' AND query LIKE 'COPY%big%'"
-            ),
-        );
-        if hit.trim() == "1" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "verify's COPY of big never showed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = crate::common::copy_backend_pid(db, "big");
+    c.psql(db, &format!("SELECT {signal}({pid})"));
     child.wait_with_output().unwrap()
 }
 

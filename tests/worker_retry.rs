@@ -4,7 +4,6 @@
 //! is the one an undisturbed run takes.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use pgbarge::storage::manifest::Manifest;
 
@@ -34,20 +33,8 @@ fn a_backup_worker_whose_backend_is_terminated_restarts_its_table_on_the_snapsho
         .unwrap();
     // The worker's COPY of `big`, once it runs; never the coordinator, which
     // sits idle in its transaction.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let killed = c.psql(
-            &db,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid() \
-             AND state = 'active' AND query LIKE 'COPY%big%'",
-        );
-        if killed.trim() == "1" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker's COPY never showed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = crate::common::copy_backend_pid(&db, "big");
+    c.psql(&db, &format!("SELECT pg_terminate_backend({pid})"));
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "backup failed:\n{stderr}");

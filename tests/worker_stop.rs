@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{cluster, pgbarge, pgbarge_cmd};
+use crate::common::{cluster, copy_backend_pid, pgbarge, pgbarge_cmd};
 
 /// Waits for `child` at most `limit`; on timeout runs `unstick`, kills the
 /// child and fails the test.
@@ -25,26 +25,6 @@ fn wait_within(mut child: Child, limit: Duration, unstick: impl Fn()) -> (Output
     }
     let waited = start.elapsed();
     (child.wait_with_output().unwrap(), waited)
-}
-
-/// The pid of the backend running a COPY that mentions `table`, once it runs.
-fn copy_backend(db: &str, table: &str) -> String {
-    let c = cluster();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pid = c.psql(
-            db,
-            &format!(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-                 AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'COPY%{table}%'"
-            ),
-        );
-        if !pid.trim().is_empty() {
-            return pid.trim().to_string();
-        }
-        assert!(Instant::now() < deadline, "no COPY of {table} showed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn signal(pid: &str, sig: &str) {
@@ -72,8 +52,8 @@ fn a_backup_table_failing_stops_a_sibling_whose_server_has_stalled() {
         .unwrap();
     // Both streams run; `big`'s server process is frozen mid-stream (it will
     // send nothing more until continued), then `victim`'s is cancelled.
-    let big = copy_backend(&db, "big");
-    let victim = copy_backend(&db, "victim");
+    let big = copy_backend_pid(&db, "big");
+    let victim = copy_backend_pid(&db, "victim");
     signal(&big, "-STOP");
     let cancelled = c.psql(&db, &format!("SELECT pg_cancel_backend({victim})"));
     assert_eq!(cancelled.trim(), "t");

@@ -51,8 +51,7 @@ pub async fn read_positions(
             .map(|(i, s)| format!("SELECT {i} AS i, last_value, is_called FROM {s}"))
             .collect();
         let sql = format!("{} ORDER BY 1", sql.join(" UNION ALL "));
-        let rows =
-            session.client.query(sql.as_str(), &[]).await.map_err(|e| Error::db(what(), e))?;
+        let rows = session.query(sql.as_str(), &[]).await.map_err(|e| Error::db(what(), e))?;
         out.extend(
             rows.iter().map(|r| SequencePosition { last_value: r.get(1), is_called: r.get(2) }),
         );
@@ -82,7 +81,7 @@ pub async fn advance_past(
     );
     let row = session
         .request(
-            session.client.query_one(sql.as_str(), &[]),
+            session.query_one(sql.as_str(), &[]),
             format!("cannot advance sequence {sequence}"),
         )
         .await?;

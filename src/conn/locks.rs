@@ -112,7 +112,7 @@ pub async fn lock_tables(
         sql.push_str(&format!(" LOCK TABLE {} IN {} MODE;", names.join(", "), run[0].1.as_sql()));
     }
     sql.push_str(" RELEASE SAVEPOINT pgbarge_lock");
-    match session.cancellable(session.client.batch_execute(&sql)).await {
+    match session.cancellable(session.batch_execute(&sql)).await {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(_)) => {}
         Err(signal) => {
@@ -126,7 +126,7 @@ pub async fn lock_tables(
             )));
         }
     }
-    let _ = session.client.batch_execute("ROLLBACK TO SAVEPOINT pgbarge_lock").await;
+    let _ = session.batch_execute("ROLLBACK TO SAVEPOINT pgbarge_lock").await;
     // The whole wait has passed: each table is now tried briefly, to find
     // the one in the way (or the error's table) and report it.
     set_lock_timeout(session, PROBE).await?;

@@ -14,11 +14,17 @@ pub enum Field<'a> {
     EndOfRecord,
 }
 
+/// Where a CSV scanner stands between two bytes (shared with
+/// [`super::csv_to_text`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
+    /// At the start of a field (after a comma, a record's end, or at the start).
     FieldStart,
+    /// Inside a field without quotes.
     Unquoted,
+    /// Inside a quoted field.
     Quoted,
+    /// Just after a quote inside a quoted field: a doubled `""` or the end.
     QuoteInQuoted,
 }
 

@@ -9,18 +9,7 @@
 //! none). A caller-driven state machine: blocks may split anywhere, even
 //! between the two quotes of a doubled `""`.
 
-/// Where the scanner stands between two bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// At the start of a field (after a comma, a record's end, or at the start).
-    FieldStart,
-    /// Inside a field without quotes.
-    Unquoted,
-    /// Inside a quoted field.
-    Quoted,
-    /// Just after a quote inside a quoted field: a doubled `""` or the end.
-    QuoteInQuoted,
-}
+use super::csv_fields::State;
 
 /// The transcoder of one table's stream.
 #[derive(Debug)]

@@ -578,7 +578,7 @@ pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<T
         let sql = probes.join(" UNION ALL ");
         let rows = session
             .request(
-                session.client.query(sql.as_str(), &[]),
+                session.query(sql.as_str(), &[]),
                 format!("cannot read {} and the tables loaded with it", chunk[0].target.name),
             )
             .await?;

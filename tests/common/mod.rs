@@ -88,6 +88,38 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// The pid of the backend running a COPY that mentions `table` in `db`,
+/// once one runs (waited for at most a minute).
+pub fn copy_backend_pid(db: &str, table: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pid = cluster().psql(
+            db,
+            &format!(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'COPY%{table}%'"
+            ),
+        );
+        if !pid.trim().is_empty() {
+            return pid.trim().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no COPY of {table} showed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Runs the ERP fixture's migration DDL files on `db`, in order, as psql.
+pub fn run_erp_migrations(db: &str) {
+    let mut files: Vec<_> = std::fs::read_dir(fixtures().join("erp/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in &files {
+        cluster().psql_file(db, f);
+    }
+}
+
 /// A database loaded with a fixture SQL file (relative to `fixtures/`).
 pub fn db_with(test: &str, fixture: &str) -> String {
     let c = cluster();
