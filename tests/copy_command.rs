@@ -523,3 +523,88 @@ fn triggers_fired_is_said_only_when_rows_were_loaded() {
     assert!(!r.stdout.contains("e_note"), "{}", r.stdout);
     assert_eq!(count(&tgt, "log"), 1);
 }
+
+/// Sequences of a load are moved together after the tables; but a trigger
+/// firing in a later table's load that takes a value from an earlier table's
+/// sequence gets one past that table's loaded rows, as if each had been
+/// moved right after its own load.
+#[test]
+fn a_trigger_taking_an_earlier_tables_sequence_value_gets_a_fresh_one() {
+    let c = cluster();
+    let src = c.create_db("cp_seq_trig_src");
+    let tgt = c.create_db("cp_seq_trig_tgt");
+    let ddl = "CREATE TABLE a (id serial PRIMARY KEY, what text);
+               CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id))";
+    c.psql(
+        &src,
+        &format!(
+            "{ddl}; INSERT INTO a (what) SELECT 'row ' || g FROM generate_series(1, 5) g;
+             INSERT INTO b VALUES (1, 2)"
+        ),
+    );
+    c.psql(
+        &tgt,
+        &format!(
+            "{ddl}; CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO a (what) VALUES ('from b ' || NEW.id); RETURN NEW; END $$;
+             CREATE TRIGGER b_note AFTER INSERT ON b FOR EACH ROW EXECUTE FUNCTION note();"
+        ),
+    );
+    let r = copy(&src, &tgt, &["-t", "a", "-t", "b"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("sequence public.a_id_seq"), "{}", r.stdout);
+    assert_eq!(c.psql(&tgt, "SELECT id FROM a WHERE what = 'from b 1'"), "6");
+    c.psql(&tgt, "INSERT INTO a (what) VALUES ('after')");
+    assert_eq!(c.psql(&tgt, "SELECT id FROM a WHERE what = 'after'"), "7");
+}
+
+/// `--mode fail` reads emptiness from the file size for plain tables and
+/// probes the others: a table whose rows were all deleted (pages left, no
+/// rows) is empty; one row in a table among many is found and named.
+#[test]
+fn mode_fail_finds_the_one_table_with_a_row_among_many() {
+    let c = cluster();
+    let src = c.create_db("cp_empty_many_src");
+    let tgt = c.create_db("cp_empty_many_tgt");
+    let ddl: String =
+        (1..=30).map(|i| format!("CREATE TABLE t{i} (id serial PRIMARY KEY, v text);")).collect();
+    c.psql(&src, &ddl);
+    c.psql(&src, "INSERT INTO t7 (v) VALUES ('x'); INSERT INTO t20 (v) VALUES ('y')");
+    c.psql(&tgt, &ddl);
+    c.psql(&tgt, "INSERT INTO t3 (v) SELECT 'gone' FROM generate_series(1, 500); DELETE FROM t3");
+    c.psql(&tgt, "INSERT INTO t25 (v) VALUES ('kept')");
+    let r = copy(&src, &tgt, &[]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("--mode fail: target table is not empty: public.t25"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&tgt, "t7"), 0);
+    c.psql(&tgt, "DELETE FROM t25");
+    let r = copy(&src, &tgt, &[]);
+    r.expect_code(0);
+    assert_eq!(count(&tgt, "t7") + count(&tgt, "t20"), 2);
+    c.psql(&tgt, "INSERT INTO t7 (v) VALUES ('next')");
+    assert_eq!(c.psql(&tgt, "SELECT max(id) FROM t7"), "2");
+}
+
+/// A sequence the target user may not move fails the load at its batched
+/// move, naming the sequence, and nothing is committed.
+#[test]
+fn a_sequence_the_user_may_not_move_rolls_the_load_back() {
+    let c = cluster();
+    let src = c.create_db("cp_seq_priv_src");
+    let own = c.create_db("cp_seq_priv_tgt");
+    let ddl = "CREATE TABLE p (id serial PRIMARY KEY); CREATE TABLE q (id serial PRIMARY KEY)";
+    c.psql(&src, &format!("{ddl}; INSERT INTO p SELECT generate_series(1, 3); INSERT INTO q SELECT generate_series(1, 4)"));
+    c.psql(&own, ddl);
+    c.psql(&own, &format!("GRANT INSERT, SELECT ON p, q TO {PW_USER}; GRANT USAGE, SELECT, UPDATE ON p_id_seq TO {PW_USER}; GRANT SELECT ON q_id_seq TO {PW_USER}"));
+    let target =
+        format!("postgresql://{PW_USER}:{PW_PASSWORD}@127.0.0.1:{}/{own}?sslmode=disable", c.port);
+    let r = pgbarge(&["copy", "--source", &c.conn(&src), "--target", &target], &[]);
+    r.expect_code(3).expect_no_password();
+    assert!(r.stderr.contains("permission denied for sequence q_id_seq"), "{}", r.stderr);
+    assert!(r.stderr.contains("public.q_id_seq"), "{}", r.stderr);
+    assert_eq!(count(&own, "p") + count(&own, "q"), 0);
+}

@@ -226,7 +226,9 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
                     (SELECT sum(l.reltuples)::float8 FROM pg_class l
                      WHERE l.oid IN ({PARTITION_TREE}) AND l.relkind <> 'p' AND l.reltuples >= 0)
                 ELSE coalesce(nullif(c.reltuples, -1)::float8,
-                              (SELECT s.n_live_tup::float8 FROM pg_stat_all_tables s WHERE s.relid = c.oid))
+                              -- What pg_stat_all_tables.n_live_tup reads, without
+                              -- building that view for every table.
+                              pg_stat_get_live_tuples(c.oid)::float8)
                 END AS est_rows,
                 -- From relpages, not pg_table_size(): that would take a lock and
                 -- hang on a table another session holds exclusively.

@@ -43,7 +43,10 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
 
     let snapshot =
         crate::conn::snapshot::export_snapshot(&source).await.map_err(|e| e.context("SOURCE"))?;
-    let source_catalog = read_catalog(&source).await.map_err(|e| e.context("SOURCE"))?;
+    // Both catalogs are read at once, each on its own server session.
+    let (source_catalog, target_catalog) =
+        futures::join!(read_catalog(&source), read_catalog(&target));
+    let source_catalog = source_catalog.map_err(|e| e.context("SOURCE"))?;
     let chosen = source_catalog.choose(&plan.selection).map_err(|e| e.context("SOURCE"))?;
     crate::conn::snapshot::lock_tables(
         &source,
@@ -52,7 +55,7 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
     )
     .await
     .map_err(|e| e.context("SOURCE"))?;
-    let target_catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
+    let target_catalog = target_catalog.map_err(|e| e.context("TARGET"))?;
     let incoming: Vec<Incoming> = chosen
         .tables
         .iter()
@@ -161,18 +164,26 @@ async fn refuse_same_database(source: &Session, target: &Session) -> Result<()> 
     Ok(())
 }
 
-/// Errors from the source side of a copy, named as such.
+/// A table's COPY on the source, started when the loader asks for the
+/// first block (which it awaits together with the start of the target's
+/// COPY); errors named as the source's.
 struct SourceBlocks<'a> {
-    blocks: CopyOutBlocks<'a>,
+    session: &'a Session,
+    sql: &'a str,
+    blocks: Option<CopyOutBlocks<'a>>,
     table: &'a TableName,
 }
 
 impl BlockSource for SourceBlocks<'_> {
     async fn next_block(&mut self) -> Result<Option<Bytes>> {
-        self.blocks
-            .next()
-            .await
-            .map_err(|e| e.context(format!("SOURCE: reading table {} failed", self.table)))
+        let failed = |e: Error| e.context(format!("SOURCE: reading table {} failed", self.table));
+        let blocks = match &mut self.blocks {
+            Some(blocks) => blocks,
+            None => self
+                .blocks
+                .insert(CopyOutBlocks::start(self.session, self.sql).await.map_err(failed)?),
+        };
+        blocks.next().await.map_err(failed)
     }
 }
 
@@ -186,8 +197,6 @@ struct CopyContext<'a> {
 }
 
 impl TableStreamer for CopyContext<'_> {
-    type Done = TableDone;
-
     async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
         self.copy_table(loader, t, wire_format(t, self.plan.verify)).await
     }
@@ -228,10 +237,12 @@ impl CopyContext<'_> {
             None
         };
         let stream_session = own.as_ref().unwrap_or(self.source);
-        let blocks = CopyOutBlocks::start(stream_session, &sql).await.map_err(|e| {
-            e.context(format!("SOURCE: reading table {} failed", source_table.name))
-        })?;
-        let mut blocks = SourceBlocks { blocks, table: &source_table.name };
+        let mut blocks = SourceBlocks {
+            session: stream_session,
+            sql: &sql,
+            blocks: None,
+            table: &source_table.name,
+        };
         let mut stages = StreamStages::new(format, self.plan.verify == VerifyLevel::Deep);
         let mut bar = self.progress.table(&name.to_string(), source_table.estimated_rows);
         let loaded = loader
@@ -262,8 +273,7 @@ impl CopyContext<'_> {
         if self.plan.verify != VerifyLevel::None {
             self.verify_table(loader, t, &stream, &loaded, before).await?;
         }
-        let sequences =
-            loader.advance_sequences(t, &HashMap::new()).await.map_err(|e| e.context("TARGET"))?;
+        loader.advance_sequences(t, &HashMap::new());
         Ok(TableDone {
             table: name.to_string(),
             format: Some(format),
@@ -271,7 +281,7 @@ impl CopyContext<'_> {
             bytes: stream.bytes,
             loaded,
             triggers: loader.triggers_fired(t),
-            sequences,
+            sequences: Vec::new(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! `COPY ... FROM STDIN` fed block by block, sequences advanced, and the
 //! checks made before commit.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -60,6 +61,34 @@ pub struct Loader<'a> {
     altered: Vec<TableName>,
     /// `session_replication_role = replica` is on: no trigger fires, foreign-key ones included.
     replica: bool,
+    /// The search path the transaction is on now, so that it is switched
+    /// only when the next statement needs the other one: a thousand small
+    /// tables loaded back to back must not cost two round trips each.
+    path: Cell<SearchPath>,
+    /// Sequence moves asked for and not sent yet (see [`Loader::advance_sequences`]).
+    pending: RefCell<Vec<PendingAdvance>>,
+    /// Moves made, per table, for [`Loader::take_sequence_moves`].
+    moved: RefCell<HashMap<TableName, Vec<SequenceMove>>>,
+}
+
+/// Which `search_path` the load's transaction is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchPath {
+    /// The session's pinned `pg_catalog`: pgbarge's own statements.
+    Pgbarge,
+    /// The database's and role's default: statements that fire user code.
+    Application,
+    /// Set by SQL pgbarge did not write (restore's post-data section).
+    Unknown,
+}
+
+/// One sequence to move past a loaded table's values.
+struct PendingAdvance {
+    table: TableName,
+    sequence: String,
+    /// SQL expressions of type int8 (see [`advance_past`]).
+    loaded_max: String,
+    at_least: String,
 }
 
 impl<'a> Loader<'a> {
@@ -93,8 +122,15 @@ impl<'a> Loader<'a> {
         defer_constraints: bool,
         opts: &LoadOptions,
     ) -> Result<Loader<'a>> {
-        let mut loader =
-            Loader { session, opts: opts.clone(), altered: Vec::new(), replica: false };
+        let mut loader = Loader {
+            session,
+            opts: opts.clone(),
+            altered: Vec::new(),
+            replica: false,
+            path: Cell::new(SearchPath::Pgbarge),
+            pending: RefCell::new(Vec::new()),
+            moved: RefCell::new(HashMap::new()),
+        };
         loader.exec("BEGIN", "cannot start the target transaction").await?;
         // Whatever fails from here on leaves no transaction open behind it.
         match loader.prepare(tables, also_empty, defer_constraints).await {
@@ -196,15 +232,31 @@ impl<'a> Loader<'a> {
     /// would, so a trigger that names `"AuditLog"` unqualified finds it.
     /// What pgbarge sends meanwhile names everything schema-qualified.
     /// `SET LOCAL`, so the session's pinned `pg_catalog` returns with the
-    /// transaction's end, whatever way it ends.
+    /// transaction's end, whatever way it ends. Sent only when the
+    /// transaction is on another path.
     async fn as_application(&self) -> Result<()> {
-        self.exec("SET LOCAL search_path TO DEFAULT", "cannot set the search path").await
+        if self.path.get() != SearchPath::Application {
+            self.exec("SET LOCAL search_path TO DEFAULT", "cannot set the search path").await?;
+            self.path.set(SearchPath::Application);
+        }
+        Ok(())
     }
 
     /// Back to the pinned `search_path = pg_catalog` for pgbarge's own
-    /// queries (counts, checks, sequences) inside the transaction.
+    /// queries (counts, checks, sequences) inside the transaction. Every
+    /// method sending pgbarge's own SQL calls it first.
     async fn as_pgbarge(&self) -> Result<()> {
-        self.exec("SET LOCAL search_path = pg_catalog", "cannot set the search path").await
+        if self.path.get() != SearchPath::Pgbarge {
+            self.exec("SET LOCAL search_path = pg_catalog", "cannot set the search path").await?;
+            self.path.set(SearchPath::Pgbarge);
+        }
+        Ok(())
+    }
+
+    /// Says that SQL pgbarge did not write ran in the transaction (it may
+    /// have set the search path), so the next statement sets it again.
+    pub fn forget_search_path(&self) {
+        self.path.set(SearchPath::Unknown);
     }
 
     async fn is_superuser(&self) -> Result<bool> {
@@ -317,12 +369,16 @@ impl<'a> Loader<'a> {
         blocks: &mut impl BlockSource,
         on_block: impl FnMut(Bytes) -> Result<Vec<Bytes>>,
     ) -> Result<Loaded> {
+        // Sequences moved for earlier tables are sent before user code can
+        // take a value from them.
+        if t.may_run_user_code(self.opts.disable_triggers) {
+            self.send_pending_sequences().await?;
+        }
         // Triggers, check constraints and defaults fire during the COPY and
-        // the merge: they run with the application's search path.
+        // the merge: they run with the application's search path, which
+        // stays on until pgbarge's own next statement needs its own.
         self.as_application().await?;
-        let loaded = self.stream_table(t, format, blocks, on_block).await?;
-        self.as_pgbarge().await?;
-        Ok(loaded)
+        self.stream_table(t, format, blocks, on_block).await
     }
 
     /// [`Loader::load_table`]'s work, under the application's search path:
@@ -355,9 +411,16 @@ impl<'a> Loader<'a> {
         let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
         let failed = || format!("COPY into {name} failed");
         let session = self.session;
-        let sink = session.request(session.copy_in(sql.as_str()), failed()).await?;
-        let mut sink = std::pin::pin!(sink);
-        while let Some(block) = blocks.next_block().await? {
+        // The target's COPY and the source's first block are awaited
+        // together: with many small tables, the round trips that start each
+        // side's COPY are paid once, not one after the other.
+        let (sink, first) = futures::join!(
+            session.request(session.copy_in(sql.as_str()), failed()),
+            blocks.next_block()
+        );
+        let mut sink = std::pin::pin!(sink?);
+        let mut next = first?;
+        while let Some(block) = next {
             for block in on_block(block)? {
                 // A block holding a large row goes out in pieces: tokio-postgres
                 // copies each CopyData message whole into its write buffer, which
@@ -377,6 +440,7 @@ impl<'a> Loader<'a> {
                     session.request(sink.flush(), failed()).await?;
                 }
             }
+            next = blocks.next_block().await?;
         }
         let copied = session.request(sink.as_mut().finish(), failed()).await?;
         if !self.opts.mode.stages() {
@@ -425,18 +489,15 @@ impl<'a> Loader<'a> {
         Ok(Loaded { copied, inserted, updated, skipped: copied - inserted - updated })
     }
 
-    /// Advances the sequences feeding the loaded columns of `t` past the
-    /// loaded values, and to at least `at_least[sequence]` when given (restore's
-    /// recorded values); never backwards.
+    /// Asks for the sequences feeding the loaded columns of `t` to be
+    /// advanced past the loaded values, and to at least `at_least[sequence]`
+    /// when given (restore's recorded values); never backwards.
     ///
-    /// # Errors
-    /// Server errors (no UPDATE privilege on a sequence).
-    pub async fn advance_sequences(
-        &self,
-        t: &TableLoad,
-        at_least: &HashMap<String, i64>,
-    ) -> Result<Vec<SequenceMove>> {
-        let mut moves = Vec::new();
+    /// The moves are sent together, in one round trip per few hundred
+    /// sequences, before anything that could take a value from them: the
+    /// load of a table whose triggers or defaults run user code, and the
+    /// commit ([`Loader::send_pending_sequences`]).
+    pub fn advance_sequences(&self, t: &TableLoad, at_least: &HashMap<String, i64>) {
         for s in &t.target.sequences {
             if !t.columns.contains(&s.column) {
                 continue;
@@ -456,13 +517,43 @@ impl<'a> Loader<'a> {
             let at_least = at_least
                 .get(&s.sequence)
                 .map_or("NULL::pg_catalog.int8".to_string(), |v| format!("{v}::pg_catalog.int8"));
-            let (last, moved) =
-                advance_past(self.session, &s.sequence, &loaded_max, &at_least).await?;
-            if let Some(to) = moved {
-                moves.push(SequenceMove { sequence: s.sequence.clone(), from: last, to });
+            self.pending.borrow_mut().push(PendingAdvance {
+                table: t.target.name.clone(),
+                sequence: s.sequence.clone(),
+                loaded_max,
+                at_least,
+            });
+        }
+    }
+
+    /// Sends the sequence moves asked for so far.
+    ///
+    /// # Errors
+    /// Server errors (no UPDATE privilege on a sequence).
+    pub async fn send_pending_sequences(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.as_pgbarge().await?;
+        let wanted: Vec<(&str, &str, &str)> = pending
+            .iter()
+            .map(|p| (p.sequence.as_str(), p.loaded_max.as_str(), p.at_least.as_str()))
+            .collect();
+        let positions = advance_past(self.session, &wanted).await?;
+        let mut moved = self.moved.borrow_mut();
+        for (p, (from, to)) in pending.into_iter().zip(positions) {
+            let entry = moved.entry(p.table).or_default();
+            if let Some(to) = to {
+                entry.push(SequenceMove { sequence: p.sequence, from, to });
             }
         }
-        Ok(moves)
+        Ok(())
+    }
+
+    /// The sequence moves sent for `table` (see [`Loader::advance_sequences`]).
+    pub fn take_sequence_moves(&self, table: &TableName) -> Vec<SequenceMove> {
+        self.moved.borrow_mut().remove(table).unwrap_or_default()
     }
 
     /// The target table's row count, inside the transaction.
@@ -470,6 +561,7 @@ impl<'a> Loader<'a> {
     /// # Errors
     /// Server errors.
     pub async fn count(&self, t: &TableLoad) -> Result<u64> {
+        self.as_pgbarge().await?;
         t.target.count_rows(self.session).await
     }
 
@@ -479,6 +571,7 @@ impl<'a> Loader<'a> {
     /// # Errors
     /// Server errors.
     pub async fn fingerprint(&self, t: &TableLoad) -> Result<Fingerprint> {
+        self.as_pgbarge().await?;
         let cols: Vec<&str> = t.columns.iter().map(String::as_str).collect();
         let sql = t.target.copy_columns_to_stdout_sql(&cols, WireFormat::Csv.copy_options());
         let mut stages = StreamStages::new(WireFormat::Csv, true);
@@ -496,6 +589,9 @@ impl<'a> Loader<'a> {
     /// # Errors
     /// A difference naming the foreign key and how many rows lost their parent.
     pub async fn check_kept_references(&self, t: &TableLoad) -> Result<()> {
+        if !t.kept_references.is_empty() {
+            self.as_pgbarge().await?;
+        }
         for fk in &t.kept_references {
             let pairs: Vec<String> = fk
                 .columns
@@ -539,6 +635,7 @@ impl<'a> Loader<'a> {
     /// # Errors
     /// Server errors (a deferred constraint failing at commit, for one).
     pub async fn commit(self) -> Result<()> {
+        self.send_pending_sequences().await?;
         for name in &self.altered {
             self.exec(
                 &format!("ALTER TABLE {} ENABLE TRIGGER USER", name.sql()),
@@ -557,14 +654,49 @@ impl<'a> Loader<'a> {
     }
 }
 
-/// The tables among `tables` that hold at least one row, found in one query
-/// per few hundred tables.
+/// The tables among `tables` that hold at least one row.
+///
+/// A heap table whose main fork has no pages holds no row, which one query
+/// reads for every plain table from the file sizes; only the others (with
+/// pages, another access method, partitioned, inheritance parents) are
+/// probed for a row, in one query per few hundred tables.
 ///
 /// # Errors
 /// Server errors.
 pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<TableName>> {
+    use crate::catalog::TableKind;
+    let what = || {
+        format!(
+            "cannot read {} and the tables loaded with it",
+            tables.first().map(|t| t.target.name.to_string()).unwrap_or_default()
+        )
+    };
+    let plain: Vec<u32> =
+        tables.iter().filter(|t| t.target.kind == TableKind::Plain).map(|t| t.target.oid).collect();
+    let with_pages: std::collections::HashSet<u32> = if plain.is_empty() {
+        Default::default()
+    } else {
+        let rows = session
+            .request(
+                session.query(
+                    "SELECT c.oid FROM pg_catalog.pg_class c
+                      WHERE c.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])
+                        AND (c.relam OPERATOR(pg_catalog.<>) (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname OPERATOR(pg_catalog.=) 'heap')
+                             OR pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog.>) 0)",
+                    &[&plain],
+                ),
+                what(),
+            )
+            .await?;
+        rows.iter().map(|r| r.get::<_, u32>(0)).collect()
+    };
+    let probed: Vec<&TableLoad> = tables
+        .iter()
+        .copied()
+        .filter(|t| t.target.kind != TableKind::Plain || with_pages.contains(&t.target.oid))
+        .collect();
     let mut full = Vec::new();
-    for (c, chunk) in tables.chunks(500).enumerate() {
+    for chunk in probed.chunks(500) {
         let probes: Vec<String> = chunk
             .iter()
             .enumerate()
@@ -576,15 +708,14 @@ pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<T
             })
             .collect();
         let sql = probes.join(" UNION ALL ");
-        let rows = session
-            .request(
-                session.query(sql.as_str(), &[]),
-                format!("cannot read {} and the tables loaded with it", chunk[0].target.name),
-            )
-            .await?;
+        let rows = session.request(session.query(sql.as_str(), &[]), what()).await?;
         let mut found: Vec<usize> = rows.iter().map(|r| r.get::<_, i32>(0) as usize).collect();
         found.sort_unstable();
-        full.extend(found.into_iter().map(|i| tables[c * 500 + i].target.name.clone()));
+        full.extend(found.into_iter().map(|i| chunk[i].target.name.clone()));
     }
+    // In the order given, as the error lists them.
+    let order: HashMap<&TableName, usize> =
+        tables.iter().enumerate().map(|(i, t)| (&t.target.name, i)).collect();
+    full.sort_by_key(|n| order.get(n).copied());
     Ok(full)
 }

@@ -38,6 +38,21 @@ impl TableLoad {
     pub(super) fn column_list(&self) -> String {
         self.columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", ")
     }
+
+    /// Whether loading this table may run code that takes a sequence's
+    /// next value: a user trigger that fires, a default or identity of a
+    /// column the stream leaves out, or partitions and inheritance children
+    /// (whose own triggers the catalog read of the parent does not list).
+    pub fn may_run_user_code(&self, triggers_disabled: bool) -> bool {
+        use crate::catalog::TableKind;
+        (!triggers_disabled && !self.target.triggers.is_empty())
+            || !matches!(self.target.kind, TableKind::Plain)
+            || self.target.columns.iter().any(|c| {
+                !c.generated
+                    && (c.has_default || c.identity.is_some())
+                    && !self.columns.contains(&c.name)
+            })
+    }
 }
 
 /// Every table's load, parents first.

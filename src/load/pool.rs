@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::loader::Loader;
 use super::plan::{LoadPlan, TableLoad};
-use super::report::per_table_report;
+use super::report::{TableDone, per_table_report};
 use super::{LoadOptions, Mode};
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
@@ -17,13 +17,14 @@ use crate::jobs::JobQueue;
 /// Loads one table's data into a loader's transaction: what copy and
 /// restore each provide to [`run_load`].
 pub trait TableStreamer {
-    type Done;
-    /// Streams `t` into `loader` and runs the checks due before commit.
+    /// Streams `t` into `loader`, runs the checks due before commit and asks
+    /// for its sequences to be advanced ([`Loader::advance_sequences`]; the
+    /// moves are filled into the result when they are sent).
     fn load(
         &mut self,
         loader: &Loader<'_>,
         t: &TableLoad,
-    ) -> impl std::future::Future<Output = Result<Self::Done>>;
+    ) -> impl std::future::Future<Output = Result<TableDone>>;
 
     /// Runs, in the one transaction, after every table is loaded and checked
     /// and before the commit (restore's post-data schema section).
@@ -50,7 +51,7 @@ pub async fn run_load<S: TableStreamer>(
     plan: &LoadPlan,
     opts: &LoadOptions,
     per_table_commit: bool,
-) -> Result<Vec<S::Done>> {
+) -> Result<Vec<TableDone>> {
     let all: Vec<&TableLoad> = plan.tables.iter().collect();
     let mut workers = workers;
     if !per_table_commit {
@@ -170,7 +171,7 @@ async fn load_in_one_transaction<S: TableStreamer>(
     also_empty: &[&TableLoad],
     defer_constraints: bool,
     opts: &LoadOptions,
-) -> Result<Vec<S::Done>> {
+) -> Result<Vec<TableDone>> {
     let loader = Loader::begin_emptying(target, tables, also_empty, defer_constraints, opts)
         .await
         .map_err(target_err)?;
@@ -179,10 +180,16 @@ async fn load_in_one_transaction<S: TableStreamer>(
         for t in tables {
             done.push(streamer.load(&loader, t).await?);
         }
+        loader.send_pending_sequences().await.map_err(target_err)?;
+        for (d, t) in done.iter_mut().zip(tables) {
+            d.sequences = loader.take_sequence_moves(&t.target.name);
+        }
         for t in tables {
             loader.check_kept_references(t).await?;
         }
-        streamer.before_commit(target).await
+        let before = streamer.before_commit(target).await;
+        loader.forget_search_path();
+        before
     }
     .await;
     match loaded {
@@ -203,9 +210,9 @@ fn target_err(e: Error) -> Error {
 
 /// Per-table loads shared by workers on one thread: each takes the next
 /// table whose parents have committed from the run's one [`JobQueue`].
-struct Pool<'a, D> {
+struct Pool<'a> {
     queue: JobQueue,
-    done: RefCell<Done<D>>,
+    done: RefCell<Done>,
     plan: &'a LoadPlan,
     opts: &'a LoadOptions,
     /// See [`families`]; empty unless each table is truncated on its own.
@@ -213,15 +220,15 @@ struct Pool<'a, D> {
 }
 
 /// What the committed tables gave, for the results and the report.
-struct Done<D> {
-    results: Vec<Option<D>>,
+struct Done {
+    results: Vec<Option<TableDone>>,
     committed: Vec<String>,
     /// (table, the committed table it was emptied with), in commit order.
     emptied: Vec<(String, String)>,
 }
 
-impl<D> Pool<'_, D> {
-    async fn work<S: TableStreamer<Done = D>>(&self, target: &Session, mut streamer: S) {
+impl Pool<'_> {
+    async fn work<S: TableStreamer>(&self, target: &Session, mut streamer: S) {
         while let Some(i) = self.queue.next().await {
             let t = &self.plan.tables[i];
             // A table failing elsewhere stops this one at once: its statement
@@ -252,12 +259,12 @@ impl<D> Pool<'_, D> {
         }
     }
 
-    async fn load_committed<S: TableStreamer<Done = D>>(
+    async fn load_committed<S: TableStreamer>(
         &self,
         target: &Session,
         streamer: &mut S,
         i: usize,
-    ) -> Result<D> {
+    ) -> Result<TableDone> {
         let family: Vec<&TableLoad> =
             self.families.get(i).into_iter().flatten().map(|&j| &self.plan.tables[j]).collect();
         let mut done = load_in_one_transaction(
