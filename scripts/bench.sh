@@ -4,7 +4,11 @@
 #
 #   scripts/bench.sh                 # 5 million rows, about 1.1 GB of CSV
 #   ROWS=500000 RUNS=2 scripts/bench.sh
-#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, copy, restore, s3, memory, diff, encrypt
+#   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, many, copy, restore, linear, s3, memory, diff, encrypt
+#
+# Not in "all" (each takes many minutes): ONLY=linear (backup, copy and
+# restore of t and of a table five times its size: seconds per GB and peak
+# RSS of each) and ONLY=many (list and copy --dry-run of 10,000 tables).
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -22,7 +26,10 @@ cd "$(dirname "$0")/.."
 ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
 ONLY="${ONLY:-all}"
-want() { case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac; }
+want() {
+    case "$1" in linear | many) case ",$ONLY," in *,"$1",*) return 0 ;; *) return 1 ;; esac ;; esac
+    case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac
+}
 bash scripts/install-deps.sh hyperfine time pgcopydb age
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"
@@ -50,13 +57,15 @@ psql -X -q -d postgres -c "CREATE DATABASE bench"
 # The big table is built only for the parts that use it.
 needs_t() {
     local p
-    for p in backup verify schema clean copy restore s3 memory encrypt; do want "$p" && return 0; done
+    for p in backup verify schema clean copy restore linear s3 memory encrypt; do want "$p" && return 0; done
     return 1
 }
 if needs_t; then
-echo "creating table t with $ROWS rows..." >&2
+# fill_table NAME ROWS: the bench table's definition and rows.
+fill_table() {
+echo "creating table $1 with $2 rows..." >&2
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
-CREATE TABLE t (
+CREATE TABLE $1 (
     id bigint PRIMARY KEY,
     created_at timestamptz NOT NULL,
     message text,
@@ -65,7 +74,7 @@ CREATE TABLE t (
     is_active boolean,
     ref_id integer
 );
-INSERT INTO t
+INSERT INTO $1
 SELECT g,
        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
        'message ' || g || ', with "quotes" and' || E'\n' || 'a second line ' || md5(g::text),
@@ -73,9 +82,11 @@ SELECT g,
        jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b', md5((g * 7)::text))),
        g % 2 = 0,
        g % 1000
-FROM generate_series(1, $ROWS) g;
-VACUUM ANALYZE t;
+FROM generate_series(1, $2) g;
+VACUUM ANALYZE $1;
 SQL
+}
+fill_table t "$ROWS"
 CSV_BYTES=$(psql -X -q -c "\\copy t to stdout csv header" | wc -c)
 # The table's pages are written out before anything is timed.
 psql -X -q -c CHECKPOINT && sync
@@ -122,6 +133,49 @@ SQL
         -n "pgbarge list of 1000 tables" "'$BIN' list -d small -q > /dev/null" \
         -n "pgbarge copy --dry-run of 1000 tables" "'$BIN' copy --source small --target small_tgt --mode truncate --dry-run -q > /dev/null"
     rm -rf "$OUT"/*
+fi
+
+if want many; then
+    # list and copy --dry-run of 10,000 tables (the issue's bound: under 2 s each).
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS many" -c "CREATE DATABASE many"
+    psql -X -q -v ON_ERROR_STOP=1 -d many <<'SQL'
+DO $$ BEGIN FOR i IN 1..10000 LOOP
+  EXECUTE format('CREATE TABLE m%s (id serial PRIMARY KEY, name text, at timestamptz)', i);
+END LOOP; END $$;
+SQL
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS many_tgt" -c "CREATE DATABASE many_tgt"
+    pg_dump -s many | psql -X -q -d many_tgt
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/many.csv" \
+        -n "pgbarge list of 10000 tables" "'$BIN' list -d many -q > /dev/null" \
+        -n "pgbarge copy --dry-run of 10000 tables" "'$BIN' copy --source many --target many_tgt --dry-run -q > /dev/null"
+    psql -X -q -d postgres -c "DROP DATABASE many" -c "DROP DATABASE many_tgt"
+fi
+
+if want linear; then
+    # Cost linear in size: backup, copy and restore of t and of t5, five
+    # times its rows, one run each; seconds per GB of CSV and peak RSS.
+    fill_table t5 $((ROWS * 5))
+    psql -X -q -c CHECKPOINT && sync
+    # One measured command: its wall seconds and peak RSS (MB) into $WORK/lin-$1.
+    measured() {
+        local name="$1"; shift
+        /usr/bin/time -f "%e %M" -o "$WORK/lin-$name" "$@" > /dev/null
+    }
+    for tb in t t5; do
+        rm -rf "$OUT"/*
+        measured "backup-$tb" "$BIN" backup -t "$tb" -o "$OUT/lin" -q
+        BYTES=$(grep -o '"csv_bytes": *[0-9]*' "$OUT/lin/manifest.json" | grep -o '[0-9]*$')
+        echo "$BYTES" > "$WORK/lin-bytes-$tb"
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS lin" -c "CREATE DATABASE lin"
+        pg_dump -s -t "$tb" bench | psql -X -q -d lin
+        psql -X -q -c CHECKPOINT && sync
+        measured "copy-$tb" "$BIN" copy --source bench --target lin -t "$tb" -q
+        psql -X -q -d lin -c "TRUNCATE $tb" -c CHECKPOINT && sync
+        measured "restore-$tb" "$BIN" restore "$OUT/lin" -d lin -q
+        psql -X -q -d postgres -c "DROP DATABASE lin"
+        rm -rf "$OUT"/*
+    done
+    psql -X -q -c "DROP TABLE t5"
 fi
 
 # Prints each command's mean, then each pgbarge command's time over each
@@ -332,6 +386,22 @@ if want encrypt; then
     rm -rf "$OUT"/*
 fi
 
+if want many; then
+    ratios "$WORK/many.csv" "10,000 tables: list and copy --dry-run (absolute times; bound 2 s)"
+fi
+if want linear; then
+    echo
+    echo "== cost in size: t ($ROWS rows) against t5 ($((ROWS * 5)) rows), one run each, over ${TRANSPORT:-tcp}"
+    for op in backup copy restore; do
+        read -r S1 M1 < "$WORK/lin-$op-t"
+        read -r S5 M5 < "$WORK/lin-$op-t5"
+        B1=$(cat "$WORK/lin-bytes-t") B5=$(cat "$WORK/lin-bytes-t5")
+        awk -v op="$op" -v s1="$S1" -v s5="$S5" -v b1="$B1" -v b5="$B5" -v m1="$M1" -v m5="$M5" 'BEGIN {
+            g1 = s1 / (b1 / 1e9); g5 = s5 / (b5 / 1e9)
+            printf "  %-8s t: %7.2f s, %6.2f s/GB, %4d MB RSS   t5: %7.2f s, %6.2f s/GB, %4d MB RSS   per GB t5/t = %.2fx\n",
+                op, s1, g1, m1 / 1024, s5, g5, m5 / 1024, g5 / g1 }'
+    done
+fi
 if want backup; then
     ratios "$WORK/backup.csv" "backup of $ROWS rows ($CSV_BYTES bytes of CSV)"
     echo "  pgbarge peak RSS: $((RSS_KB / 1024)) MB"
