@@ -6,7 +6,10 @@
 pg_bindir() {
     local d
     d="$(pg_config --bindir 2>/dev/null || true)"
-    if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return; fi
+    # "return 0", not "return": in an EXIT trap a bare return gives the
+    # status the script failed with, which under set -e ended the cleanup
+    # before it stopped the cluster.
+    if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
     d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
     [ -x "$d/initdb" ] || { echo "PostgreSQL server not found; run scripts/test.sh or apt-get install postgresql" >&2; return 1; }
     echo "$d"

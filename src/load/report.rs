@@ -79,18 +79,22 @@ pub async fn dry_run(
     let all: Vec<&TableLoad> = plan.tables.iter().collect();
     let with_rows = non_empty(target, &all).await.map_err(|e| e.context("TARGET"))?;
     let mut problems = Vec::new();
-    for t in &all {
-        let row = target
-            .query_one(
-                "SELECT has_table_privilege($1::text::regclass, 'INSERT'), has_table_privilege($1::text::regclass, 'TRUNCATE')",
-                &[&t.target.name.sql()],
-            )
-            .await
-            .map_err(|e| Error::db(format!("TARGET: cannot read privileges on {}", t.target.name), e))?;
-        if !row.get::<_, bool>(0) {
+    // Every table's privileges in one query, by oid, in the plan's order.
+    let oids: Vec<u32> = all.iter().map(|t| t.target.oid).collect();
+    let rows = target
+        .query(
+            "SELECT has_table_privilege(u.oid, 'INSERT'), has_table_privilege(u.oid, 'TRUNCATE')
+               FROM unnest($1::pg_catalog.oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY u.n",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| Error::db("TARGET: cannot read privileges on the tables", e))?;
+    for (t, row) in all.iter().zip(&rows) {
+        // NULL: the table was dropped since the catalog was read.
+        if row.get::<_, Option<bool>>(0) != Some(true) {
             problems.push(format!("no INSERT privilege on {}", t.target.name));
         }
-        if opts.mode == Mode::Truncate && !row.get::<_, bool>(1) {
+        if opts.mode == Mode::Truncate && row.get::<_, Option<bool>>(1) != Some(true) {
             problems.push(format!("no TRUNCATE privilege on {}", t.target.name));
         }
     }
