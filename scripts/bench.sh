@@ -6,9 +6,9 @@
 #   ROWS=500000 RUNS=2 scripts/bench.sh
 #   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, many, copy, restore, linear, s3, memory, diff, encrypt
 #
-# Not in "all" (each takes many minutes): ONLY=linear (backup, copy and
-# restore of t and of a table five times its size: seconds per GB and peak
-# RSS of each) and ONLY=many (list and copy --dry-run of 10,000 tables).
+# The longest parts: linear (backup, copy and restore of t and of a table
+# five times its size: seconds per GB and peak RSS of each, one run each)
+# and many (list and copy --dry-run of 10,000 tables).
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
 # Every client reaches the server over TCP on 127.0.0.1 by default, as a
@@ -26,10 +26,7 @@ cd "$(dirname "$0")/.."
 ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
 ONLY="${ONLY:-all}"
-want() {
-    case "$1" in linear | many) case ",$ONLY," in *,"$1",*) return 0 ;; *) return 1 ;; esac ;; esac
-    case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac
-}
+want() { case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac; }
 bash scripts/install-deps.sh hyperfine time pgcopydb age
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"

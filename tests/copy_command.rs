@@ -608,3 +608,35 @@ fn a_sequence_the_user_may_not_move_rolls_the_load_back() {
     assert!(r.stderr.contains("public.q_id_seq"), "{}", r.stderr);
     assert_eq!(count(&own, "p") + count(&own, "q"), 0);
 }
+
+/// The sequence moves past the largest loaded id read off the stream (ids
+/// out of order, NULLs, negatives); where a trigger may change the rows, past
+/// the largest id the table holds, read by the server.
+#[test]
+fn sequences_move_past_the_largest_id_whether_read_off_the_stream_or_the_table() {
+    let c = cluster();
+    let src = c.create_db("cp_seq_max_src");
+    let tgt = c.create_db("cp_seq_max_tgt");
+    let ddl = "CREATE SEQUENCE plain_ids; CREATE TABLE plain (id bigint DEFAULT nextval('plain_ids'), v text);
+               CREATE TABLE shifted (id serial PRIMARY KEY, v text)";
+    c.psql(
+        &src,
+        &format!(
+            "{ddl}; INSERT INTO plain VALUES (5, 'a'), (900, 'b'), (-7, 'c'), (NULL, 'd'), (3, 'e');
+             INSERT INTO shifted VALUES (1, 'x'), (2, 'y')"
+        ),
+    );
+    c.psql(
+        &tgt,
+        &format!(
+            "{ddl}; CREATE FUNCTION shift() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN NEW.id := NEW.id + 1000; RETURN NEW; END $$;
+             CREATE TRIGGER shift BEFORE INSERT ON shifted FOR EACH ROW EXECUTE FUNCTION shift();"
+        ),
+    );
+    copy(&src, &tgt, &[]).expect_code(0);
+    c.psql(&tgt, "INSERT INTO plain (v) VALUES ('next'); INSERT INTO shifted (v) VALUES ('next')");
+    assert_eq!(c.psql(&tgt, "SELECT id FROM plain WHERE v = 'next'"), "901");
+    // The trigger moved the loaded ids to 1001 and 1002; the new row's 1003 + 1000.
+    assert_eq!(c.psql(&tgt, "SELECT id FROM shifted WHERE v = 'next'"), "2003");
+}

@@ -243,7 +243,8 @@ impl CopyContext<'_> {
             blocks: None,
             table: &source_table.name,
         };
-        let mut stages = StreamStages::new(format, self.plan.verify == VerifyLevel::Deep);
+        let mut stages = StreamStages::new(format, self.plan.verify == VerifyLevel::Deep)
+            .keep_int_max(&Loader::int_columns(t));
         let mut bar = self.progress.table(&name.to_string(), source_table.estimated_rows);
         let loaded = loader
             .load_table(t, format, &mut blocks, |block| {
@@ -273,7 +274,7 @@ impl CopyContext<'_> {
         if self.plan.verify != VerifyLevel::None {
             self.verify_table(loader, t, &stream, &loaded, before).await?;
         }
-        loader.advance_sequences(t, &HashMap::new());
+        loader.advance_sequences(t, &HashMap::new(), stream.int_max.as_deref());
         Ok(TableDone {
             table: name.to_string(),
             format: Some(format),

@@ -2,7 +2,8 @@
 //! the signature and header, then per tuple a 16-bit field count and per field
 //! a 32-bit length (-1 for NULL) and that many bytes, then the -1 trailer
 //! (PostgreSQL docs, COPY, "Binary Format"). A caller-driven state machine,
-//! correct for any chunking; it never looks inside a value.
+//! correct for any chunking; it looks inside no value, except, when asked,
+//! the integers of chosen columns, whose largest it keeps ([`IntMax`]).
 
 /// The 11-byte signature every binary COPY stream starts with.
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -38,6 +39,54 @@ enum State {
     Failed(BinaryShapeError),
 }
 
+/// The largest value of chosen integer columns of a stream (a load's
+/// sequence-fed columns, so that moving their sequences needs no `max()`
+/// query per table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntMax {
+    /// (column index in the stream, the largest value; `None` while every
+    /// value was NULL).
+    columns: Vec<(usize, Option<i64>)>,
+    /// A value was not read (split across chunks, or not an integer): the
+    /// maxima are unknown, and the caller asks the server.
+    lost: bool,
+}
+
+impl IntMax {
+    /// Keeps the largest value of each of `columns`.
+    pub fn new(columns: &[usize]) -> Self {
+        IntMax { columns: columns.iter().map(|&c| (c, None)).collect(), lost: false }
+    }
+
+    fn slot(&mut self, column: usize) -> Option<&mut Option<i64>> {
+        self.columns.iter_mut().find(|(c, _)| *c == column).map(|(_, m)| m)
+    }
+
+    /// Notes `value` of `column` (ignored when not tracked).
+    pub fn observe(&mut self, column: usize, value: i64) {
+        if let Some(m) = self.slot(column) {
+            *m = Some(m.map_or(value, |m| m.max(value)));
+        }
+    }
+
+    /// A value of `column` went by unread: if it is tracked, nothing is known.
+    pub fn lose(&mut self, column: usize) {
+        if self.slot(column).is_some() {
+            self.lost = true;
+        }
+    }
+
+    /// Whether `column` is tracked.
+    pub fn tracks(&self, column: usize) -> bool {
+        self.columns.iter().any(|(c, _)| *c == column)
+    }
+
+    /// Each tracked column's largest value, unless one was not read.
+    pub fn maxima(&self) -> Option<Vec<(usize, Option<i64>)>> {
+        (!self.lost).then(|| self.columns.clone())
+    }
+}
+
 /// Counts tuples in a binary COPY stream fed in chunks of any size.
 #[derive(Debug, Clone)]
 pub struct BinaryTupleCounter {
@@ -45,6 +94,9 @@ pub struct BinaryTupleCounter {
     /// Bytes of a fixed-size item (header, count, length) split across chunks.
     pending: Vec<u8>,
     tuples: u64,
+    /// Fields of the current tuple (to know which column a field is).
+    fields: u16,
+    max: Option<IntMax>,
 }
 
 impl Default for BinaryTupleCounter {
@@ -55,7 +107,57 @@ impl Default for BinaryTupleCounter {
 
 impl BinaryTupleCounter {
     pub fn new() -> Self {
-        BinaryTupleCounter { state: State::Header, pending: Vec::with_capacity(19), tuples: 0 }
+        BinaryTupleCounter {
+            state: State::Header,
+            pending: Vec::with_capacity(19),
+            tuples: 0,
+            fields: 0,
+            max: None,
+        }
+    }
+
+    /// Also keeps the largest value of `columns` (int2, int4 or int8).
+    pub fn with_int_max(columns: &[usize]) -> Self {
+        BinaryTupleCounter { max: Some(IntMax::new(columns)), ..Self::new() }
+    }
+
+    /// The largest values kept (see [`BinaryTupleCounter::with_int_max`]).
+    pub fn int_max(&self) -> Option<&IntMax> {
+        self.max.as_ref()
+    }
+
+    /// The stream column of the field whose length was just read, when
+    /// `fields_left` fields follow it in the tuple.
+    fn column(&self, fields_left: u16) -> usize {
+        usize::from(self.fields.saturating_sub(1).saturating_sub(fields_left))
+    }
+
+    /// Notes a whole value of the column `fields_left` fields from the end.
+    fn observe(&mut self, fields_left: u16, value: &[u8]) {
+        let column = self.column(fields_left);
+        if let Some(max) = &mut self.max
+            && max.tracks(column)
+        {
+            match value.len() {
+                2 => max.observe(column, i16::from_be_bytes([value[0], value[1]]).into()),
+                4 => max.observe(
+                    column,
+                    i32::from_be_bytes([value[0], value[1], value[2], value[3]]).into(),
+                ),
+                8 => {
+                    max.observe(column, i64::from_be_bytes(value.try_into().expect("eight bytes")))
+                }
+                _ => max.lose(column),
+            }
+        }
+    }
+
+    /// A value of the column `fields_left` fields from the end goes unread.
+    fn skip_value(&mut self, fields_left: u16) {
+        let column = self.column(fields_left);
+        if let Some(max) = &mut self.max {
+            max.lose(column);
+        }
     }
 
     /// Tuples complete so far.
@@ -124,7 +226,10 @@ impl BinaryTupleCounter {
                     self.state = match i16::from_be_bytes(*count) {
                         -1 => State::Done,
                         0 => self.tuple_done(),
-                        n if n > 0 => State::FieldLength(n as u16 - 1),
+                        n if n > 0 => {
+                            self.fields = n as u16;
+                            State::FieldLength(n as u16 - 1)
+                        }
                         n => State::Failed(BinaryShapeError::BadFieldCount(n)),
                     };
                 }
@@ -138,10 +243,15 @@ impl BinaryTupleCounter {
                         self.state = State::Failed(BinaryShapeError::BadLength(len));
                         return chunk;
                     }
+                    let is_null = len == -1;
                     let len = len.max(0) as usize;
                     if len > chunk.len() {
+                        self.skip_value(fields_left);
                         self.state = State::FieldData((len - chunk.len()) as u64, fields_left);
                         return &[];
+                    }
+                    if self.max.is_some() && !is_null {
+                        self.observe(fields_left, &chunk[..len]);
                     }
                     chunk = &chunk[len..];
                     self.state = if fields_left == 0 {
@@ -174,13 +284,26 @@ impl BinaryTupleCounter {
             State::TupleStart => match i16::from_be_bytes([p[0], p[1]]) {
                 -1 => State::Done,
                 0 => self.tuple_done(),
-                n if n > 0 => State::FieldLength(n as u16 - 1),
+                n if n > 0 => {
+                    self.fields = n as u16;
+                    State::FieldLength(n as u16 - 1)
+                }
                 n => State::Failed(BinaryShapeError::BadFieldCount(n)),
             },
             State::FieldLength(rest) => match i32::from_be_bytes([p[0], p[1], p[2], p[3]]) {
-                -1 | 0 if rest == 0 => self.tuple_done(),
-                -1 | 0 => State::FieldLength(rest - 1),
-                n if n > 0 => State::FieldData(n as u64, rest),
+                -1 if rest == 0 => self.tuple_done(),
+                -1 => State::FieldLength(rest - 1),
+                n if n >= 0 => {
+                    // The value is skipped byte by byte from here, unread.
+                    self.skip_value(rest);
+                    if n == 0 && rest == 0 {
+                        self.tuple_done()
+                    } else if n == 0 {
+                        State::FieldLength(rest - 1)
+                    } else {
+                        State::FieldData(n as u64, rest)
+                    }
+                }
                 n => State::Failed(BinaryShapeError::BadLength(n)),
             },
             s => s,
@@ -231,6 +354,33 @@ mod tests {
             c.feed(piece);
         }
         c.finish()
+    }
+
+    /// At every chunking the kept maximum is the true one or unknown, never
+    /// wrong; whole in one chunk it is known. A value of a width no integer
+    /// has (column 1's text) makes it unknown.
+    #[test]
+    fn keeps_the_largest_integer_or_says_it_is_unknown() {
+        let data = stream(20, b"");
+        let mut whole = BinaryTupleCounter::with_int_max(&[0]);
+        whole.feed(&data);
+        assert_eq!(whole.finish(), Ok(20));
+        assert_eq!(whole.int_max().and_then(IntMax::maxima), Some(vec![(0, Some(19))]));
+        for chunk in 1..=data.len() {
+            let mut c = BinaryTupleCounter::with_int_max(&[0]);
+            for piece in data.chunks(chunk) {
+                c.feed(piece);
+            }
+            assert_eq!(c.finish(), Ok(20), "chunk {chunk}");
+            let m = c.int_max().and_then(IntMax::maxima);
+            assert!(m.is_none() || m == Some(vec![(0, Some(19))]), "chunk {chunk}: {m:?}");
+        }
+        let mut text = BinaryTupleCounter::with_int_max(&[1]);
+        text.feed(&data);
+        assert_eq!(text.int_max().and_then(IntMax::maxima), None);
+        let mut none = BinaryTupleCounter::with_int_max(&[0]);
+        none.feed(&stream(0, b""));
+        assert_eq!(none.int_max().and_then(IntMax::maxima), Some(vec![(0, None)]));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! A value that does not parse as its type is an error, never a guess; the
 //! server checks what it receives again (`numeric_recv`, `date_recv`, ...).
 
+use super::binary::IntMax;
 use super::csv_fields::{CsvFields, Field};
 
 /// The binary encoder of one column.
@@ -352,13 +353,29 @@ pub struct CsvToBinary {
     started: bool,
     /// The field of the current record about to be written.
     column: usize,
+    /// The largest values of chosen integer columns, read on the way.
+    max: Option<IntMax>,
 }
 
 impl CsvToBinary {
     /// A transcoder for a stream whose first record is a header, with one
     /// encoder per column, in the stream's order.
     pub fn new(kinds: Vec<BinaryKind>) -> Self {
-        CsvToBinary { kinds, fields: CsvFields::new(true), started: false, column: 0 }
+        CsvToBinary { kinds, fields: CsvFields::new(true), started: false, column: 0, max: None }
+    }
+
+    /// Also keeps the largest value of the integer `columns` (stream indexes).
+    pub fn keep_int_max(mut self, columns: &[usize]) -> Self {
+        if !columns.is_empty() {
+            self.max = Some(IntMax::new(columns));
+        }
+        self
+    }
+
+    /// Each kept column's largest value so far (see
+    /// [`CsvToBinary::keep_int_max`]), unless one was not an integer.
+    pub fn int_max(&self) -> Option<Vec<(usize, Option<i64>)>> {
+        self.max.as_ref().and_then(IntMax::maxima)
     }
 
     /// Returns the binary form of `input` as chunks to send in order (the
@@ -392,6 +409,7 @@ impl CsvToBinary {
         out.reserve(input.len() + input.len() / 8);
         let kinds = &self.kinds;
         let column = &mut self.column;
+        let max = &mut self.max;
         self.fields.feed(input, |field| {
             if field == Field::EndOfRecord {
                 if *column != kinds.len() {
@@ -407,9 +425,18 @@ impl CsvToBinary {
                 kinds.get(*column).ok_or("a record has more fields than the table has columns")?;
             match field {
                 Field::Null => out.extend_from_slice(&(-1i32).to_be_bytes()),
-                Field::Value(v) => kind
-                    .encode_value(v, out, chunks)
-                    .map_err(|e| format!("column {}: {e}", *column + 1))?,
+                Field::Value(v) => {
+                    if let Some(max) = max.as_mut()
+                        && max.tracks(*column)
+                    {
+                        match std::str::from_utf8(v).ok().and_then(|t| t.parse::<i64>().ok()) {
+                            Some(n) => max.observe(*column, n),
+                            None => max.lose(*column),
+                        }
+                    }
+                    kind.encode_value(v, out, chunks)
+                        .map_err(|e| format!("column {}: {e}", *column + 1))?
+                }
                 Field::EndOfRecord => {
                     if *column != kinds.len() {
                         return Err("a record has fewer fields than the table has columns".into());
@@ -436,6 +463,22 @@ mod tests {
 
     fn words(v: &[i16]) -> Vec<u8> {
         v.iter().flat_map(|w| w.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn keeps_the_largest_of_an_integer_column_at_any_chunking() {
+        let csv = b"id,name\n5,a\n,b\n12,\"c\"\n-3,d\n";
+        for chunk in 1..=csv.len() {
+            let mut t =
+                CsvToBinary::new(vec![BinaryKind::Int8, BinaryKind::Text]).keep_int_max(&[0]);
+            for piece in csv.chunks(chunk) {
+                t.feed(piece).unwrap();
+            }
+            assert_eq!(t.int_max(), Some(vec![(0, Some(12))]), "chunk {chunk}");
+        }
+        let mut none = CsvToBinary::new(vec![BinaryKind::Int8]).keep_int_max(&[0]);
+        none.feed(b"id\n\n").unwrap();
+        assert_eq!(none.int_max(), Some(vec![(0, None)]));
     }
 
     #[test]

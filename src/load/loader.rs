@@ -497,15 +497,37 @@ impl<'a> Loader<'a> {
     /// sequences, before anything that could take a value from them: the
     /// load of a table whose triggers or defaults run user code, and the
     /// commit ([`Loader::send_pending_sequences`]).
-    pub fn advance_sequences(&self, t: &TableLoad, at_least: &HashMap<String, i64>) {
+    ///
+    /// `stream_max` is the largest value of integer columns as they went
+    /// through the stream (see [`Loader::int_columns`]), by stream index.
+    /// It stands for the table's `max()` when the table was empty before
+    /// and no user code ran in its load (modes `fail` and `truncate`, no
+    /// trigger or default at work): then the rows hold exactly what was
+    /// sent, and no query per table is needed.
+    pub fn advance_sequences(
+        &self,
+        t: &TableLoad,
+        at_least: &HashMap<String, i64>,
+        stream_max: Option<&[(usize, Option<i64>)]>,
+    ) {
+        let was_empty = matches!(self.opts.mode, Mode::Fail | Mode::Truncate);
+        let stream_max =
+            stream_max.filter(|_| was_empty && !t.may_run_user_code(self.opts.disable_triggers));
         for s in &t.target.sequences {
-            if !t.columns.contains(&s.column) {
+            let Some(position) = t.columns.iter().position(|c| c == &s.column) else {
                 continue;
-            }
+            };
             let col = t.target.columns.iter().find(|c| c.name == s.column);
             let integral = col
                 .is_some_and(|c| matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint"));
-            let loaded_max = if integral {
+            let known = stream_max
+                .and_then(|m| m.iter().find(|(i, _)| *i == position))
+                .map(|(_, max)| *max);
+            let loaded_max = if let (true, Some(known)) = (integral, known) {
+                known.map_or("NULL::pg_catalog.int8".to_string(), |v| {
+                    format!("{v}::pg_catalog.int8")
+                })
+            } else if integral {
                 format!(
                     "(SELECT pg_catalog.max({})::pg_catalog.int8 FROM {})",
                     sql_ident(&s.column),
@@ -524,6 +546,21 @@ impl<'a> Loader<'a> {
                 at_least,
             });
         }
+    }
+
+    /// The stream indexes of `t`'s integer columns that feed a sequence:
+    /// what a streamer keeps the largest value of, for
+    /// [`Loader::advance_sequences`].
+    pub fn int_columns(t: &TableLoad) -> Vec<usize> {
+        t.target
+            .sequences
+            .iter()
+            .filter_map(|s| {
+                let column = t.target.columns.iter().find(|c| c.name == s.column)?;
+                matches!(column.type_name.as_str(), "smallint" | "integer" | "bigint")
+                    .then(|| t.columns.iter().position(|c| c == &s.column))?
+            })
+            .collect()
     }
 
     /// Sends the sequence moves asked for so far.

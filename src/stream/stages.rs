@@ -192,6 +192,10 @@ pub struct StreamSummary {
     pub bytes: u64,
     /// Only for CSV with the fingerprint asked for.
     pub fingerprint: Option<Fingerprint>,
+    /// The largest value of each column asked for with
+    /// [`StreamStages::keep_int_max`] (binary only; `None` when not every
+    /// value was read).
+    pub int_max: Option<Vec<(usize, Option<i64>)>>,
 }
 
 impl StreamStages {
@@ -204,6 +208,17 @@ impl StreamStages {
         };
         let fingerprint = (with_fingerprint && format == WireFormat::Csv).then(Fingerprinter::new);
         StreamStages { counter, fingerprint, bytes: 0 }
+    }
+
+    /// Also keeps the largest value of the integer `columns` (stream
+    /// indexes), on a binary stream; other formats keep none.
+    pub fn keep_int_max(mut self, columns: &[usize]) -> Self {
+        if let RowCounter::Binary(_) = self.counter
+            && !columns.is_empty()
+        {
+            self.counter = RowCounter::Binary(BinaryTupleCounter::with_int_max(columns));
+        }
+        self
     }
 
     pub fn feed(&mut self, block: &[u8]) {
@@ -249,10 +264,15 @@ impl StreamStages {
             }
             RowCounter::Binary(c) => c.finish().map_err(|e| e.to_string())?,
         };
+        let int_max = match &self.counter {
+            RowCounter::Binary(c) => c.int_max().and_then(crate::format::binary::IntMax::maxima),
+            _ => None,
+        };
         Ok(StreamSummary {
             rows,
             bytes: self.bytes,
             fingerprint: self.fingerprint.map(Fingerprinter::finish),
+            int_max,
         })
     }
 }

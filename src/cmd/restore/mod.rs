@@ -262,7 +262,7 @@ impl TableStreamer for Restorer<'_> {
         let mut bar = self.progress.table(&name.to_string(), Some(m.rows as i64));
         // Each block is checked as the file's CSV, then sent in the format
         // the server loads fastest.
-        let mut to_server = ToServer::for_table(t, m);
+        let mut to_server = ToServer::for_table(t, m).keep_int_max(&Loader::int_columns(t));
         let format = to_server.format();
         let loaded = loader
             .load_table(t, format, &mut source, |block| {
@@ -318,7 +318,7 @@ impl TableStreamer for Restorer<'_> {
             .filter(|s| s.is_called)
             .map(|s| (s.sequence.clone(), s.last_value))
             .collect();
-        loader.advance_sequences(t, &at_least);
+        loader.advance_sequences(t, &at_least, to_server.int_max().as_deref());
         Ok(TableDone {
             table: name.to_string(),
             format: Some(format),
@@ -356,6 +356,22 @@ impl ToServer {
                 ToServer::Binary(CsvToBinary::new(kinds))
             }
             _ => ToServer::Text(CsvToText::new(m.columns.len())),
+        }
+    }
+
+    /// Keeps the largest value of the integer `columns` on the binary path.
+    fn keep_int_max(self, columns: &[usize]) -> Self {
+        match self {
+            ToServer::Binary(b) => ToServer::Binary(b.keep_int_max(columns)),
+            text => text,
+        }
+    }
+
+    /// The largest values kept (binary path only).
+    fn int_max(&self) -> Option<Vec<(usize, Option<i64>)>> {
+        match self {
+            ToServer::Binary(b) => b.int_max(),
+            ToServer::Text(_) => None,
         }
     }
 
