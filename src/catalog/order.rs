@@ -58,13 +58,15 @@ pub fn order_tables<T: Clone + Eq + Hash>(tables: &[T], edges: &[(T, T)]) -> Loa
             }
         }
     }
+    // A heap of (smallest member, component): ten thousand tables must not
+    // cost a sort of the ready list per table.
+    use std::cmp::Reverse;
     let key = |ci: usize| comps[ci].iter().copied().min().unwrap_or(usize::MAX);
-    let mut ready: Vec<usize> = (0..nc).filter(|&c| pending_parents[c] == 0).collect();
+    let mut ready: std::collections::BinaryHeap<Reverse<(usize, usize)>> =
+        (0..nc).filter(|&c| pending_parents[c] == 0).map(|c| Reverse((key(c), c))).collect();
     let mut order = Vec::with_capacity(n);
     let mut cycles = Vec::new();
-    while !ready.is_empty() {
-        ready.sort_by_key(|&c| std::cmp::Reverse(key(c)));
-        let Some(ci) = ready.pop() else { break };
+    while let Some(Reverse((_, ci))) = ready.pop() {
         let mut members = comps[ci].clone();
         members.sort_unstable();
         if members.len() > 1 {
@@ -74,7 +76,7 @@ pub fn order_tables<T: Clone + Eq + Hash>(tables: &[T], edges: &[(T, T)]) -> Loa
         for &child in &children_of[ci] {
             pending_parents[child] -= 1;
             if pending_parents[child] == 0 {
-                ready.push(child);
+                ready.push(Reverse((key(child), child)));
             }
         }
     }
