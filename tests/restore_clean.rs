@@ -279,3 +279,57 @@ fn clean_waits_no_longer_than_the_lock_timeout_and_names_the_session_in_the_way(
     );
     assert_eq!(schema_of(&tgt), migrated_schema);
 }
+
+/// Two `restore --clean` runs of one backup racing on one database: the
+/// second waits on the first's locks at most `--lock-wait-timeout`, then
+/// either fails naming the wait (exit 3, nothing changed by it) or, if the
+/// first committed in time, runs after it. Either way the database ends
+/// exactly as the backup, never half of each.
+#[test]
+fn two_clean_restores_racing_end_as_the_backup() {
+    let c = cluster();
+    let (tgt, _t, dir, _) = migrated("clean_race");
+    // Rows enough that the first run holds its locks for a while.
+    c.psql(&tgt, "CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 400000) g");
+    let bulk_dir = format!("{dir}-bulk");
+    pgbarge(&["backup", "-d", &c.conn(&tgt), "-o", &bulk_dir, "--schema", "-q"], &[])
+        .expect_code(0);
+    // The backup to race with is this one, with the bulk table.
+    let before = schema_of(&tgt);
+    let conn = c.conn(&tgt);
+    let first = pgbarge_cmd()
+        .args(["restore", &bulk_dir, "-d", &conn, "--clean", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The second starts once the first holds its locks (its backend waits or runs).
+    let started = Instant::now();
+    while c.psql(&tgt, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name LIKE 'pgbarge%' AND l.mode = 'AccessExclusiveLock'") == "0" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the first restore never locked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second_started = Instant::now();
+    let second = pgbarge(
+        &["restore", &bulk_dir, "-d", &conn, "--clean", "--lock-wait-timeout", "0.5", "-q"],
+        &[],
+    );
+    let second_took = second_started.elapsed();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    match second.code {
+        // The first committed within the wait: the second ran after it.
+        0 => {}
+        // Refused within the wait (plus connecting and reading the catalog).
+        3 => assert!(
+            second_took < Duration::from_secs(10)
+                && second.stderr.contains("lock")
+                && second.stderr.contains("pgbarge"),
+            "{second_took:?}: {}",
+            second.stderr
+        ),
+        other => panic!("second restore: exit {other}: {}", second.stderr),
+    }
+    assert_eq!(schema_of(&tgt), before);
+    pgbarge(&["verify", &bulk_dir, "-d", &conn, "--deep", "-q"], &[]).expect_code(0);
+}
