@@ -174,26 +174,33 @@ impl VerifyArgs {
     }
 }
 
+impl LoadArgs {
+    /// The load's typed options, and `-j` checked against `--per-table-commit`.
+    fn options(&self) -> Result<(LoadOptions, usize)> {
+        let options = LoadOptions {
+            mode: options::mode(self.mode.as_deref())?,
+            disable_triggers: self.disable_triggers,
+            cascade: self.cascade,
+            lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
+        };
+        Ok((options, parse_jobs(self.jobs, self.per_table_commit)?))
+    }
+}
+
 impl CopyArgs {
     fn into_options(self) -> Result<CopyOptions> {
-        no_json_dry_run(self.json, self.dry_run)?;
+        no_json_dry_run(self.json, self.load.dry_run)?;
         let (source, target) = self.bastions.resolve(&self.source, &self.target)?;
-        let mode = options::mode(self.mode.as_deref())?;
-        let verify = VerifyLevel::parse(self.verify.as_deref(), mode)?;
-        let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
+        let (options, jobs) = self.load.options()?;
+        let verify = VerifyLevel::parse(self.verify.as_deref(), options.mode)?;
         Ok(CopyOptions {
             source,
             target,
             selection: self.tables.selection()?,
-            options: LoadOptions {
-                mode,
-                disable_triggers: self.disable_triggers,
-                cascade: self.cascade,
-                lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
-            },
+            options,
             jobs,
-            per_table_commit: self.per_table_commit,
-            dry_run: self.dry_run,
+            per_table_commit: self.load.per_table_commit,
+            dry_run: self.load.dry_run,
             verify,
             json: self.json,
             quiet: self.quiet || self.json,
@@ -203,25 +210,20 @@ impl CopyArgs {
 
 impl RestoreArgs {
     fn into_options(self) -> Result<RestoreOptions> {
-        no_json_dry_run(self.json, self.dry_run)?;
-        let jobs = parse_jobs(self.jobs, self.per_table_commit)?;
+        no_json_dry_run(self.json, self.load.dry_run)?;
+        let (options, jobs) = self.load.options()?;
         Ok(RestoreOptions {
             dir: Location::parse(&self.dir)?,
             conn: self.conn.resolve()?,
             selection: self.tables.selection()?,
-            options: LoadOptions {
-                mode: options::mode(self.mode.as_deref())?,
-                disable_triggers: self.disable_triggers,
-                cascade: self.cascade,
-                lock_wait_timeout: options::lock_wait(self.lock_wait_timeout)?,
-            },
-            per_table_commit: self.per_table_commit,
+            options,
+            per_table_commit: self.load.per_table_commit,
             ignore_unlisted: self.ignore_unlisted,
             jobs,
             schema: self.schema,
             clean: self.clean,
             keys: self.keys.resolve()?,
-            dry_run: self.dry_run,
+            dry_run: self.load.dry_run,
             json: self.json,
             quiet: self.quiet || self.json,
         })

@@ -267,6 +267,22 @@ pub struct CopyArgs {
     pub bastions: BastionArgs,
     #[command(flatten)]
     pub tables: TableArgs,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
+    pub verify: Option<String>,
+    /// Print one JSON document on stdout instead of the summary (no progress).
+    #[arg(long)]
+    pub json: bool,
+    /// No progress and no summary; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// The flags of the load that copy and restore share.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
     /// What happens to rows already in a target table: fail (the default), truncate, append,
     /// skip, upsert.
     #[arg(long, value_name = "MODE")]
@@ -281,7 +297,7 @@ pub struct CopyArgs {
     /// Let --mode truncate empty tables that reference the chosen ones too.
     #[arg(long)]
     pub cascade: bool,
-    /// Commit table by table instead of once for the whole copy.
+    /// Commit table by table instead of once for the whole load.
     #[arg(long)]
     pub per_table_commit: bool,
     /// Check everything and print the plan; write nothing.
@@ -291,15 +307,6 @@ pub struct CopyArgs {
     /// way (default 30).
     #[arg(long, value_name = "SECS")]
     pub lock_wait_timeout: Option<f64>,
-    /// Before commit, compare counts (`--verify`) or content fingerprints (`--verify=deep`).
-    #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "count")]
-    pub verify: Option<String>,
-    /// Print one JSON document on stdout instead of the summary (no progress).
-    #[arg(long)]
-    pub json: bool,
-    /// No progress and no summary; errors only.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -311,13 +318,8 @@ pub struct RestoreArgs {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub tables: TableArgs,
-    /// What happens to rows already in a target table: fail (the default), truncate, append,
-    /// skip, upsert.
-    #[arg(long, value_name = "MODE")]
-    pub mode: Option<String>,
-    /// Tables loaded in parallel; needs --per-table-commit (one transaction is one stream).
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// First run the backup's schema.sql into the (empty) target database.
     #[arg(long)]
     pub schema: bool,
@@ -325,27 +327,11 @@ pub struct RestoreArgs {
     /// a migration added too), recreate the schema, load every table; one transaction.
     #[arg(long)]
     pub clean: bool,
-    /// Load with the target's user triggers off (see `copy --help`).
-    #[arg(long)]
-    pub disable_triggers: bool,
-    /// Let --mode truncate empty tables that reference the chosen ones too.
-    #[arg(long)]
-    pub cascade: bool,
-    /// Commit table by table instead of once for the whole restore.
-    #[arg(long)]
-    pub per_table_commit: bool,
     /// Restore even though the folder holds files the manifest does not list.
     #[arg(long)]
     pub ignore_unlisted: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
-    /// Check everything and print the plan; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Seconds to wait for each lock on a target table before failing, naming the sessions in the
-    /// way (default 30).
-    #[arg(long, value_name = "SECS")]
-    pub lock_wait_timeout: Option<f64>,
     /// Print one JSON document on stdout instead of the summary (no progress).
     #[arg(long)]
     pub json: bool,

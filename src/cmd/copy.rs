@@ -244,7 +244,7 @@ impl CopyContext<'_> {
             table: &source_table.name,
         };
         let mut stages = StreamStages::new(format, self.plan.verify == VerifyLevel::Deep)
-            .keep_int_max(&Loader::int_columns(t));
+            .keep_int_max(&t.sequence_int_columns());
         let mut bar = self.progress.table(&name.to_string(), source_table.estimated_rows);
         let loaded = loader
             .load_table(t, format, &mut blocks, |block| {

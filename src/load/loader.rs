@@ -499,7 +499,7 @@ impl<'a> Loader<'a> {
     /// commit ([`Loader::send_pending_sequences`]).
     ///
     /// `stream_max` is the largest value of integer columns as they went
-    /// through the stream (see [`Loader::int_columns`]), by stream index.
+    /// through the stream (see [`TableLoad::sequence_int_columns`]), by stream index.
     /// It stands for the table's `max()` when the table was empty before
     /// and no user code ran in its load (modes `fail` and `truncate`, no
     /// trigger or default at work): then the rows hold exactly what was
@@ -517,13 +517,12 @@ impl<'a> Loader<'a> {
             let Some(position) = t.columns.iter().position(|c| c == &s.column) else {
                 continue;
             };
-            let col = t.target.columns.iter().find(|c| c.name == s.column);
-            let integral = col
-                .is_some_and(|c| matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint"));
+            let integral = t.is_integer_column(&s.column);
             let known = stream_max
+                .filter(|_| integral)
                 .and_then(|m| m.iter().find(|(i, _)| *i == position))
                 .map(|(_, max)| *max);
-            let loaded_max = if let (true, Some(known)) = (integral, known) {
+            let loaded_max = if let Some(known) = known {
                 known.map_or("NULL::pg_catalog.int8".to_string(), |v| {
                     format!("{v}::pg_catalog.int8")
                 })
@@ -548,21 +547,6 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// The stream indexes of `t`'s integer columns that feed a sequence:
-    /// what a streamer keeps the largest value of, for
-    /// [`Loader::advance_sequences`].
-    pub fn int_columns(t: &TableLoad) -> Vec<usize> {
-        t.target
-            .sequences
-            .iter()
-            .filter_map(|s| {
-                let column = t.target.columns.iter().find(|c| c.name == s.column)?;
-                matches!(column.type_name.as_str(), "smallint" | "integer" | "bigint")
-                    .then(|| t.columns.iter().position(|c| c == &s.column))?
-            })
-            .collect()
-    }
-
     /// Sends the sequence moves asked for so far.
     ///
     /// # Errors
@@ -580,9 +564,12 @@ impl<'a> Loader<'a> {
         let positions = advance_past(self.session, &wanted).await?;
         let mut moved = self.moved.borrow_mut();
         for (p, (from, to)) in pending.into_iter().zip(positions) {
-            let entry = moved.entry(p.table).or_default();
             if let Some(to) = to {
-                entry.push(SequenceMove { sequence: p.sequence, from, to });
+                moved.entry(p.table).or_default().push(SequenceMove {
+                    sequence: p.sequence,
+                    from,
+                    to,
+                });
             }
         }
         Ok(())
@@ -750,9 +737,6 @@ pub async fn non_empty(session: &Session, tables: &[&TableLoad]) -> Result<Vec<T
         found.sort_unstable();
         full.extend(found.into_iter().map(|i| chunk[i].target.name.clone()));
     }
-    // In the order given, as the error lists them.
-    let order: HashMap<&TableName, usize> =
-        tables.iter().enumerate().map(|(i, t)| (&t.target.name, i)).collect();
-    full.sort_by_key(|n| order.get(n).copied());
+    // `probed` keeps the order given, chunk by chunk: so does `full`.
     Ok(full)
 }

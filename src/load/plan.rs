@@ -39,6 +39,26 @@ impl TableLoad {
         self.columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", ")
     }
 
+    /// Whether `column` of the target table is a 2-, 4- or 8-byte integer
+    /// (a sequence-fed column whose largest value can be read as a number).
+    pub fn is_integer_column(&self, column: &str) -> bool {
+        self.target.columns.iter().any(|c| {
+            c.name == column && matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint")
+        })
+    }
+
+    /// The stream indexes of the integer columns that feed a sequence: what
+    /// a streamer keeps the largest value of, for
+    /// [`super::loader::Loader::advance_sequences`].
+    pub fn sequence_int_columns(&self) -> Vec<usize> {
+        self.target
+            .sequences
+            .iter()
+            .filter(|s| self.is_integer_column(&s.column))
+            .filter_map(|s| self.columns.iter().position(|c| c == &s.column))
+            .collect()
+    }
+
     /// Whether loading this table may run code that takes a sequence's
     /// next value: a user trigger that fires, a default or identity of a
     /// column the stream leaves out, or partitions and inheritance children

@@ -262,7 +262,7 @@ impl TableStreamer for Restorer<'_> {
         let mut bar = self.progress.table(&name.to_string(), Some(m.rows as i64));
         // Each block is checked as the file's CSV, then sent in the format
         // the server loads fastest.
-        let mut to_server = ToServer::for_table(t, m).keep_int_max(&Loader::int_columns(t));
+        let mut to_server = ToServer::for_table(t, m).keep_int_max(&t.sequence_int_columns());
         let format = to_server.format();
         let loaded = loader
             .load_table(t, format, &mut source, |block| {
