@@ -22,6 +22,7 @@ use crate::ident::TableName;
 use crate::load::loader::{BlockSource, Loaded, Loader};
 use crate::load::plan::{TableLoad, plan_load};
 use crate::load::pool::TableStreamer;
+use crate::load::read_ahead::{ReadAhead, TableBlocks};
 use crate::load::report::TableDone;
 use crate::load::{Incoming, Mode};
 use crate::options::{CopyOptions, VerifyLevel};
@@ -98,18 +99,32 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
         let t = connect(&plan.target, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
         sessions.push((s, t));
     }
+    // In one transaction the tables load in the plan's order, so the source
+    // is read ahead in that order on the coordinator's session (which then
+    // runs nothing else: --verify's source counts and --verify=deep's
+    // sessions are read on demand, by the load).
+    let ahead: Option<ReadAhead<()>> =
+        (!plan.per_table_commit && plan.verify == VerifyLevel::None).then(ReadAhead::default);
     let context = |source| CopyContext {
         plan: &plan,
         source,
         snapshot: &snapshot,
         chosen: &chosen.tables,
         progress: &progress,
+        ahead: ahead.as_ref(),
     };
     let mut workers = vec![(&target, context(&source))];
     workers.extend(sessions.iter().map(|(s, t)| (t, context(s))));
-    let done =
-        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
-            .await?;
+    let load =
+        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit);
+    let done = match &ahead {
+        Some(ahead) => {
+            let produce =
+                read_source_ahead(ahead, &source, &load_plan.tables, &chosen.tables, plan.verify);
+            crate::load::read_ahead::beside(load, produce).await?
+        }
+        None => load.await?,
+    };
     drop(progress);
     let _ = source.batch_execute("COMMIT").await;
     if plan.json {
@@ -164,9 +179,39 @@ async fn refuse_same_database(source: &Session, target: &Session) -> Result<()> 
     Ok(())
 }
 
-/// A table's COPY on the source, started when the loader asks for the
-/// first block (which it awaits together with the start of the target's
-/// COPY); errors named as the source's.
+/// The source's `COPY ... TO STDOUT` of `t`'s columns, in `format`.
+fn source_copy_sql(chosen: &[&Table], t: &TableLoad, format: WireFormat) -> String {
+    let columns: Vec<&str> = t.columns.iter().map(String::as_str).collect();
+    chosen[t.index].copy_columns_to_stdout_sql(&columns, format.copy_options())
+}
+
+/// Reads every table of a one-transaction load from the source, in load
+/// order, into `ahead` (see [`crate::load::read_ahead`]); stops at the first
+/// error, which the load meets at that table.
+async fn read_source_ahead(
+    ahead: &ReadAhead<()>,
+    source: &Session,
+    tables: &[TableLoad],
+    chosen: &[&Table],
+    verify: VerifyLevel,
+) {
+    for t in tables {
+        let sql = source_copy_sql(chosen, t, wire_format(t, verify));
+        let mut blocks =
+            SourceBlocks { session: source, sql: &sql, blocks: None, table: &chosen[t.index].name };
+        let read = ahead.pass(&mut blocks).await;
+        let failed = read.is_err();
+        ahead.end(t.index, read);
+        if failed {
+            break;
+        }
+    }
+    ahead.close();
+}
+
+/// A table's COPY on the source, started when the first block is asked
+/// for (by the loader, which awaits it together with the start of the
+/// target's COPY, or by the read-ahead); errors named as the source's.
 struct SourceBlocks<'a> {
     session: &'a Session,
     sql: &'a str,
@@ -194,9 +239,15 @@ struct CopyContext<'a> {
     snapshot: &'a str,
     chosen: &'a [&'a Table],
     progress: &'a Progress,
+    /// The source read ahead, when the load is one transaction.
+    ahead: Option<&'a ReadAhead<()>>,
 }
 
 impl TableStreamer for CopyContext<'_> {
+    fn wire_format(&self, t: &TableLoad) -> WireFormat {
+        wire_format(t, self.plan.verify)
+    }
+
     async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
         self.copy_table(loader, t, wire_format(t, self.plan.verify)).await
     }
@@ -213,8 +264,7 @@ impl CopyContext<'_> {
     ) -> Result<TableDone> {
         let name = &t.target.name;
         let source_table = self.chosen[t.index];
-        let columns: Vec<&str> = t.columns.iter().map(String::as_str).collect();
-        let sql = source_table.copy_columns_to_stdout_sql(&columns, format.copy_options());
+        let sql = source_copy_sql(self.chosen, t, format);
         let before =
             if self.plan.verify != VerifyLevel::None && self.plan.options.mode != Mode::Truncate {
                 Some(loader.count(t).await.map_err(|e| e.context("TARGET"))?)
@@ -237,11 +287,14 @@ impl CopyContext<'_> {
             None
         };
         let stream_session = own.as_ref().unwrap_or(self.source);
-        let mut blocks = SourceBlocks {
-            session: stream_session,
-            sql: &sql,
-            blocks: None,
-            table: &source_table.name,
+        let mut blocks = match self.ahead {
+            Some(ahead) => TableBlocks::Ahead(ahead.table(t.index)),
+            None => TableBlocks::OnDemand(SourceBlocks {
+                session: stream_session,
+                sql: &sql,
+                blocks: None,
+                table: &source_table.name,
+            }),
         };
         let mut stages = StreamStages::new(format, self.plan.verify == VerifyLevel::Deep)
             .keep_int_max(&t.sequence_int_columns());
@@ -257,7 +310,11 @@ impl CopyContext<'_> {
                 Error::Context { .. } => e,
                 e => e.context(format!("TARGET: loading table {name} failed")),
             })?;
-        drop(blocks);
+        match blocks {
+            TableBlocks::Ahead(queued) => queued.finish()?,
+            // Its stream's buffers go before the session closes.
+            TableBlocks::OnDemand(source) => drop(source),
+        }
         if let Some(session) = own {
             session.close().await;
         }

@@ -293,6 +293,29 @@ impl Session {
         traced(&self.info, sql, self.client.copy_in(sql)).await
     }
 
+    /// `Client::prepare`, traced.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn prepare(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.prepare(sql)).await
+    }
+
+    /// `Client::copy_in` of `statement`, prepared from `sql`, traced.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn copy_in_prepared(
+        &self,
+        sql: &str,
+        statement: &tokio_postgres::Statement,
+    ) -> std::result::Result<tokio_postgres::CopyInSink<bytes::Bytes>, tokio_postgres::Error> {
+        traced(&self.info, sql, self.client.copy_in(statement)).await
+    }
+
     /// `Client::copy_out`, traced (the time until the first data).
     ///
     /// # Errors

@@ -69,6 +69,10 @@ pub struct Loader<'a> {
     pending: RefCell<Vec<PendingAdvance>>,
     /// Moves made, per table, for [`Loader::take_sequence_moves`].
     moved: RefCell<HashMap<TableName, Vec<SequenceMove>>>,
+    /// The next table's `COPY ... FROM STDIN`, prepared while the table
+    /// before it loaded (see [`Loader::prepare_copy`]): its SQL and the
+    /// statement or the server's error.
+    next_copy: RefCell<Option<(String, Result<tokio_postgres::Statement>)>>,
 }
 
 /// Which `search_path` the load's transaction is on.
@@ -130,6 +134,7 @@ impl<'a> Loader<'a> {
             path: Cell::new(SearchPath::Pgbarge),
             pending: RefCell::new(Vec::new()),
             moved: RefCell::new(HashMap::new()),
+            next_copy: RefCell::new(None),
         };
         loader.exec("BEGIN", "cannot start the target transaction").await?;
         // Whatever fails from here on leaves no transaction open behind it.
@@ -381,6 +386,28 @@ impl<'a> Loader<'a> {
         self.stream_table(t, format, blocks, on_block).await
     }
 
+    /// Prepares `t`'s `COPY ... FROM STDIN` in `format`, for the
+    /// [`Loader::load_table`] that follows: called beside the load of the
+    /// table before, its round trip rides with that table's instead of
+    /// adding one per table. Not for staging modes (their COPY goes into a
+    /// table created per load). A failure is kept and returned by that load.
+    pub async fn prepare_copy(&self, t: &TableLoad, format: WireFormat) {
+        if self.opts.mode.stages() {
+            return;
+        }
+        let sql = format!(
+            "COPY {}{} FROM STDIN ({})",
+            t.target.name.sql(),
+            t.column_list_sql(),
+            format.copy_options()
+        );
+        let statement = self
+            .session
+            .request(self.session.prepare(&sql), format!("COPY into {} failed", t.target.name))
+            .await;
+        *self.next_copy.borrow_mut() = Some((sql, statement));
+    }
+
     /// [`Loader::load_table`]'s work, under the application's search path:
     /// every name sent here is schema-qualified.
     async fn stream_table(
@@ -406,18 +433,24 @@ impl<'a> Loader<'a> {
         } else {
             name.sql()
         };
-        let cols =
-            if t.columns.is_empty() { String::new() } else { format!(" ({})", t.column_list()) };
+        let cols = t.column_list_sql();
         let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
         let failed = || format!("COPY into {name} failed");
         let session = self.session;
+        let prepared = match self.next_copy.borrow_mut().take() {
+            Some((s, prepared)) if s == sql => Some(prepared?),
+            _ => None,
+        };
+        let start = async {
+            match &prepared {
+                Some(statement) => session.copy_in_prepared(&sql, statement).await,
+                None => session.copy_in(&sql).await,
+            }
+        };
         // The target's COPY and the source's first block are awaited
         // together: with many small tables, the round trips that start each
         // side's COPY are paid once, not one after the other.
-        let (sink, first) = futures::join!(
-            session.request(session.copy_in(sql.as_str()), failed()),
-            blocks.next_block()
-        );
+        let (sink, first) = futures::join!(session.request(start, failed()), blocks.next_block());
         let mut sink = std::pin::pin!(sink?);
         let mut next = first?;
         while let Some(block) = next {

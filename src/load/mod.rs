@@ -10,11 +10,13 @@
 //! from (a source database or a backup file).
 //!
 //! [`plan`] decides, [`loader`] loads inside a transaction, [`pool`] runs a
-//! plan on one or more sessions, [`report`] prints what happened.
+//! plan on one or more sessions, [`read_ahead`] reads a one-transaction
+//! load's sources ahead of the target, [`report`] prints what happened.
 
 pub mod loader;
 pub mod plan;
 pub mod pool;
+pub mod read_ahead;
 pub mod report;
 
 use crate::error::{Error, Result};

@@ -39,6 +39,11 @@ impl TableLoad {
         self.columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", ")
     }
 
+    /// ` (a, b)` after a table's name in a COPY; empty for a table without columns.
+    pub(super) fn column_list_sql(&self) -> String {
+        if self.columns.is_empty() { String::new() } else { format!(" ({})", self.column_list()) }
+    }
+
     /// Whether `column` of the target table is a 2-, 4- or 8-byte integer
     /// (a sequence-fed column whose largest value can be read as a number).
     pub fn is_integer_column(&self, column: &str) -> bool {

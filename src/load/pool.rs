@@ -13,6 +13,7 @@ use crate::conn::session::Session;
 use crate::error::{Error, Result};
 use crate::ident::TableName;
 use crate::jobs::JobQueue;
+use crate::stream::stages::WireFormat;
 
 /// Loads one table's data into a loader's transaction: what copy and
 /// restore each provide to [`run_load`].
@@ -25,6 +26,10 @@ pub trait TableStreamer {
         loader: &Loader<'_>,
         t: &TableLoad,
     ) -> impl std::future::Future<Output = Result<TableDone>>;
+
+    /// The format `t`'s rows will reach the target in, known before its
+    /// load starts (so its COPY can be prepared beside the table before).
+    fn wire_format(&self, t: &TableLoad) -> WireFormat;
 
     /// Runs, in the one transaction, after every table is loaded and checked
     /// and before the commit (restore's post-data schema section).
@@ -177,8 +182,17 @@ async fn load_in_one_transaction<S: TableStreamer>(
         .map_err(target_err)?;
     let mut done = Vec::with_capacity(tables.len());
     let loaded: Result<()> = async {
-        for t in tables {
-            done.push(streamer.load(&loader, t).await?);
+        for (i, t) in tables.iter().enumerate() {
+            // The next table's COPY is prepared beside this one's load.
+            match tables.get(i + 1) {
+                Some(next) => {
+                    let format = streamer.wire_format(next);
+                    let load = streamer.load(&loader, t);
+                    let (d, ()) = futures::join!(load, loader.prepare_copy(next, format));
+                    done.push(d?);
+                }
+                None => done.push(streamer.load(&loader, t).await?),
+            }
         }
         loader.send_pending_sequences().await.map_err(target_err)?;
         for (d, t) in done.iter_mut().zip(tables) {

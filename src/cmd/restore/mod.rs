@@ -31,10 +31,12 @@ use crate::load::Incoming;
 use crate::load::loader::Loader;
 use crate::load::plan::{TableLoad, plan_load};
 use crate::load::pool::TableStreamer;
+use crate::load::read_ahead::{ReadAhead, TableBlocks};
 use crate::load::report::TableDone;
 use crate::options::RestoreOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::{Manifest, ManifestTable, StoredFile};
+use crate::storage::sink::FileSummary;
 use crate::stream::stages::{CsvStages, WireFormat};
 
 /// Runs `restore`.
@@ -129,6 +131,9 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     for _ in 1..plan.jobs.min(load_plan.tables.len()) {
         targets.push(connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?);
     }
+    // In one transaction the tables load in the plan's order, so their
+    // files are read ahead in that order.
+    let ahead: Option<ReadAhead<FileSummary>> = (!plan.per_table_commit).then(ReadAhead::default);
     let restorer = || Restorer {
         plan: &plan,
         manifest: &manifest,
@@ -136,12 +141,26 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         keys: keys.as_ref(),
         progress: &progress,
         post_data: post_data.as_ref(),
+        ahead: ahead.as_ref(),
     };
     let mut workers = vec![(&target, restorer())];
     workers.extend(targets.iter().map(|t| (t, restorer())));
-    let done =
-        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit)
-            .await;
+    let load =
+        crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit);
+    let done = match &ahead {
+        Some(ahead) => {
+            let produce = read_files_ahead(
+                ahead,
+                &plan,
+                &manifest,
+                &chosen,
+                keys.as_ref(),
+                &load_plan.tables,
+            );
+            crate::load::read_ahead::beside(load, produce).await
+        }
+        None => load.await,
+    };
     drop(progress);
     let done = done?;
     if plan.per_table_commit
@@ -228,6 +247,33 @@ async fn check_folder(
     })
 }
 
+/// Reads the files of a one-transaction restore in load order into `ahead`
+/// (see [`crate::load::read_ahead`]), each ended by its size and sha256;
+/// stops at the first error, which the load meets at that table.
+async fn read_files_ahead(
+    ahead: &ReadAhead<FileSummary>,
+    plan: &RestoreOptions,
+    manifest: &Manifest,
+    chosen: &[&ManifestTable],
+    keys: Option<&Identities>,
+    tables: &[TableLoad],
+) {
+    for t in tables {
+        let read = async {
+            let mut source = plan.dir.open(&chosen[t.index].file, manifest.compression, keys)?;
+            ahead.pass(&mut source).await?;
+            source.finish()
+        }
+        .await;
+        let failed = read.is_err();
+        ahead.end(t.index, read);
+        if failed {
+            break;
+        }
+    }
+    ahead.close();
+}
+
 struct Restorer<'a> {
     plan: &'a RestoreOptions,
     manifest: &'a Manifest,
@@ -238,9 +284,15 @@ struct Restorer<'a> {
     /// The schema's post-data section, run after every row is in and before
     /// the one transaction commits.
     post_data: Option<&'a SchemaSql>,
+    /// The files read ahead, when the load is one transaction.
+    ahead: Option<&'a ReadAhead<FileSummary>>,
 }
 
 impl TableStreamer for Restorer<'_> {
+    fn wire_format(&self, t: &TableLoad) -> WireFormat {
+        ToServer::for_table(t, self.chosen[t.index]).format()
+    }
+
     async fn before_commit(&mut self, target: &Session) -> Result<()> {
         match self.post_data {
             Some(post) if !self.plan.per_table_commit => run_post_data(target, post).await,
@@ -255,7 +307,14 @@ impl TableStreamer for Restorer<'_> {
         let name = &t.target.name;
 
         let file = &m.file;
-        let mut source = self.plan.dir.open(file, self.manifest.compression, self.keys)?;
+        let mut source = match self.ahead {
+            Some(ahead) => TableBlocks::Ahead(ahead.table(t.index)),
+            None => TableBlocks::OnDemand(self.plan.dir.open(
+                file,
+                self.manifest.compression,
+                self.keys,
+            )?),
+        };
         let mut stages = CsvStages::new(false);
         let mut header = FirstRecord::new();
         let mut header_checked = false;
@@ -289,7 +348,10 @@ impl TableStreamer for Restorer<'_> {
                 _ => e.context(format!("restore of table {name} from {file} failed")),
             })?;
         bar.finish(self.progress);
-        let summary = source.finish()?;
+        let summary = match source {
+            TableBlocks::Ahead(queued) => queued.finish()?,
+            TableBlocks::OnDemand(file) => file.finish()?,
+        };
         let mut problems: Vec<String> = m.file_difference(&summary).into_iter().collect();
         let stages_bytes = stages.bytes();
         match stages.finish() {
