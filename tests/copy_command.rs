@@ -432,6 +432,46 @@ fn killed_backends_and_signals_leave_the_target_unchanged() {
     }
 }
 
+/// The source is read ahead of the target: its session lost while the
+/// target is still busy with an earlier table (a trigger sleeping) fails the
+/// table being read ahead, by name, and nothing is committed.
+#[test]
+fn a_source_session_lost_while_reading_ahead_fails_that_table_and_commits_nothing() {
+    let c = cluster();
+    let src = c.create_db("cp_ahead_src");
+    let tgt = c.create_db("cp_ahead_tgt");
+    let tables = "CREATE TABLE first (id int); CREATE TABLE second_big (id int, v text);";
+    c.psql(&src, tables);
+    c.psql(&tgt, tables);
+    // second_big is many times the read-ahead's budget, so its COPY is still
+    // open on the source while the target sleeps in first's trigger.
+    c.psql(
+        &src,
+        "INSERT INTO first VALUES (1);
+        INSERT INTO second_big SELECT g, repeat('x', 1000) FROM generate_series(1, 20000) g",
+    );
+    c.psql(
+        &tgt,
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+        CREATE TRIGGER slow AFTER INSERT ON first FOR EACH STATEMENT EXECUTE FUNCTION slow();",
+    );
+    let (child, pid) = start_copy(&src, &tgt, "COPY%second_big%TO STDOUT%", &src);
+    let sleeping = c.psql(
+        &tgt,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbarge' AND wait_event = 'PgSleep'",
+    );
+    c.psql(&src, &format!("SELECT pg_terminate_backend({pid})"));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("SOURCE: reading table public.second_big failed"), "{stderr}");
+    assert!(stderr.contains("nothing was committed"), "{stderr}");
+    assert!(!stderr.contains("TARGET"), "the target did not fail: {stderr}");
+    assert_eq!(sleeping, "1", "the target was still on the first table");
+    assert_eq!(count(&tgt, "first"), 0);
+    assert_eq!(count(&tgt, "second_big"), 0);
+}
+
 /// Issue: with `--mode truncate --per-table-commit` every table was emptied
 /// and committed first, so a table whose load failed later stayed empty
 /// while the message named only what had committed.

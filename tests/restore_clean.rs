@@ -167,7 +167,7 @@ fn clean_whose_backend_is_killed_leaves_the_migrated_database_untouched() {
     });
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("the server rolled the load back: nothing was committed")
+        stderr.contains("the load was rolled back: nothing was committed")
             && stderr.contains("not retried"),
         "{stderr}"
     );

@@ -71,9 +71,10 @@ pub async fn run_load<S: TableStreamer>(
                     || e.sqlstate().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
                 {
                     // Unlike a backup worker's table, a load in one
-                    // transaction cannot be retried on a new session.
+                    // transaction cannot be retried on a new session. The
+                    // session lost may be copy's source: the cause says which.
                     e.context(
-                        "the target session ended before the commit, so the server rolled the load back: nothing was committed (a load in one transaction is not retried: run the command again)",
+                        "a session ended before the commit, so the load was rolled back: nothing was committed (a load in one transaction is not retried: run the command again)",
                     )
                 } else {
                     e
