@@ -352,6 +352,34 @@ fn file_size_limit_fails_cleanly() {
     assert!(!dir.exists());
 }
 
+/// Sequence positions are read while the workers copy: a sequence the user
+/// may not read fails the backup by name, stops the workers and leaves no
+/// folder behind.
+#[test]
+fn a_sequence_the_user_may_not_read_fails_the_backup_beside_the_workers() {
+    use crate::common::{PW_PASSWORD, PW_USER};
+    let c = cluster();
+    let db = c.create_db("bk_seq_priv");
+    c.psql(
+        &db,
+        &format!(
+            "CREATE TABLE p (id serial PRIMARY KEY, v text); CREATE TABLE q (id serial PRIMARY KEY);
+             INSERT INTO p (v) SELECT repeat('x', 100) FROM generate_series(1, 20000);
+             INSERT INTO q SELECT generate_series(1, 3);
+             GRANT SELECT ON p, q, p_id_seq TO {PW_USER}"
+        ),
+    );
+    let (_t, dir) = out_dir("seq_priv");
+    let conn =
+        format!("postgresql://{PW_USER}:{PW_PASSWORD}@127.0.0.1:{}/{db}?sslmode=disable", c.port);
+    let r = pgbarge(&["backup", "-d", &conn, "-o", dir.to_str().unwrap()], &[]);
+    r.expect_code(3).expect_no_password();
+    assert!(r.stderr.contains("permission denied for sequence q_id_seq"), "{}", r.stderr);
+    assert!(r.stderr.contains("public.q_id_seq"), "{}", r.stderr);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    assert!(!dir.exists());
+}
+
 /// Waits until pgbarge's COPY of `big` in `db` is running and returns its
 /// backend pid. Only in `db`: other tests back up tables named `big` too.
 fn wait_for_copy(db: &str) -> String {

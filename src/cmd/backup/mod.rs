@@ -170,7 +170,6 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
         plan.lock_wait_timeout,
     )
     .await?;
-    let sequences = read_sequences(&coordinator, &chosen.tables).await?;
     let mut tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
     // The locks are held now, so exact sizes cannot wait on anyone.
     crate::catalog::refresh_sizes(&coordinator, &mut tables).await?;
@@ -195,8 +194,20 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
             .collect(),
     );
     let progress = Arc::new(Progress::new("backup", jobs.len(), plan.quiet));
-    let results =
-        run_workers(plan, &coordinator, &output.location, &snapshot, &jobs, &progress).await?;
+    // Sequence positions are read while the workers copy: they are not
+    // transactional (pg_dump reads them during the dump too), and a restore
+    // only moves a sequence forward to them.
+    let job_tables: Vec<&Table> = jobs.iter().map(|j| &j.table).collect();
+    let (results, sequences) = run_workers(
+        plan,
+        &coordinator,
+        &output.location,
+        &snapshot,
+        &jobs,
+        &progress,
+        read_sequences(&coordinator, &job_tables),
+    )
+    .await?;
 
     let mut stored_schema = Vec::new();
     let (schema_pre_sha256, schema_post_sha256) = if plan.schema {

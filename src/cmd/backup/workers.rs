@@ -18,19 +18,22 @@ use crate::storage::location::Location;
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::CsvStages;
 
-/// Runs the workers and collects one result per job, in job order. The first
-/// error stops the others and is returned; so does the coordinator's session
-/// ending, since from then on no lock keeps the unread tables as they were.
-pub(super) async fn run_workers(
+/// Runs the workers and collects one result per job, in job order, with
+/// `beside` (the coordinator's own reads) running meanwhile. The first error,
+/// `beside`'s included, stops the others and is returned; so does the
+/// coordinator's session ending, since from then on no lock keeps the unread
+/// tables as they were.
+pub(super) async fn run_workers<T>(
     plan: &BackupOptions,
     coordinator: &Session,
     dir: &Location,
     snapshot: &str,
     jobs: &Arc<Vec<Job>>,
     progress: &Arc<Progress>,
-) -> Result<Vec<TableResult>> {
+    beside: impl std::future::Future<Output = Result<T>>,
+) -> Result<(Vec<TableResult>, T)> {
     if jobs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), beside.await?));
     }
     let workers = crate::jobs::worker_count(plan.jobs, jobs.len());
     // Estimated sizes are never negative (pg_relation_size).
@@ -64,6 +67,10 @@ pub(super) async fn run_workers(
 
     let mut results: Vec<Option<TableResult>> = (0..jobs.len()).map(|_| None).collect();
     let mut watching = true;
+    let mut beside = std::pin::pin!(beside);
+    // Some once `beside` ended: its value, or None when it failed (its
+    // error then went to the queue, which reports it).
+    let mut beside_ended: Option<Option<T>> = None;
     loop {
         tokio::select! {
             r = rx.recv() => match r {
@@ -77,19 +84,32 @@ pub(super) async fn run_workers(
                 watching = false;
                 queue.fail(coordinator_lost(lost));
             }
+            r = &mut beside, if beside_ended.is_none() => match r {
+                Ok(v) => beside_ended = Some(Some(v)),
+                Err(e) => {
+                    queue.fail(e);
+                    beside_ended = Some(None);
+                }
+            },
         }
     }
     for h in handles {
         let _ = tokio::task::spawn_blocking(move || h.join()).await;
     }
     queue.finish()?;
-    results
+    let beside = match beside_ended {
+        Some(Some(v)) => v,
+        Some(None) => return Err(Error::runtime("the coordinator's reads failed")),
+        None => beside.await?,
+    };
+    let results = results
         .into_iter()
         .zip(jobs.iter())
         .map(|(r, job)| {
             r.ok_or_else(|| Error::runtime(format!("table {} was not backed up", job.table.name)))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((results, beside))
 }
 
 pub(super) struct WorkerContext {
