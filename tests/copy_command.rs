@@ -472,6 +472,40 @@ fn a_source_session_lost_while_reading_ahead_fails_that_table_and_commits_nothin
     assert_eq!(count(&tgt, "second_big"), 0);
 }
 
+/// The next table's COPY starts as the previous one's ends (before its
+/// answer): when that start is refused, the error names the table and
+/// nothing is committed.
+#[test]
+fn a_refused_copy_started_early_names_its_table_and_commits_nothing() {
+    let c = cluster();
+    let src = c.create_db("cp_early_src");
+    let own = c.create_db("cp_early_tgt");
+    let ddl = "CREATE TABLE a1 (id int); CREATE TABLE a2 (id int); CREATE TABLE a3 (id int)";
+    c.psql(
+        &src,
+        &format!(
+            "{ddl}; INSERT INTO a1 VALUES (1); INSERT INTO a2 VALUES (2); INSERT INTO a3 VALUES (3)"
+        ),
+    );
+    c.psql(&own, ddl);
+    // The locks are granted; the server refuses only the COPY itself.
+    c.psql(
+        &own,
+        &format!(
+            "GRANT INSERT, SELECT ON a1, a2, a3 TO {PW_USER}; ALTER TABLE a2 ENABLE ROW LEVEL SECURITY"
+        ),
+    );
+    let target =
+        format!("postgresql://{PW_USER}:{PW_PASSWORD}@127.0.0.1:{}/{own}?sslmode=disable", c.port);
+    let r = pgbarge(&["copy", "--source", &c.conn(&src), "--target", &target], &[]);
+    r.expect_code(3).expect_no_password();
+    assert!(r.stderr.contains("COPY into public.a2 failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("row-level security"), "{}", r.stderr);
+    for t in ["a1", "a2", "a3"] {
+        assert_eq!(count(&own, t), 0, "{t}");
+    }
+}
+
 /// Issue: with `--mode truncate --per-table-commit` every table was emptied
 /// and committed first, so a table whose load failed later stayed empty
 /// while the message named only what had committed.

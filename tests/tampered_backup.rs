@@ -74,6 +74,37 @@ fn both_refuse(dir: &Path, target: &str, want: &str) {
     }
 }
 
+/// A check that fails after a table's COPY ended, while the next table's
+/// COPY is already started on the target (restore starts it early): the
+/// restore stops with the difference, rolls back, loads nothing, never hangs.
+#[test]
+fn a_check_failing_after_the_next_copy_started_rolls_back() {
+    let (_db, _tmp, dir) = backed_up("tb_next_started");
+    let target = empty_target("tb_next_started_tgt");
+    let manifest = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tables = doc["tables"].as_array_mut().unwrap();
+    let t = tables.iter_mut().find(|t| t["name"] == "t").unwrap();
+    assert_eq!(t["rows"], 500);
+    t["rows"] = 499.into();
+    std::fs::write(&manifest, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let conn = cluster().conn(&target);
+    let (r, _) = run_bounded(&["restore", dir.to_str().unwrap(), "-d", &conn]);
+    r.expect_code(1);
+    assert!(
+        r.all().contains("the server loaded 500 rows, the manifest records 499"),
+        "{}",
+        r.all()
+    );
+    for table in ["t", "u"] {
+        assert_eq!(cluster().psql(&target, &format!("SELECT count(*) FROM {table}")), "0");
+    }
+    let idle = cluster()
+        .psql(&target, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbarge'");
+    assert_eq!(idle, "0", "no pgbarge session left");
+}
+
 /// Issue: a symlinked data file was followed and `restore` loaded 500 rows
 /// from a file outside the folder.
 #[test]

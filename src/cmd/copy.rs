@@ -248,6 +248,11 @@ impl TableStreamer for CopyContext<'_> {
         wire_format(t, self.plan.verify)
     }
 
+    /// `--verify` counts the target's rows before and after each table.
+    fn only_loads(&self) -> bool {
+        self.plan.verify == VerifyLevel::None
+    }
+
     async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
         self.copy_table(loader, t, wire_format(t, self.plan.verify)).await
     }

@@ -69,10 +69,27 @@ pub struct Loader<'a> {
     pending: RefCell<Vec<PendingAdvance>>,
     /// Moves made, per table, for [`Loader::take_sequence_moves`].
     moved: RefCell<HashMap<TableName, Vec<SequenceMove>>>,
-    /// The next table's `COPY ... FROM STDIN`, prepared while the table
-    /// before it loaded (see [`Loader::prepare_copy`]): its SQL and the
-    /// statement or the server's error.
-    next_copy: RefCell<Option<(String, Result<tokio_postgres::Statement>)>>,
+    /// The `COPY ... FROM STDIN` of the next tables, in load order,
+    /// prepared while earlier tables loaded (see [`Loader::prepare_copies`]).
+    copies: RefCell<std::collections::VecDeque<NextCopy>>,
+    /// The next table's COPY, started beside the end of the one before (see
+    /// [`Loader::prepare_copies`]): its SQL and its sink or the server's error.
+    /// While a sink waits here the session is in COPY mode, so nothing else
+    /// may be sent: [`Loader::as_pgbarge`], the commit and the rollback
+    /// abandon it first.
+    started: RefCell<Option<(String, Result<CopyIn>)>>,
+}
+
+type CopyIn = tokio_postgres::CopyInSink<Bytes>;
+
+/// A later table's `COPY ... FROM STDIN`, prepared: its SQL and the
+/// statement or the server's error.
+struct NextCopy {
+    table: TableName,
+    sql: String,
+    statement: Result<tokio_postgres::Statement>,
+    /// Whether it may be started as soon as the current table's COPY ends.
+    start_early: bool,
 }
 
 /// Which `search_path` the load's transaction is on.
@@ -134,7 +151,8 @@ impl<'a> Loader<'a> {
             path: Cell::new(SearchPath::Pgbarge),
             pending: RefCell::new(Vec::new()),
             moved: RefCell::new(HashMap::new()),
-            next_copy: RefCell::new(None),
+            copies: RefCell::new(std::collections::VecDeque::new()),
+            started: RefCell::new(None),
         };
         loader.exec("BEGIN", "cannot start the target transaction").await?;
         // Whatever fails from here on leaves no transaction open behind it.
@@ -241,6 +259,8 @@ impl<'a> Loader<'a> {
     /// transaction is on another path.
     async fn as_application(&self) -> Result<()> {
         if self.path.get() != SearchPath::Application {
+            // As in as_pgbarge: nothing may wait behind a COPY started early.
+            self.abandon_started();
             self.exec("SET LOCAL search_path TO DEFAULT", "cannot set the search path").await?;
             self.path.set(SearchPath::Application);
         }
@@ -251,6 +271,9 @@ impl<'a> Loader<'a> {
     /// queries (counts, checks, sequences) inside the transaction. Every
     /// method sending pgbarge's own SQL calls it first.
     async fn as_pgbarge(&self) -> Result<()> {
+        // Only the next table's load may follow a COPY started early; were
+        // anything else sent, it would wait behind that COPY for ever.
+        self.abandon_started();
         if self.path.get() != SearchPath::Pgbarge {
             self.exec("SET LOCAL search_path = pg_catalog", "cannot set the search path").await?;
             self.path.set(SearchPath::Pgbarge);
@@ -386,26 +409,73 @@ impl<'a> Loader<'a> {
         self.stream_table(t, format, blocks, on_block).await
     }
 
-    /// Prepares `t`'s `COPY ... FROM STDIN` in `format`, for the
-    /// [`Loader::load_table`] that follows: called beside the load of the
-    /// table before, its round trip rides with that table's instead of
-    /// adding one per table. Not for staging modes (their COPY goes into a
-    /// table created per load). A failure is kept and returned by that load.
-    pub async fn prepare_copy(&self, t: &TableLoad, format: WireFormat) {
-        if self.opts.mode.stages() {
+    /// Prepares the `COPY ... FROM STDIN` of `next` (tables with their
+    /// formats, in load order, after those prepared before), for the
+    /// [`Loader::load_table`]s that follow: sent beside the load of an
+    /// earlier table, their parse round trips ride with that table's instead
+    /// of adding one per table. Not for staging modes (their COPY goes into a
+    /// table created per load). A failure is kept and returned by that
+    /// table's load.
+    ///
+    /// With `start_early` (the caller sends nothing to the target between
+    /// two loads), a table whose load runs no user code (so nothing precedes
+    /// its COPY) has its COPY started as the table before it ends (see
+    /// [`Loader::finish_copy`]), which takes another round trip per table off.
+    pub async fn prepare_copies(&self, next: &[(&TableLoad, WireFormat)], start_early: bool) {
+        if self.opts.mode.stages() || next.is_empty() {
             return;
         }
-        let sql = format!(
-            "COPY {}{} FROM STDIN ({})",
-            t.target.name.sql(),
-            t.column_list_sql(),
-            format.copy_options()
+        let session = self.session;
+        let copies: Vec<(&TableLoad, String)> =
+            next.iter().map(|(t, format)| (*t, copy_from_stdin_sql(t, *format))).collect();
+        // join_all polls in order: the statements are sent in load order.
+        let statements = futures::future::join_all(copies.iter().map(|(t, sql)| {
+            session.request(session.prepare(sql), format!("COPY into {} failed", t.target.name))
+        }))
+        .await;
+        let mut queue = self.copies.borrow_mut();
+        for ((t, sql), statement) in copies.into_iter().zip(statements) {
+            queue.push_back(NextCopy {
+                table: t.target.name.clone(),
+                sql,
+                statement,
+                start_early: start_early && !t.may_run_user_code(self.opts.disable_triggers),
+            });
+        }
+    }
+
+    /// Ends the current table's COPY (`sink`) and, when the next table's
+    /// COPY is prepared to start early, starts it beside: tokio-postgres
+    /// sends its start right after this COPY's end, without waiting for the
+    /// server's answer in between.
+    async fn finish_copy(&self, sink: std::pin::Pin<&mut CopyIn>, name: &TableName) -> Result<u64> {
+        let session = self.session;
+        let finish = session.request(sink.finish(), format!("COPY into {name} failed"));
+        let early = {
+            let mut queue = self.copies.borrow_mut();
+            match queue.front() {
+                Some(NextCopy { statement: Ok(_), start_early: true, .. }) => {
+                    let next = queue.pop_front().expect("front present");
+                    Some((next.table, next.sql, next.statement.expect("prepared")))
+                }
+                _ => None,
+            }
+        };
+        let Some((table, sql, statement)) = early else { return finish.await };
+        let start = session.request(
+            session.copy_in_prepared(&sql, &statement),
+            format!("COPY into {table} failed"),
         );
-        let statement = self
-            .session
-            .request(self.session.prepare(&sql), format!("COPY into {} failed", t.target.name))
-            .await;
-        *self.next_copy.borrow_mut() = Some((sql, statement));
+        let (copied, started) = futures::join!(finish, start);
+        *self.started.borrow_mut() = Some((sql, started));
+        copied
+    }
+
+    /// Drops a COPY started early and not taken (the load stopped before the
+    /// next table): its sink's drop ends it with CopyFail, so the server
+    /// leaves COPY mode and the session can run the next statement.
+    fn abandon_started(&self) {
+        drop(self.started.borrow_mut().take());
     }
 
     /// [`Loader::load_table`]'s work, under the application's search path:
@@ -434,17 +504,36 @@ impl<'a> Loader<'a> {
             name.sql()
         };
         let cols = t.column_list_sql();
-        let sql = format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options());
+        let sql = if self.opts.mode.stages() {
+            format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options())
+        } else {
+            copy_from_stdin_sql(t, format)
+        };
         let failed = || format!("COPY into {name} failed");
         let session = self.session;
-        let prepared = match self.next_copy.borrow_mut().take() {
-            Some((s, prepared)) if s == sql => Some(prepared?),
-            _ => None,
+        let started = match self.started.borrow_mut().take() {
+            Some((s, started)) if s == sql => Some(started?),
+            Some((s, _)) => {
+                return Err(Error::runtime(format!(
+                    "the COPY started for the next table ({s}) is not this one's ({sql})"
+                )));
+            }
+            None => None,
+        };
+        let prepared = {
+            let mut queue = self.copies.borrow_mut();
+            match queue.front() {
+                Some(next) if started.is_none() && next.sql == sql => {
+                    Some(queue.pop_front().expect("front present").statement?)
+                }
+                _ => None,
+            }
         };
         let start = async {
-            match &prepared {
-                Some(statement) => session.copy_in_prepared(&sql, statement).await,
-                None => session.copy_in(&sql).await,
+            match (started, &prepared) {
+                (Some(sink), _) => Ok(sink),
+                (None, Some(statement)) => session.copy_in_prepared(&sql, statement).await,
+                (None, None) => session.copy_in(&sql).await,
             }
         };
         // The target's COPY and the source's first block are awaited
@@ -475,7 +564,7 @@ impl<'a> Loader<'a> {
             }
             next = blocks.next_block().await?;
         }
-        let copied = session.request(sink.as_mut().finish(), failed()).await?;
+        let copied = self.finish_copy(sink.as_mut(), name).await?;
         if !self.opts.mode.stages() {
             return Ok(Loaded { copied, inserted: copied, ..Loaded::default() });
         }
@@ -692,6 +781,7 @@ impl<'a> Loader<'a> {
     /// # Errors
     /// Server errors (a deferred constraint failing at commit, for one).
     pub async fn commit(self) -> Result<()> {
+        self.abandon_started();
         self.send_pending_sequences().await?;
         for name in &self.altered {
             self.exec(
@@ -707,8 +797,19 @@ impl<'a> Loader<'a> {
 
     /// Ends the transaction without keeping anything.
     pub async fn rollback(self) {
+        self.abandon_started();
         let _ = self.session.batch_execute("ROLLBACK").await;
     }
+}
+
+/// `t`'s `COPY ... FROM STDIN` in `format` (into the table itself).
+fn copy_from_stdin_sql(t: &TableLoad, format: WireFormat) -> String {
+    format!(
+        "COPY {}{} FROM STDIN ({})",
+        t.target.name.sql(),
+        t.column_list_sql(),
+        format.copy_options()
+    )
 }
 
 /// The tables among `tables` that hold at least one row.

@@ -31,6 +31,11 @@ pub trait TableStreamer {
     /// load starts (so its COPY can be prepared beside the table before).
     fn wire_format(&self, t: &TableLoad) -> WireFormat;
 
+    /// Whether [`TableStreamer::load`] sends nothing to the target but
+    /// [`Loader::load_table`], so that the next table's COPY may start as
+    /// soon as this one's ends (see [`Loader::prepare_copies`]).
+    fn only_loads(&self) -> bool;
+
     /// Runs, in the one transaction, after every table is loaded and checked
     /// and before the commit (restore's post-data schema section).
     fn before_commit(
@@ -40,6 +45,11 @@ pub trait TableStreamer {
         async { Ok(()) }
     }
 }
+
+/// How many tables ahead of the one loading have their COPY prepared: two
+/// at least, so that the next one's is ready when a table's COPY ends even
+/// while the one after is being prepared behind an early-started COPY.
+const PREPARED_AHEAD: usize = 8;
 
 /// Runs the whole load: by default every table in one transaction, committed
 /// after the last table and its checks; with `per_table_commit` a transaction
@@ -183,17 +193,20 @@ async fn load_in_one_transaction<S: TableStreamer>(
         .map_err(target_err)?;
     let mut done = Vec::with_capacity(tables.len());
     let loaded: Result<()> = async {
+        // The COPY statements of the next few tables are prepared beside
+        // each table's load, and sent before it (join! polls in order).
+        let mut prepared_to = 1;
         for (i, t) in tables.iter().enumerate() {
-            // The next table's COPY is prepared beside this one's load.
-            match tables.get(i + 1) {
-                Some(next) => {
-                    let format = streamer.wire_format(next);
-                    let load = streamer.load(&loader, t);
-                    let (d, ()) = futures::join!(load, loader.prepare_copy(next, format));
-                    done.push(d?);
-                }
-                None => done.push(streamer.load(&loader, t).await?),
-            }
+            let upto = (i + 1 + PREPARED_AHEAD).min(tables.len());
+            let next: Vec<(&TableLoad, WireFormat)> = tables[prepared_to.min(upto)..upto]
+                .iter()
+                .map(|n| (*n, streamer.wire_format(n)))
+                .collect();
+            prepared_to = upto;
+            let prepare = loader.prepare_copies(&next, streamer.only_loads());
+            let load = streamer.load(&loader, t);
+            let ((), d) = futures::join!(prepare, load);
+            done.push(d?);
         }
         loader.send_pending_sequences().await.map_err(target_err)?;
         for (d, t) in done.iter_mut().zip(tables) {

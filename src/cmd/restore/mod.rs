@@ -293,6 +293,10 @@ impl TableStreamer for Restorer<'_> {
         ToServer::for_table(t, self.chosen[t.index]).format()
     }
 
+    fn only_loads(&self) -> bool {
+        true
+    }
+
     async fn before_commit(&mut self, target: &Session) -> Result<()> {
         match self.post_data {
             Some(post) if !self.plan.per_table_commit => run_post_data(target, post).await,
