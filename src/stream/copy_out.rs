@@ -88,6 +88,13 @@ impl<'a> CopyOutBlocks<'a> {
             };
             match item {
                 Some(Ok(item)) => {
+                    // Paused at once, before the item is gathered (a copy of
+                    // it, for a row split over messages): meanwhile the
+                    // connection, on another thread, would read on into a
+                    // fresh buffer for the next large row.
+                    if item.len() >= LARGE_ITEM && self.paused.is_none() {
+                        self.paused = Some(self.session.pause_reading());
+                    }
                     if let Some(block) = self.gather.push(item) {
                         return Ok(Some(self.hold(block)));
                     }
@@ -107,7 +114,9 @@ impl<'a> CopyOutBlocks<'a> {
     /// more is out or waiting, until the next call to `next` (or drop).
     fn hold(&mut self, block: Bytes) -> Bytes {
         let waiting = self.gather.waiting.as_ref().map_or(0, Bytes::len);
-        if block.len().max(waiting) >= LARGE_ITEM {
+        // Not paused again when already paused: replacing the pause would
+        // drop the old one after the new one is set, and that drop resumes.
+        if block.len().max(waiting) >= LARGE_ITEM && self.paused.is_none() {
             self.paused = Some(self.session.pause_reading());
         }
         block
