@@ -352,6 +352,35 @@ fn file_size_limit_fails_cleanly() {
     assert!(!dir.exists());
 }
 
+/// A table smaller than one block is compressed and written by the worker
+/// that read it, without a writer thread: a write failing there fails the
+/// backup the same way, naming the table, and leaves nothing behind.
+#[test]
+fn a_small_table_written_by_its_worker_fails_cleanly_at_the_file_size_limit() {
+    let c = cluster();
+    let db = c.create_db("bk_fsize_small");
+    // About 40 kB of CSV: one block (256 KiB) holds it, the 8 kB limit does not.
+    c.psql(
+        &db,
+        "CREATE TABLE small (id int PRIMARY KEY, v text);
+         INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 1000) g;",
+    );
+    let (_t, dir) = out_dir("limited_small");
+    let script = format!(
+        "ulimit -f 8; exec '{}' backup -d '{}' -o '{}' --compress none",
+        env!("CARGO_BIN_EXE_pgbarge"),
+        c.conn(&db),
+        dir.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("public.small"), "{stderr}");
+    assert!(stderr.contains("File too large") || stderr.contains("file size limit"), "{stderr}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    assert!(!dir.exists());
+}
+
 /// Sequence positions are read while the workers copy: a sequence the user
 /// may not read fails the backup by name, stops the workers and leaves no
 /// folder behind.

@@ -102,6 +102,32 @@ impl<W: Write> FrameEncoder<W> {
     }
 }
 
+/// Compresses `data` (at most [`FRAME_INPUT`] bytes) into one frame, the
+/// frame [`FrameEncoder`] would write, with a zstd context kept by the
+/// calling thread and reused (the parameters stay, the session is reset by
+/// each call). Why: a file of one small table is written whole by the
+/// thread that read it, and a context made afresh for each of a thousand
+/// such tables is an allocation and a table setup each.
+///
+/// # Errors
+/// zstd refused the level.
+pub fn compress_one_frame(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    debug_assert!(data.len() <= FRAME_INPUT);
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with_borrow_mut(|kept| {
+        if !matches!(kept, Some((l, _)) if *l == level) {
+            *kept = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let Some((_, compressor)) = kept.as_mut() else { unreachable!("kept above") };
+        let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+        compressor.compress_to_buffer(data, &mut frame)?;
+        Ok(frame)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +172,18 @@ mod tests {
         let z = compress(b"", 1);
         assert!(!z.is_empty());
         assert_eq!(zstd::decode_all(&z[..]).unwrap(), b"");
+    }
+
+    #[test]
+    fn one_frame_is_the_frame_the_encoder_writes() {
+        let data: Vec<u8> = (0..200_000).map(|i| b"id,name\n1,\"a\"\"b\"\n"[i % 17]).collect();
+        for level in [3, 3, 1, 3] {
+            let mut enc = FrameEncoder::new(Vec::new(), level).unwrap();
+            enc.write_all(&data).unwrap();
+            assert_eq!(compress_one_frame(&data, level).unwrap(), enc.finish().unwrap());
+        }
+        let empty = compress_one_frame(b"", 3).unwrap();
+        assert_eq!(empty, compress(b"", 1));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::format::compression::Compression;
 use crate::format::digest::Sha256Stage;
 use crate::format::encryption::{Recipients, Sealer};
 use crate::format::zstd_frames::FrameEncoder;
+use crate::stream::stages::BLOCK_SIZE;
 
 /// A file created private (0600) under `NAME.tmp`, renamed to `NAME` by
 /// [`AtomicFile::commit`] after `sync_all`; removed if dropped before.
@@ -274,6 +275,8 @@ fn yield_to_copy_stream() {
 /// runs beside the COPY stream. Bounded queue: a slow disk pushes back.
 /// Must call [`FileSink::finish`]; dropping aborts and removes the temp file.
 pub struct FileSink {
+    /// A local file whose writer has not started: see [`Unstarted`].
+    unstarted: Option<Unstarted>,
     tx: Option<Sender<Message>>,
     handle: Option<JoinHandle<Result<FileSummary>>>,
     path: PathBuf,
@@ -296,7 +299,14 @@ impl FileSink {
         writers: usize,
     ) -> Result<Self> {
         let file = AtomicFile::create_deferred(path)?;
-        Self::start(path.to_path_buf(), compression, seal, writers, move || Ok(Box::new(file)))
+        Ok(FileSink {
+            unstarted: Some(Unstarted { file, compression, seal, first: None }),
+            tx: None,
+            handle: None,
+            path: path.to_path_buf(),
+            held: Arc::new(Held::default()),
+            budget: queue_bytes(writers),
+        })
     }
 
     /// Starts the writer thread, which first opens its destination with
@@ -313,9 +323,26 @@ impl FileSink {
         writers: usize,
         open: impl FnOnce() -> Result<Box<dyn Destination>> + Send + 'static,
     ) -> Result<Self> {
+        let mut sink = FileSink {
+            unstarted: None,
+            tx: None,
+            handle: None,
+            path: name,
+            held: Arc::new(Held::default()),
+            budget: queue_bytes(writers),
+        };
+        sink.spawn_writer(compression, seal, open)?;
+        Ok(sink)
+    }
+
+    fn spawn_writer(
+        &mut self,
+        compression: Compression,
+        seal: Option<Recipients>,
+        open: impl FnOnce() -> Result<Box<dyn Destination>> + Send + 'static,
+    ) -> Result<()> {
         let (tx, rx) = channel();
-        let held = Arc::new(Held::default());
-        let writer_held = held.clone();
+        let writer_held = self.held.clone();
         let handle = std::thread::Builder::new()
             .name("pgbarge-writer".into())
             .spawn(move || {
@@ -323,13 +350,21 @@ impl FileSink {
                 write_blocks(open()?, compression, seal.as_ref(), rx, &writer_held)
             })
             .map_err(|e| Error::runtime(format!("cannot start a writer thread: {e}")))?;
-        Ok(FileSink {
-            tx: Some(tx),
-            handle: Some(handle),
-            path: name,
-            held,
-            budget: queue_bytes(writers),
-        })
+        self.tx = Some(tx);
+        self.handle = Some(handle);
+        Ok(())
+    }
+
+    /// Starts the writer of an [`Unstarted`] sink, giving it the block held.
+    fn start_unstarted(&mut self) -> Result<()> {
+        let Some(Unstarted { file, compression, seal, first }) = self.unstarted.take() else {
+            return Ok(());
+        };
+        self.spawn_writer(compression, seal, move || Ok(Box::new(file)))?;
+        match first {
+            Some(block) => self.send(block),
+            None => Ok(()),
+        }
     }
 
     /// Queues a block, then waits while the writer holds more than its
@@ -340,6 +375,17 @@ impl FileSink {
     /// # Errors
     /// The writer failed (disk full, I/O error); its error is returned.
     pub fn feed(&mut self, block: Bytes) -> Result<()> {
+        if let Some(unstarted) = &mut self.unstarted {
+            if unstarted.first.is_none() && block.len() < BLOCK_SIZE {
+                unstarted.first = Some(block);
+                return Ok(());
+            }
+            self.start_unstarted()?;
+        }
+        self.send(block)
+    }
+
+    fn send(&mut self, block: Bytes) -> Result<()> {
         let tx = self.tx.as_ref().expect("sink open");
         let n = block.len();
         self.held.add(n);
@@ -368,6 +414,9 @@ impl FileSink {
     /// # Errors
     /// Any write, sync or rename error of the writer.
     pub fn finish(mut self) -> Result<FileSummary> {
+        if let Some(Unstarted { file, compression, seal, first }) = self.unstarted.take() {
+            return write_whole(Box::new(file), compression, seal.as_ref(), first.as_deref());
+        }
         let tx = self.tx.take().expect("sink open");
         if tx.send(Message::Finish).is_err() {
             return Err(self.join_error());
@@ -390,6 +439,60 @@ impl Drop for FileSink {
     }
 }
 
+/// A local file sink before its writer thread starts. The writer starts with
+/// the second block, or with a first block of [`BLOCK_SIZE`] or more; a file
+/// whose whole data is one smaller block (a small table: every gathered
+/// block but the last is [`BLOCK_SIZE`] or more) is compressed and written
+/// by `finish` on the caller's thread. Why: a thousand small tables cost a
+/// thread start each, and each `finish` waited for a writer that runs at a
+/// lower priority, on two cores busy with the server and the other workers.
+/// The block held is below [`BLOCK_SIZE`], so memory stays bounded.
+struct Unstarted {
+    file: AtomicFile,
+    compression: Compression,
+    seal: Option<Recipients>,
+    first: Option<Bytes>,
+}
+
+/// The file's bytes, written whole on the calling thread (see [`Unstarted`]):
+/// the same file, byte for byte, the writer thread makes of one block.
+fn write_whole(
+    file: Box<dyn Destination>,
+    compression: Compression,
+    seal: Option<&Recipients>,
+    data: Option<&[u8]>,
+) -> Result<FileSummary> {
+    let path = file.name();
+    let werr = |e: std::io::Error| Error::io("cannot write", &path, e);
+    let mut writer = hashed(file, seal).map_err(werr)?;
+    let data = data.unwrap_or_default();
+    match compression {
+        Compression::None => writer.write_all(data),
+        Compression::Zstd { level } => crate::format::zstd_frames::compress_one_frame(data, level)
+            .and_then(|frame| writer.write_all(&frame)),
+    }
+    .map_err(werr)?;
+    commit_hashed(writer, &path)
+}
+
+/// The file's sha256 is of the bytes stored: encrypted ones when sealed.
+fn hashed(
+    file: Box<dyn Destination>,
+    seal: Option<&Recipients>,
+) -> std::io::Result<Sealer<HashingWriter>> {
+    Sealer::new(HashingWriter { file, sha: Sha256Stage::new() }, seal)
+}
+
+/// Ends the sealed stream, then syncs (or leaves to the folder's sync) and
+/// renames the file.
+fn commit_hashed(writer: Sealer<HashingWriter>, path: &Path) -> Result<FileSummary> {
+    let HashingWriter { file, sha } =
+        writer.finish().map_err(|e| Error::io("cannot write", path, e))?;
+    let (file_sha256, file_bytes) = sha.finish();
+    let path = file.commit()?;
+    Ok(FileSummary { path, file_bytes, file_sha256 })
+}
+
 fn write_blocks(
     file: Box<dyn Destination>,
     compression: Compression,
@@ -399,9 +502,7 @@ fn write_blocks(
 ) -> Result<FileSummary> {
     let path = file.name();
     let werr = |e: std::io::Error| Error::io("cannot write", &path, e);
-    // The file's sha256 is of the bytes stored: encrypted ones when sealed.
-    let writer =
-        Sealer::new(HashingWriter { file, sha: Sha256Stage::new() }, seal).map_err(werr)?;
+    let writer = hashed(file, seal).map_err(werr)?;
     let finished = match compression {
         Compression::None => {
             let mut w = writer;
@@ -418,10 +519,7 @@ fn write_blocks(
             enc.finish().map_err(werr)?
         }
     };
-    let HashingWriter { file, sha } = finished.finish().map_err(werr)?;
-    let (file_sha256, file_bytes) = sha.finish();
-    let path = file.commit()?;
-    Ok(FileSummary { path, file_bytes, file_sha256 })
+    commit_hashed(finished, &path)
 }
 
 fn aborted(path: &Path) -> Error {
@@ -471,6 +569,35 @@ mod tests {
         assert_eq!(sha.finish().0, s.file_sha256);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(!dir.path().join("t.csv.zst.tmp").exists());
+    }
+
+    #[test]
+    fn a_file_of_one_small_block_is_written_without_a_thread_to_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let block = Bytes::from_static(b"id,name\n1,\"a,b\"\n2,c\n");
+        for compression in [Compression::Zstd { level: 3 }, Compression::None] {
+            let (inline, threaded) = (dir.path().join("inline"), dir.path().join("threaded"));
+            let mut sink = FileSink::create(&inline, compression, None, 1).unwrap();
+            sink.feed(block.clone()).unwrap();
+            assert!(sink.handle.is_none(), "no writer thread for one small block");
+            let a = sink.finish().unwrap();
+            let file = AtomicFile::create(&threaded).unwrap();
+            let mut sink =
+                FileSink::start(threaded.clone(), compression, None, 1, move || Ok(Box::new(file)))
+                    .unwrap();
+            sink.feed(block.clone()).unwrap();
+            let b = sink.finish().unwrap();
+            assert_eq!(std::fs::read(&inline).unwrap(), std::fs::read(&threaded).unwrap());
+            assert_eq!((a.file_bytes, a.file_sha256), (b.file_bytes, b.file_sha256));
+            std::fs::remove_file(&inline).unwrap();
+            std::fs::remove_file(&threaded).unwrap();
+        }
+        // A first block of BLOCK_SIZE or more starts the writer at once.
+        let path = dir.path().join("large");
+        let mut sink = FileSink::create(&path, Compression::None, None, 1).unwrap();
+        sink.feed(Bytes::from(vec![b'x'; BLOCK_SIZE])).unwrap();
+        assert!(sink.handle.is_some());
+        assert_eq!(sink.finish().unwrap().file_bytes, BLOCK_SIZE as u64);
     }
 
     #[test]
