@@ -106,6 +106,16 @@ impl JobQueue {
         Self::new(largest_first(sizes), Vec::new())
     }
 
+    /// Hands out the jobs not yet started largest first by `sizes` (one per
+    /// job, by index), equal sizes keeping their order: for sizes learnt
+    /// once the run has started.
+    pub fn reorder_largest_first(&self, sizes: &[u64]) {
+        let mut st = self.lock();
+        st.pending
+            .make_contiguous()
+            .sort_by_key(|&i| std::cmp::Reverse(sizes.get(i).copied().unwrap_or(0)));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -204,6 +214,18 @@ mod tests {
         assert_eq!(worker_count(Some(8), 3), 3);
         assert_eq!(worker_count(Some(1), 0), 1);
         assert_eq!(largest_first([5, 9, 5, 1, 9]), vec![1, 4, 0, 2, 3]);
+    }
+
+    #[test]
+    fn jobs_not_started_are_reordered_by_sizes_learnt_later() {
+        // Estimates say 0 is largest; the real sizes, learnt after 0 started, say 3.
+        let q = JobQueue::largest_first([90, 10, 20, 0]);
+        assert_eq!(q.next_blocking(), Some(0));
+        q.reorder_largest_first(&[90, 10, 10, 500]);
+        assert_eq!(q.next_blocking(), Some(3));
+        assert_eq!(q.next_blocking(), Some(2), "equal sizes keep their order");
+        assert_eq!(q.next_blocking(), Some(1));
+        assert_eq!(q.next_blocking(), None);
     }
 
     #[test]

@@ -417,16 +417,29 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
     Ok(Catalog { tables, foreign_keys, partitions, by_name })
 }
 
-/// Replaces the page-count size estimates of `tables` with their heap's and
-/// TOAST table's sizes (`pg_relation_size` of each: half the time of
-/// `pg_table_size`, which also reads the free-space and visibility maps'
-/// sizes, and the same order of tables). That takes an `ACCESS SHARE` lock
-/// per table, so call it when the locks are already held (backup) or under a
-/// short `lock_timeout` (list).
+/// Replaces the page-count size estimates of `tables` with their sizes on
+/// disk (see [`read_sizes`]).
 ///
 /// # Errors
 /// A server error, such as a lock timeout.
 pub async fn refresh_sizes(session: &Session, tables: &mut [Table]) -> Result<()> {
+    let sizes = read_sizes(session, &tables.iter().collect::<Vec<_>>()).await?;
+    for (t, bytes) in tables.iter_mut().zip(sizes) {
+        t.estimated_bytes = bytes;
+    }
+    Ok(())
+}
+
+/// Each table's heap and TOAST table size (`pg_relation_size` of each: half
+/// the time of `pg_table_size`, which also reads the free-space and
+/// visibility maps' sizes, and the same order of tables), in the order of
+/// `tables`; a table the server no longer knows keeps its estimate. That
+/// takes an `ACCESS SHARE` lock per table, so call it when the locks are
+/// already held (backup) or under a short `lock_timeout` (list).
+///
+/// # Errors
+/// A server error, such as a lock timeout.
+pub async fn read_sizes(session: &Session, tables: &[&Table]) -> Result<Vec<i64>> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let rows = session
         .query(
@@ -444,12 +457,7 @@ pub async fn refresh_sizes(session: &Session, tables: &mut [Table]) -> Result<()
         .await
         .map_err(|e| Error::db("cannot read table sizes", e))?;
     let sizes: HashMap<u32, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    for t in tables {
-        if let Some(&bytes) = sizes.get(&t.oid) {
-            t.estimated_bytes = bytes;
-        }
-    }
-    Ok(())
+    Ok(tables.iter().map(|t| sizes.get(&t.oid).copied().unwrap_or(t.estimated_bytes)).collect())
 }
 
 /// The tables a selection picks, in load order (parents first), with the

@@ -21,6 +21,7 @@ use crate::catalog::{Table, read_catalog};
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
+use crate::jobs::JobQueue;
 use crate::options::BackupOptions;
 use crate::progress::{Progress, human_bytes};
 use crate::storage::location::Location;
@@ -170,9 +171,7 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
         plan.lock_wait_timeout,
     )
     .await?;
-    let mut tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
-    // The locks are held now, so exact sizes cannot wait on anyone.
-    crate::catalog::refresh_sizes(&coordinator, &mut tables).await?;
+    let tables: Vec<Table> = chosen.tables.into_iter().cloned().collect();
 
     let jobs: Arc<Vec<Job>> = Arc::new(
         tables
@@ -198,16 +197,20 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     // transactional (pg_dump reads them during the dump too), and a restore
     // only moves a sequence forward to them.
     let job_tables: Vec<&Table> = jobs.iter().map(|j| &j.table).collect();
-    let (results, sequences) = run_workers(
-        plan,
-        &coordinator,
-        &output.location,
-        &snapshot,
-        &jobs,
-        &progress,
-        read_sequences(&coordinator, &job_tables),
-    )
-    .await?;
+    // The largest tables go first, so the run ends evenly. The first are
+    // chosen by the catalog's page counts; the sizes on disk (statistics can
+    // be stale) reorder the rest once read, beside the workers (the locks
+    // are held, so that read waits on no one): on a thousand small tables
+    // it took a sixth of the backup's time.
+    let (session, tables) = (&coordinator, &job_tables);
+    let beside = move |queue: Arc<JobQueue>| async move {
+        let sizes = crate::catalog::read_sizes(session, tables).await?;
+        queue.reorder_largest_first(&sizes.iter().map(|&b| b.max(0) as u64).collect::<Vec<_>>());
+        read_sequences(session, tables).await
+    };
+    let (results, sequences) =
+        run_workers(plan, &coordinator, &output.location, &snapshot, &jobs, &progress, beside)
+            .await?;
 
     let mut stored_schema = Vec::new();
     let (schema_pre_sha256, schema_post_sha256) = if plan.schema {

@@ -18,28 +18,33 @@ use crate::storage::location::Location;
 use crate::stream::copy_out::copy_out;
 use crate::stream::stages::CsvStages;
 
-/// Runs the workers and collects one result per job, in job order, with
-/// `beside` (the coordinator's own reads) running meanwhile. The first error,
+/// Runs the workers, which take the jobs largest first by their estimated
+/// sizes, and collects one result per job, in job order, with `beside` (the
+/// coordinator's own reads, given the queue to reorder) running meanwhile. The first error,
 /// `beside`'s included, stops the others and is returned; so does the
 /// coordinator's session ending, since from then on no lock keeps the unread
 /// tables as they were.
-pub(super) async fn run_workers<T>(
+pub(super) async fn run_workers<T, F>(
     plan: &BackupOptions,
     coordinator: &Session,
     dir: &Location,
     snapshot: &str,
     jobs: &Arc<Vec<Job>>,
     progress: &Arc<Progress>,
-    beside: impl std::future::Future<Output = Result<T>>,
-) -> Result<(Vec<TableResult>, T)> {
-    if jobs.is_empty() {
-        return Ok((Vec::new(), beside.await?));
-    }
-    let workers = crate::jobs::worker_count(plan.jobs, jobs.len());
+    beside: impl FnOnce(Arc<JobQueue>) -> F,
+) -> Result<(Vec<TableResult>, T)>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
     // Estimated sizes are never negative (pg_relation_size).
     let queue = Arc::new(JobQueue::largest_first(
         jobs.iter().map(|j| j.table.estimated_bytes.max(0) as u64),
     ));
+    let beside = beside(queue.clone());
+    if jobs.is_empty() {
+        return Ok((Vec::new(), beside.await?));
+    }
+    let workers = crate::jobs::worker_count(plan.jobs, jobs.len());
     let (tx, mut rx) = mpsc::unbounded_channel::<TableResult>();
     let mut handles = Vec::new();
     for w in 0..workers {
