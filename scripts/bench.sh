@@ -120,7 +120,10 @@ DO $$ BEGIN FOR i IN 1..1000 LOOP
                  CASE WHEN i % 10 = 0 THEN 'g' ELSE 'NULL' END);
 END LOOP; END $$;
 SQL
-    FRESH="psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS small_tgt' -c 'CREATE DATABASE small_tgt' && pg_dump -s small | psql -X -q -d small_tgt"
+    # A CHECKPOINT and a sync after the fresh schema, as before every other
+    # load here: otherwise the first command to make its files durable
+    # (backup's syncfs) also writes out the 1,000 tables just created.
+    FRESH="psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS small_tgt' -c 'CREATE DATABASE small_tgt' && pg_dump -s small | psql -X -q -d small_tgt && psql -X -q -d postgres -c CHECKPOINT && sync"
     # Each run backs up into a new folder, as a user does. Deleting the last
     # run's 1,000 files just before would time this disk's treatment of
     # freshly freed inodes (an ext4 without a journal skips each one while
