@@ -14,7 +14,7 @@ use crate::format::compression::Compression;
 use crate::format::encryption::{Identities, Recipients};
 use crate::storage::s3::{S3Download, S3Place, S3Upload};
 use crate::storage::sink::{Destination, FileSink};
-use crate::storage::source::FileSource;
+use crate::storage::source::{FileSource, SMALL_FILE};
 
 /// A backup's place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,8 +197,15 @@ impl Location {
         match self {
             Location::Local(dir) => {
                 let path = dir.join(name);
-                let file = crate::storage::confined::open_file(dir, name)?
+                let mut file = crate::storage::confined::open_file(dir, name)?
                     .ok_or_else(|| Error::difference(format!("{}: missing", path.display())))?;
+                let size = file.metadata().map_err(|e| Error::io("cannot read", &path, e))?.len();
+                if size <= SMALL_FILE && keys.is_none() {
+                    let mut bytes = Vec::with_capacity(size as usize);
+                    std::io::Read::read_to_end(&mut file, &mut bytes)
+                        .map_err(|e| Error::io("cannot read", &path, e))?;
+                    return Ok(FileSource::read_small(path, compression, bytes));
+                }
                 FileSource::start(path, compression, keys, move || Ok(Box::new(file)))
             }
             Location::S3(s) => {

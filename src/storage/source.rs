@@ -32,12 +32,40 @@ const QUEUE_BLOCKS: usize = 4;
 /// its async twin) until `None`, then call [`FileSource::finish`] for the
 /// file's size and sha256. Dropping it stops the reader thread.
 pub struct FileSource {
-    rx: mpsc::Receiver<Result<Bytes>>,
-    /// `None` when the reader failed; its error went through the queue.
-    handle: Option<JoinHandle<Option<FileSummary>>>,
-    stop: Arc<AtomicBool>,
+    reader: Reader,
     path: PathBuf,
 }
+
+enum Reader {
+    /// A reader thread decrypting and decompressing ahead of the consumer.
+    Thread {
+        rx: mpsc::Receiver<Result<Bytes>>,
+        /// `None` when the reader failed; its error went through the queue.
+        handle: Option<JoinHandle<Option<FileSummary>>>,
+        stop: Arc<AtomicBool>,
+    },
+    /// A small file read whole, decompressed block by block on the
+    /// consumer's thread (see [`FileSource::read_small`]).
+    InMemory(InMemory),
+}
+
+struct InMemory {
+    plain: Box<dyn Read + Send>,
+    /// Known once the whole file was read: its size and sha256.
+    summary: FileSummary,
+    /// Every byte handed out, the end seen, no error.
+    done: bool,
+    /// No more blocks: the end was reached or an error handed out.
+    ended: bool,
+}
+
+/// Files up to this size on disk are read whole and decompressed on the
+/// consumer's thread, without a reader thread of their own: a restore of a
+/// thousand small tables started a thousand threads (a sixth of the
+/// client's CPU), for files read in microseconds. The decompressed data is
+/// still handed out a block at a time, so a small file that decompresses
+/// to gigabytes holds no more memory than a large one.
+pub const SMALL_FILE: u64 = 64 * 1024;
 
 impl FileSource {
     /// Starts the reader thread, which first opens its bytes with `open` (on
@@ -70,7 +98,30 @@ impl FileSource {
                 }
             })
             .map_err(|e| Error::runtime(format!("cannot start a reader thread: {e}")))?;
-        Ok(FileSource { rx, handle: Some(handle), stop, path })
+        Ok(FileSource { reader: Reader::Thread { rx, handle: Some(handle), stop }, path })
+    }
+
+    /// A small file's bytes, read whole (see [`SMALL_FILE`]), unencrypted:
+    /// hashed at once, decompressed a block at a time by
+    /// [`FileSource::next_block`] on the caller's thread. Errors are those of
+    /// the reader thread, with the same words.
+    pub fn read_small(path: PathBuf, compression: Compression, bytes: Vec<u8>) -> FileSource {
+        let summary = FileSummary {
+            path: path.clone(),
+            file_bytes: bytes.len() as u64,
+            file_sha256: crate::format::digest::sha256_hex(&bytes),
+        };
+        let file = std::io::Cursor::new(bytes);
+        let plain: Box<dyn Read + Send> = match compression {
+            Compression::None => Box::new(file),
+            // The decoder's own buffer is skipped: the bytes are in memory.
+            Compression::Zstd { .. } => match zstd::stream::read::Decoder::with_buffer(file) {
+                Ok(d) => Box::new(d),
+                Err(e) => Box::new(FailingRead(Some(e))),
+            },
+        };
+        let reader = InMemory { plain, summary, done: false, ended: false };
+        FileSource { reader: Reader::InMemory(reader), path }
     }
 
     /// The next block of CSV, waiting for it; `None` at the end.
@@ -79,7 +130,10 @@ impl FileSource {
     /// # Errors
     /// The file cannot be read or does not decompress (see [`read_blocks`]).
     pub fn next_block(&mut self) -> Option<Result<Bytes>> {
-        self.rx.blocking_recv()
+        match &mut self.reader {
+            Reader::Thread { rx, .. } => rx.blocking_recv(),
+            Reader::InMemory(m) => m.next_block(),
+        }
     }
 
     /// The next block of CSV, for async consumers.
@@ -87,7 +141,10 @@ impl FileSource {
     /// # Errors
     /// As [`FileSource::next_block`].
     pub async fn next_block_async(&mut self) -> Option<Result<Bytes>> {
-        self.rx.recv().await
+        match &mut self.reader {
+            Reader::Thread { rx, .. } => rx.recv().await,
+            Reader::InMemory(m) => m.next_block(),
+        }
     }
 
     /// The file's size and sha256, once every block was taken.
@@ -95,7 +152,16 @@ impl FileSource {
     /// # Errors
     /// The reader stopped early (its error was handed out as a block).
     pub fn finish(mut self) -> Result<FileSummary> {
-        let handle = self.handle.take().expect("reader running");
+        let handle = match &mut self.reader {
+            Reader::Thread { handle, .. } => handle.take().expect("reader running"),
+            Reader::InMemory(m) if m.done => return Ok(m.summary.clone()),
+            Reader::InMemory(_) => {
+                return Err(Error::runtime(format!(
+                    "reading {} stopped before its end",
+                    self.path.display()
+                )));
+            }
+        };
         match handle.join() {
             Ok(Some(summary)) => Ok(summary),
             Ok(None) => Err(Error::runtime(format!(
@@ -109,12 +175,55 @@ impl FileSource {
 
 impl Drop for FileSource {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        let Reader::Thread { rx, handle, stop } = &mut self.reader else { return };
+        stop.store(true, Ordering::SeqCst);
         // Closing the queue unblocks a reader waiting to send.
-        self.rx.close();
-        if let Some(h) = self.handle.take() {
+        rx.close();
+        if let Some(h) = handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+impl InMemory {
+    /// As the reader thread's [`pump`]: blocks of [`BLOCK_SIZE`], the last
+    /// one shorter; a decompression failure is a damaged file.
+    fn next_block(&mut self) -> Option<Result<Bytes>> {
+        if self.ended {
+            return None;
+        }
+        let mut block = BytesMut::zeroed(BLOCK_SIZE);
+        let mut filled = 0;
+        while filled < BLOCK_SIZE {
+            match self.plain.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(Error::difference(format!("does not decompress: {e}"))));
+                }
+            }
+        }
+        if filled < BLOCK_SIZE {
+            self.ended = true;
+            self.done = true;
+        }
+        if filled == 0 {
+            return None;
+        }
+        block.truncate(filled);
+        Some(Ok(block.freeze()))
+    }
+}
+
+/// A reader whose only read fails with the error kept (a decoder that could
+/// not start), so the failure arrives as the first block, as from a thread.
+struct FailingRead(Option<std::io::Error>);
+
+impl Read for FailingRead {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(self.0.take().unwrap_or_else(|| std::io::Error::other("the decoder did not start")))
     }
 }
 
@@ -254,9 +363,10 @@ impl Read for HashingReader {
 mod tests {
     use super::*;
     use crate::format::digest::sha256_hex as sha;
+    use crate::storage::location::Location;
 
     fn read_all(path: &Path, c: Compression) -> (Result<Vec<u8>>, Option<Result<FileSummary>>) {
-        let dir = crate::storage::location::Location::Local(path.parent().unwrap().to_path_buf());
+        let dir = Location::Local(path.parent().unwrap().to_path_buf());
         let name = path.file_name().unwrap().to_str().unwrap();
         let mut src = match dir.open(name, c, None) {
             Ok(s) => s,
@@ -310,6 +420,51 @@ mod tests {
         std::fs::write(&p, &bad).unwrap();
         let (out, _) = read_all(&p, Compression::Zstd { level: 3 });
         assert_eq!(out.unwrap_err().class(), crate::error::Class::Difference);
+    }
+
+    /// A file up to SMALL_FILE is read on the caller's thread: the same
+    /// blocks, size and sha256 as the reader thread gives, a file that
+    /// decompresses to many blocks still handed out a block at a time, and
+    /// the same differences for a cut or extended file.
+    #[test]
+    fn small_files_read_without_a_thread_give_what_the_thread_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let zstd = Compression::Zstd { level: 3 };
+        // 3 MiB of one repeated line: many blocks from a file of a few kB.
+        let data: Vec<u8> = b"1,same\n".iter().copied().cycle().take(3 << 20).collect();
+        let z = zstd::encode_all(&data[..], 3).unwrap();
+        assert!(z.len() as u64 <= SMALL_FILE);
+        let p = dir.path().join("s.csv.zst");
+        std::fs::write(&p, &z).unwrap();
+        let mut src =
+            Location::Local(dir.path().to_path_buf()).open("s.csv.zst", zstd, None).unwrap();
+        assert!(matches!(src.reader, Reader::InMemory(_)));
+        let mut blocks = Vec::new();
+        while let Some(b) = src.next_block() {
+            blocks.push(b.unwrap());
+        }
+        assert!(blocks[..blocks.len() - 1].iter().all(|b| b.len() == BLOCK_SIZE));
+        assert_eq!(blocks.concat(), data);
+        let sum = src.finish().unwrap();
+        assert_eq!((sum.file_bytes, sum.file_sha256), (z.len() as u64, sha(&z)));
+
+        // A file not read to its end has no summary.
+        let mut src =
+            Location::Local(dir.path().to_path_buf()).open("s.csv.zst", zstd, None).unwrap();
+        src.next_block().unwrap().unwrap();
+        assert!(src.finish().is_err());
+
+        for bad in [z[..z.len() / 2].to_vec(), [&z[..], b"trailing garbage"].concat()] {
+            std::fs::write(&p, &bad).unwrap();
+            let (out, _) = read_all(&p, zstd);
+            let e = out.unwrap_err();
+            assert_eq!(e.class(), crate::error::Class::Difference, "{e:?}");
+            assert!(crate::error::render(&e).contains("does not decompress"), "{e:?}");
+        }
+        std::fs::write(&p, b"").unwrap();
+        let (out, sum) = read_all(&p, Compression::None);
+        assert_eq!(out.unwrap(), b"");
+        assert_eq!(sum.unwrap().unwrap().file_sha256, sha(b""));
     }
 
     #[test]
