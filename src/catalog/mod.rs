@@ -203,6 +203,10 @@ const USER_TABLES: &str = "
 /// # Errors
 /// A server error if a catalog query fails.
 pub async fn read_catalog(session: &Session) -> Result<Catalog> {
+    session.without_jit(read_catalog_queries(session)).await
+}
+
+async fn read_catalog_queries(session: &Session) -> Result<Catalog> {
     let client = session;
     let q = |sql: String| async move {
         client
@@ -460,8 +464,10 @@ pub async fn refresh_sizes(session: &Session, tables: &mut [Table]) -> Result<()
 pub async fn read_sizes(session: &Session, tables: &[&Table]) -> Result<Vec<i64>> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let rows = session
-        .query(
-            "SELECT c.oid,
+        .without_jit(async {
+            session
+                .query(
+                    "SELECT c.oid,
                     CASE WHEN c.relkind = 'p' THEN
                         (SELECT coalesce(sum(pg_relation_size(t.relid)
                                              + coalesce(pg_relation_size(nullif(l.reltoastrelid, 0)), 0)), 0)
@@ -470,10 +476,12 @@ pub async fn read_sizes(session: &Session, tables: &[&Table]) -> Result<Vec<i64>
                     ELSE coalesce(pg_relation_size(c.oid)
                                   + coalesce(pg_relation_size(nullif(c.reltoastrelid, 0)), 0), 0) END::int8
              FROM pg_class c WHERE c.oid = ANY($1::oid[])",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| Error::db("cannot read table sizes", e))?;
+                    &[&oids],
+                )
+                .await
+                .map_err(|e| Error::db("cannot read table sizes", e))
+        })
+        .await?;
     let sizes: HashMap<u32, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     Ok(tables.iter().map(|t| sizes.get(&t.oid).copied().unwrap_or(t.estimated_bytes)).collect())
 }
