@@ -331,25 +331,31 @@ fn a_file_of_several_zstd_frames_reads_back_as_one_stream() {
     assert_eq!(c.psql(&empty, "SELECT count(*) FROM big"), "0");
 }
 
-#[test]
-fn file_size_limit_fails_cleanly() {
-    let c = cluster();
-    let db = big_table_db("bk_fsize", 100_000);
-    let (_t, dir) = out_dir("limited");
-    // ulimit -f counts 1024-byte blocks: 200 kB, far less than the big table.
+/// Backs up `db` uncompressed under `ulimit -f kib` (1024-byte blocks):
+/// the backup fails with exit 3 naming `table` and the limit, and leaves no
+/// file and no folder.
+fn fails_cleanly_at_the_file_size_limit(db: &str, kib: u32, table: &str, out: &str) {
+    let (_t, dir) = out_dir(out);
     let script = format!(
-        "ulimit -f 200; exec '{}' backup -d '{}' -o '{}' --compress none",
+        "ulimit -f {kib}; exec '{}' backup -d '{}' -o '{}' --compress none",
         env!("CARGO_BIN_EXE_pgbarge"),
-        c.conn(&db),
+        cluster().conn(db),
         dir.display()
     );
     let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("public.big"), "{stderr}");
+    assert!(stderr.contains(table), "{stderr}");
     assert!(stderr.contains("File too large") || stderr.contains("file size limit"), "{stderr}");
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
     assert!(!dir.exists());
+}
+
+#[test]
+fn file_size_limit_fails_cleanly() {
+    // 200 kB, far less than the big table.
+    let db = big_table_db("bk_fsize", 100_000);
+    fails_cleanly_at_the_file_size_limit(&db, 200, "public.big", "limited");
 }
 
 /// A table smaller than one block is compressed and written by the worker
@@ -357,28 +363,14 @@ fn file_size_limit_fails_cleanly() {
 /// backup the same way, naming the table, and leaves nothing behind.
 #[test]
 fn a_small_table_written_by_its_worker_fails_cleanly_at_the_file_size_limit() {
-    let c = cluster();
-    let db = c.create_db("bk_fsize_small");
+    let db = cluster().create_db("bk_fsize_small");
     // About 40 kB of CSV: one block (256 KiB) holds it, the 8 kB limit does not.
-    c.psql(
+    cluster().psql(
         &db,
         "CREATE TABLE small (id int PRIMARY KEY, v text);
          INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 1000) g;",
     );
-    let (_t, dir) = out_dir("limited_small");
-    let script = format!(
-        "ulimit -f 8; exec '{}' backup -d '{}' -o '{}' --compress none",
-        env!("CARGO_BIN_EXE_pgbarge"),
-        c.conn(&db),
-        dir.display()
-    );
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("public.small"), "{stderr}");
-    assert!(stderr.contains("File too large") || stderr.contains("file size limit"), "{stderr}");
-    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
-    assert!(!dir.exists());
+    fails_cleanly_at_the_file_size_limit(&db, 8, "public.small", "limited_small");
 }
 
 /// Sequence positions are read while the workers copy: a sequence the user

@@ -191,8 +191,7 @@ fn source_copy_sql(chosen: &[&Table], t: &TableLoad, format: WireFormat) -> Stri
 }
 
 /// Reads every table of a one-transaction load from the source, in load
-/// order, into `ahead` (see [`crate::load::read_ahead`]); stops at the first
-/// error, which the load meets at that table.
+/// order, into `ahead` (see [`crate::load::read_ahead`]).
 async fn read_source_ahead(
     ahead: &ReadAhead<()>,
     source: &Session,
@@ -200,18 +199,13 @@ async fn read_source_ahead(
     chosen: &[&Table],
     verify: VerifyLevel,
 ) {
-    for t in tables {
-        let sql = source_copy_sql(chosen, t, wire_format(t, verify));
-        let mut blocks =
-            SourceBlocks { session: source, sql: &sql, blocks: None, table: &chosen[t.index].name };
-        let read = ahead.pass(&mut blocks).await;
-        let failed = read.is_err();
-        ahead.end(t.index, read);
-        if failed {
-            break;
-        }
-    }
-    ahead.close();
+    ahead
+        .fill(tables, |t| async move {
+            let sql = source_copy_sql(chosen, t, wire_format(t, verify));
+            let table = &chosen[t.index].name;
+            ahead.pass(&mut SourceBlocks { session: source, sql: &sql, blocks: None, table }).await
+        })
+        .await;
 }
 
 /// A table's COPY on the source, started when the first block is asked

@@ -426,8 +426,10 @@ impl<'a> Loader<'a> {
             return;
         }
         let session = self.session;
-        let copies: Vec<(&TableLoad, String)> =
-            next.iter().map(|(t, format)| (*t, copy_from_stdin_sql(t, *format))).collect();
+        let copies: Vec<(&TableLoad, String)> = next
+            .iter()
+            .map(|(t, format)| (*t, copy_from_stdin_sql(&t.target.name.sql(), t, *format)))
+            .collect();
         // join_all polls in order: the statements are sent in load order.
         let statements = futures::future::join_all(copies.iter().map(|(t, sql)| {
             session.request(session.prepare(sql), format!("COPY into {} failed", t.target.name))
@@ -504,11 +506,7 @@ impl<'a> Loader<'a> {
             name.sql()
         };
         let cols = t.column_list_sql();
-        let sql = if self.opts.mode.stages() {
-            format!("COPY {dest}{cols} FROM STDIN ({})", format.copy_options())
-        } else {
-            copy_from_stdin_sql(t, format)
-        };
+        let sql = copy_from_stdin_sql(&dest, t, format);
         let failed = || format!("COPY into {name} failed");
         let session = self.session;
         let started = match self.started.borrow_mut().take() {
@@ -802,14 +800,10 @@ impl<'a> Loader<'a> {
     }
 }
 
-/// `t`'s `COPY ... FROM STDIN` in `format` (into the table itself).
-fn copy_from_stdin_sql(t: &TableLoad, format: WireFormat) -> String {
-    format!(
-        "COPY {}{} FROM STDIN ({})",
-        t.target.name.sql(),
-        t.column_list_sql(),
-        format.copy_options()
-    )
+/// The `COPY ... FROM STDIN` of `t`'s columns into `dest` (the table itself,
+/// or its staging table), in `format`.
+fn copy_from_stdin_sql(dest: &str, t: &TableLoad, format: WireFormat) -> String {
+    format!("COPY {dest}{} FROM STDIN ({})", t.column_list_sql(), format.copy_options())
 }
 
 /// The tables among `tables` that hold at least one row.

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::loader::BlockSource;
+use super::plan::TableLoad;
 use crate::error::{Error, Result};
 
 /// Bytes read ahead of the load: queued blocks and the one the load holds.
@@ -87,6 +88,28 @@ impl<E> ReadAhead<E> {
         }
     }
 
+    /// Producer: reads `tables` in order, each with `read` (which passes its
+    /// blocks through [`ReadAhead::pass`] and returns what the table's end
+    /// hands over), then closes. Stops at the first error, which the load
+    /// meets at that table.
+    pub async fn fill<'t, F>(
+        &self,
+        tables: &'t [TableLoad],
+        mut read: impl FnMut(&'t TableLoad) -> F,
+    ) where
+        F: std::future::Future<Output = Result<E>>,
+    {
+        for t in tables {
+            let result = read(t).await;
+            let failed = result.is_err();
+            self.end(t.index, result);
+            if failed {
+                break;
+            }
+        }
+        self.close();
+    }
+
     /// Producer: the table at `index` ended, as `result` says.
     pub fn end(&self, index: usize, result: Result<E>) {
         self.state.borrow_mut().items.push_back(Item::End { index, result });
@@ -127,8 +150,6 @@ impl<E> ReadAhead<E> {
                     if let Item::Block(b) = &item {
                         state.out = b.len();
                     }
-                    drop(state);
-                    self.taken.notify_one();
                     return Some(item);
                 }
                 if state.closed {

@@ -202,9 +202,15 @@ impl Location {
                 let size = file.metadata().map_err(|e| Error::io("cannot read", &path, e))?.len();
                 if size <= SMALL_FILE && keys.is_none() {
                     let mut bytes = Vec::with_capacity(size as usize);
-                    std::io::Read::read_to_end(&mut file, &mut bytes)
-                        .map_err(|e| Error::io("cannot read", &path, e))?;
-                    return Ok(FileSource::read_small(path, compression, bytes));
+                    // A file grown since (being written over) is read no
+                    // further than one byte past the limit: its size and
+                    // sha256 then differ from the manifest's.
+                    std::io::Read::read_to_end(
+                        &mut std::io::Read::take(&mut file, SMALL_FILE + 1),
+                        &mut bytes,
+                    )
+                    .map_err(|e| Error::io("cannot read", &path, e))?;
+                    return FileSource::read_small(path, compression, bytes);
                 }
                 FileSource::start(path, compression, keys, move || Ok(Box::new(file)))
             }

@@ -50,13 +50,13 @@ enum Reader {
 }
 
 struct InMemory {
-    plain: Box<dyn Read + Send>,
-    /// Known once the whole file was read: its size and sha256.
+    /// The file's content; `None` once its end was reached or its error
+    /// handed out.
+    plain: Option<Box<dyn Read + Send>>,
+    /// The file's size and sha256 (the whole file was read at once).
     summary: FileSummary,
     /// Every byte handed out, the end seen, no error.
     done: bool,
-    /// No more blocks: the end was reached or an error handed out.
-    ended: bool,
 }
 
 /// Files up to this size on disk are read whole and decompressed on the
@@ -105,7 +105,14 @@ impl FileSource {
     /// hashed at once, decompressed a block at a time by
     /// [`FileSource::next_block`] on the caller's thread. Errors are those of
     /// the reader thread, with the same words.
-    pub fn read_small(path: PathBuf, compression: Compression, bytes: Vec<u8>) -> FileSource {
+    ///
+    /// # Errors
+    /// zstd's decoder cannot start.
+    pub fn read_small(
+        path: PathBuf,
+        compression: Compression,
+        bytes: Vec<u8>,
+    ) -> Result<FileSource> {
         let summary = FileSummary {
             path: path.clone(),
             file_bytes: bytes.len() as u64,
@@ -115,13 +122,13 @@ impl FileSource {
         let plain: Box<dyn Read + Send> = match compression {
             Compression::None => Box::new(file),
             // The decoder's own buffer is skipped: the bytes are in memory.
-            Compression::Zstd { .. } => match zstd::stream::read::Decoder::with_buffer(file) {
-                Ok(d) => Box::new(d),
-                Err(e) => Box::new(FailingRead(Some(e))),
-            },
+            Compression::Zstd { .. } => Box::new(
+                zstd::stream::read::Decoder::with_buffer(file)
+                    .map_err(|e| Error::io("cannot start decompressing", &path, e))?,
+            ),
         };
-        let reader = InMemory { plain, summary, done: false, ended: false };
-        FileSource { reader: Reader::InMemory(reader), path }
+        let reader = InMemory { plain: Some(plain), summary, done: false };
+        Ok(FileSource { reader: Reader::InMemory(reader), path })
     }
 
     /// The next block of CSV, waiting for it; `None` at the end.
@@ -189,41 +196,12 @@ impl InMemory {
     /// As the reader thread's [`pump`]: blocks of [`BLOCK_SIZE`], the last
     /// one shorter; a decompression failure is a damaged file.
     fn next_block(&mut self) -> Option<Result<Bytes>> {
-        if self.ended {
-            return None;
+        let read = read_block(self.plain.as_mut()?);
+        if !matches!(&read, Ok(Some(b)) if b.len() == BLOCK_SIZE) {
+            self.done = read.is_ok();
+            self.plain = None;
         }
-        let mut block = BytesMut::zeroed(BLOCK_SIZE);
-        let mut filled = 0;
-        while filled < BLOCK_SIZE {
-            match self.plain.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.ended = true;
-                    return Some(Err(Error::difference(format!("does not decompress: {e}"))));
-                }
-            }
-        }
-        if filled < BLOCK_SIZE {
-            self.ended = true;
-            self.done = true;
-        }
-        if filled == 0 {
-            return None;
-        }
-        block.truncate(filled);
-        Some(Ok(block.freeze()))
-    }
-}
-
-/// A reader whose only read fails with the error kept (a decoder that could
-/// not start), so the failure arrives as the first block, as from a thread.
-struct FailingRead(Option<std::io::Error>);
-
-impl Read for FailingRead {
-    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-        Err(self.0.take().unwrap_or_else(|| std::io::Error::other("the decoder did not start")))
+        read.map_err(|e| Error::difference(format!("does not decompress: {e}"))).transpose()
     }
 }
 
@@ -311,27 +289,32 @@ fn pump(
     stop: &AtomicBool,
 ) -> std::io::Result<bool> {
     loop {
-        let mut block = BytesMut::zeroed(BLOCK_SIZE);
-        let mut filled = 0;
-        while filled < BLOCK_SIZE {
-            match r.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if filled == 0 {
-            return Ok(true);
-        }
-        block.truncate(filled);
-        if stop.load(Ordering::Relaxed) || tx.blocking_send(Ok(block.freeze())).is_err() {
+        let Some(block) = read_block(r)? else { return Ok(true) };
+        let last = block.len() < BLOCK_SIZE;
+        if stop.load(Ordering::Relaxed) || tx.blocking_send(Ok(block)).is_err() {
             return Ok(false);
         }
-        if filled < BLOCK_SIZE {
+        if last {
             return Ok(true);
         }
     }
+}
+
+/// The next block read from `r`: [`BLOCK_SIZE`] bytes, fewer only at the
+/// end; `None` when nothing was left.
+fn read_block(r: &mut impl Read) -> std::io::Result<Option<Bytes>> {
+    let mut block = BytesMut::zeroed(BLOCK_SIZE);
+    let mut filled = 0;
+    while filled < BLOCK_SIZE {
+        match r.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    block.truncate(filled);
+    Ok((filled > 0).then(|| block.freeze()))
 }
 
 /// Hashes what is read through it and remembers an I/O failure of the file

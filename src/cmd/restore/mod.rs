@@ -248,8 +248,7 @@ async fn check_folder(
 }
 
 /// Reads the files of a one-transaction restore in load order into `ahead`
-/// (see [`crate::load::read_ahead`]), each ended by its size and sha256;
-/// stops at the first error, which the load meets at that table.
+/// (see [`crate::load::read_ahead`]), each ended by its size and sha256.
 async fn read_files_ahead(
     ahead: &ReadAhead<FileSummary>,
     plan: &RestoreOptions,
@@ -258,20 +257,13 @@ async fn read_files_ahead(
     keys: Option<&Identities>,
     tables: &[TableLoad],
 ) {
-    for t in tables {
-        let read = async {
+    ahead
+        .fill(tables, |t| async move {
             let mut source = plan.dir.open(&chosen[t.index].file, manifest.compression, keys)?;
             ahead.pass(&mut source).await?;
             source.finish()
-        }
+        })
         .await;
-        let failed = read.is_err();
-        ahead.end(t.index, read);
-        if failed {
-            break;
-        }
-    }
-    ahead.close();
 }
 
 struct Restorer<'a> {
