@@ -453,6 +453,54 @@ fn killed_backend_mid_copy_leaves_no_backup() {
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }
 
+/// A signal while the coordinator's reads beside the workers wait (here on a
+/// sequence another session holds) is reported as the signal: the worker
+/// stopped by it adds no cause of its own ("another part of the backup
+/// failed" used to replace the signal), and nothing is left.
+#[test]
+fn a_signal_while_the_coordinator_waits_beside_the_workers_is_reported_as_the_signal() {
+    let c = cluster();
+    let db = big_table_db("bk_sig_beside", 600_000);
+    c.psql(&db, "CREATE TABLE s (id serial PRIMARY KEY); INSERT INTO s DEFAULT VALUES");
+    let mut holder = c
+        .psql_cmd(&db)
+        // A rename holds the sequence ACCESS EXCLUSIVE, which its read waits for.
+        .args(["-c", "BEGIN; ALTER SEQUENCE s_id_seq RENAME TO s_held; SELECT pg_sleep(60)"])
+        .spawn()
+        .unwrap();
+    let until = |sql: &str| {
+        for _ in 0..1000 {
+            if !c.psql(&db, sql).is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("never: {sql}");
+    };
+    until("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    let (_t, dir) = out_dir("beside");
+    let child = crate::common::pgbarge_cmd()
+        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_copy(&db);
+    let waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgbarge' \
+                   AND wait_event_type = 'Lock' AND datname = current_database()";
+    until(waiting);
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(!stderr.contains("another part"), "{stderr}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
 fn signal_mid_run_leaves_no_backup(signal: i32, name: &str) {
     let c = cluster();
     let db = big_table_db(&format!("bk_{name}"), 600_000);

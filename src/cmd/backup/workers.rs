@@ -156,10 +156,13 @@ impl WorkerContext {
         while let Some(index) = self.queue.next().await {
             let job = &self.jobs[index];
             match self.backup_table_retrying(&mut session, index, job).await {
-                Ok(r) => {
+                Ok(Some(r)) => {
                     self.queue.done(index);
                     let _ = self.results.send(r);
                 }
+                // Stopped by a failure already recorded (a signal among
+                // them): this worker adds no cause, which would hide it.
+                Ok(None) => return,
                 Err(e) => {
                     self.queue
                         .fail(e.context(format!("backup of table {} failed", job.table.name)));
@@ -181,15 +184,16 @@ impl WorkerContext {
         session: &mut Session,
         index: usize,
         job: &Job,
-    ) -> Result<TableResult> {
+    ) -> Result<Option<TableResult>> {
         let mut bar = self.progress.table(&job.table.name.to_string(), job.table.estimated_rows);
         let mut retries = 0;
         loop {
             let e = match self.backup_table(session, index, job, &mut bar).await {
-                Ok(r) => {
+                Ok(Some(r)) => {
                     bar.finish(&self.progress);
-                    return Ok(r);
+                    return Ok(Some(r));
                 }
+                Ok(None) => return Ok(None),
                 Err(e) => e,
             };
             if retries == MAX_RETRIES
@@ -225,7 +229,7 @@ impl WorkerContext {
         index: usize,
         job: &Job,
         bar: &mut TableProgress,
-    ) -> Result<TableResult> {
+    ) -> Result<Option<TableResult>> {
         let mut sink =
             self.dir.data_sink(&job.file, self.compression, self.seal.as_ref(), self.workers)?;
         let mut stages = CsvStages::new(true);
@@ -243,19 +247,22 @@ impl WorkerContext {
         match session.until(copied, self.queue.failure()).await {
             Some(Ok(())) if !self.queue.has_failed() => {}
             Some(Err(e)) if !self.queue.has_failed() => return Err(e),
-            _ => return Err(stopped()),
+            // The run failed elsewhere: `None`, for that failure is the one
+            // reported (the stop below, or this table's own error then, is
+            // only its echo).
+            _ => return Ok(None),
         }
         let csv = stages.finish().map_err(|e| {
             Error::runtime(format!("the COPY output of {} is malformed: {e}", job.table.name))
         })?;
         let file = sink.finish()?;
         bar.update(csv.rows, csv.csv_bytes);
-        Ok(TableResult { index, csv, file })
+        Ok(Some(TableResult { index, csv, file }))
     }
 }
 
-/// The error of a worker stopped because the run already failed elsewhere
-/// (that error is the one reported).
+/// What stops a table's COPY when the run already failed elsewhere (never
+/// reported: see [`WorkerContext::backup_table`]).
 fn stopped() -> Error {
     Error::runtime("stopped: another part of the backup failed")
 }
