@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -57,6 +57,8 @@ struct InMemory {
     summary: FileSummary,
     /// Every byte handed out, the end seen, no error.
     done: bool,
+    /// What a block starts at: the content's size where it is known.
+    capacity: usize,
 }
 
 /// Files up to this size on disk are read whole and decompressed on the
@@ -118,6 +120,16 @@ impl FileSource {
             file_bytes: bytes.len() as u64,
             file_sha256: crate::format::digest::sha256_hex(&bytes),
         };
+        // The first frame's recorded size (a small file is one frame), or a
+        // guess that read_block grows from if it is wrong.
+        let capacity = match compression {
+            Compression::None => bytes.len(),
+            Compression::Zstd { .. } => zstd::zstd_safe::get_frame_content_size(&bytes)
+                .ok()
+                .flatten()
+                .map_or(4 * bytes.len(), |n| usize::try_from(n).unwrap_or(BLOCK_SIZE)),
+        }
+        .max(1);
         let file = std::io::Cursor::new(bytes);
         let plain: Box<dyn Read + Send> = match compression {
             Compression::None => Box::new(file),
@@ -127,7 +139,7 @@ impl FileSource {
                     .map_err(|e| Error::io("cannot start decompressing", &path, e))?,
             ),
         };
-        let reader = InMemory { plain: Some(plain), summary, done: false };
+        let reader = InMemory { plain: Some(plain), summary, done: false, capacity };
         Ok(FileSource { reader: Reader::InMemory(reader), path })
     }
 
@@ -196,7 +208,7 @@ impl InMemory {
     /// As the reader thread's [`pump`]: blocks of [`BLOCK_SIZE`], the last
     /// one shorter; a decompression failure is a damaged file.
     fn next_block(&mut self) -> Option<Result<Bytes>> {
-        let read = read_block(self.plain.as_mut()?);
+        let read = read_block(self.plain.as_mut()?, self.capacity);
         if !matches!(&read, Ok(Some(b)) if b.len() == BLOCK_SIZE) {
             self.done = read.is_ok();
             self.plain = None;
@@ -289,7 +301,7 @@ fn pump(
     stop: &AtomicBool,
 ) -> std::io::Result<bool> {
     loop {
-        let Some(block) = read_block(r)? else { return Ok(true) };
+        let Some(block) = read_block(r, BLOCK_SIZE)? else { return Ok(true) };
         let last = block.len() < BLOCK_SIZE;
         if stop.load(Ordering::Relaxed) || tx.blocking_send(Ok(block)).is_err() {
             return Ok(false);
@@ -301,20 +313,15 @@ fn pump(
 }
 
 /// The next block read from `r`: [`BLOCK_SIZE`] bytes, fewer only at the
-/// end; `None` when nothing was left.
-fn read_block(r: &mut impl Read) -> std::io::Result<Option<Bytes>> {
-    let mut block = BytesMut::zeroed(BLOCK_SIZE);
-    let mut filled = 0;
-    while filled < BLOCK_SIZE {
-        match r.read(&mut block[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    block.truncate(filled);
-    Ok((filled > 0).then(|| block.freeze()))
+/// end; `None` when nothing was left. The block starts at `capacity` bytes
+/// and grows as needed: a small file's only block would otherwise take (and
+/// zero, and fault in) a whole `BLOCK_SIZE` for a few kilobytes, and keep
+/// it while queued for the load.
+fn read_block(r: &mut impl Read, capacity: usize) -> std::io::Result<Option<Bytes>> {
+    let mut block = Vec::with_capacity(capacity.min(BLOCK_SIZE));
+    // read_to_end retries on Interrupted.
+    Read::take(&mut *r, BLOCK_SIZE as u64).read_to_end(&mut block)?;
+    Ok((!block.is_empty()).then(|| Bytes::from(block)))
 }
 
 /// Hashes what is read through it and remembers an I/O failure of the file
@@ -448,6 +455,37 @@ mod tests {
         let (out, sum) = read_all(&p, Compression::None);
         assert_eq!(out.unwrap(), b"");
         assert_eq!(sum.unwrap().unwrap().file_sha256, sha(b""));
+    }
+
+    /// A small table's one block holds about its own size, not a whole
+    /// BLOCK_SIZE: the read-ahead queues many such blocks, counted by length.
+    #[test]
+    fn a_small_files_block_is_the_size_of_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..100).flat_map(|i| format!("{i},name {i}\n").into_bytes()).collect();
+        let zstd = Compression::Zstd { level: 3 };
+        // As backup writes a small file (its size in the frame), as a
+        // stream encoder writes one (no size), and uncompressed.
+        let with_size = crate::format::zstd_frames::compress_one_frame(&data, 3).unwrap();
+        let without_size = zstd::encode_all(&data[..], 3).unwrap();
+        for (name, bytes, compression, exact) in [
+            ("a.csv.zst", &with_size, zstd, true),
+            ("b.csv.zst", &without_size, zstd, false),
+            ("c.csv", &data, Compression::None, true),
+        ] {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+            let mut src =
+                Location::Local(dir.path().to_path_buf()).open(name, compression, None).unwrap();
+            let block = src.next_block().unwrap().unwrap();
+            assert!(src.next_block().is_none());
+            assert_eq!(block, data);
+            let held = Vec::from(block).capacity();
+            if exact {
+                assert_eq!(held, data.len(), "{name}");
+            } else {
+                assert!(held <= 2 * data.len().max(4 * bytes.len()), "{name}: {held}");
+            }
+        }
     }
 
     #[test]
