@@ -391,3 +391,47 @@ fn format_1_backups_with_one_schema_file_still_restore() {
     restore(&dir, &fresh, &["--schema", "-q"]).expect_code(0);
     assert_eq!(digest_of(&fresh), digest_of(&db));
 }
+
+/// The thread reading files ahead stops when the load fails: here the first
+/// table's key clash fails the load while the thread waits for room with a
+/// later table's megabytes (more than the read-ahead holds). The restore
+/// ends at once with the server's error, naming the table, and loads
+/// nothing; a damaged file further on is not what is reported.
+#[test]
+fn a_load_failing_stops_the_files_read_ahead() {
+    let c = cluster();
+    let schema = "CREATE TABLE parent (id int PRIMARY KEY);
+                  CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent, pad text);
+                  CREATE TABLE later (id int PRIMARY KEY, parent int REFERENCES parent);";
+    let db = c.create_db("rs_ahead_stop");
+    c.psql(&db, schema);
+    c.psql(
+        &db,
+        "INSERT INTO parent VALUES (1);
+         INSERT INTO child SELECT g, 1, repeat(md5(g::text), 4) FROM generate_series(1, 40000) g;
+         INSERT INTO later VALUES (1, 1);",
+    );
+    let (_t, dir) = backup_of(&db, &[]);
+    let m = pgbarge::storage::manifest::Manifest::read(&dir).unwrap();
+    let later = dir.join(&m.tables.iter().find(|t| t.name == "later").unwrap().file);
+    let mut b = std::fs::read(&later).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x10;
+    std::fs::write(&later, b).unwrap();
+
+    let tgt = c.create_db("rs_ahead_stop_tgt");
+    c.psql(&tgt, schema);
+    c.psql(&tgt, "INSERT INTO parent VALUES (1)");
+    let conn = c.conn(&tgt);
+    let (r, _) = crate::common::pgbarge_within(
+        &["restore", dir.to_str().unwrap(), "-d", &conn, "--mode", "append"],
+        std::time::Duration::from_secs(60),
+    );
+    r.expect_code(3);
+    assert!(r.stderr.contains("parent"), "{}", r.stderr);
+    assert!(r.stderr.contains("duplicate key"), "{}", r.stderr);
+    assert!(!r.stderr.contains("does not decompress"), "{}", r.stderr);
+    assert_eq!(count(&tgt, "child"), 0);
+    assert_eq!(count(&tgt, "later"), 0);
+    assert_eq!(count(&tgt, "parent"), 1);
+}

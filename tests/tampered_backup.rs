@@ -4,10 +4,10 @@
 //! must write nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common::{Run, cluster, pgbarge, pgbarge_cmd};
+use crate::common::{Run, cluster, pgbarge, pgbarge_within};
 
 /// A database with `t` (500 rows) and `u` (3 rows), backed up; returns the
 /// database, the folder's owner and the folder.
@@ -38,25 +38,9 @@ fn data_file(dir: &Path, table: &str) -> PathBuf {
     dir.join(&m.tables.iter().find(|t| t.name == table).unwrap().file)
 }
 
-/// Runs pgbarge, killing it if it has not ended within 20 s (a hang).
+/// Runs pgbarge, failing the test if it has not ended within 20 s (a hang).
 fn run_bounded(args: &[&str]) -> (Run, Duration) {
-    let started = Instant::now();
-    let mut child =
-        pgbarge_cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("pgbarge {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    (run, started.elapsed())
+    pgbarge_within(args, Duration::from_secs(20))
 }
 
 /// verify and restore both exit 1 naming `want`; the target stays empty.

@@ -42,9 +42,9 @@ pub struct SequenceMove {
 }
 
 /// Something that hands out blocks of one table's data.
-pub trait BlockSource {
+pub trait BlockSource<B = Bytes> {
     /// The next block; `None` at the end.
-    fn next_block(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>>>;
+    fn next_block(&mut self) -> impl std::future::Future<Output = Result<Option<B>>>;
 }
 
 impl BlockSource for crate::storage::source::FileSource {
@@ -381,21 +381,20 @@ impl<'a> Loader<'a> {
     }
 
     /// Loads one table from `blocks`, calling `on_block` on each block before
-    /// it is sent (counting, checking; an error there aborts the COPY); the
-    /// chunks it returns are sent, in `format` (restore turns CSV into text
-    /// or binary there).
+    /// it is sent (counting, checking, progress; an error there aborts the
+    /// COPY); the chunks it returns are sent, in `format`.
     /// For skip and upsert, rows go through a staging table first.
     ///
     /// # Errors
     /// The server's error (a key clash, a bad value), the source's or
     /// `on_block`'s error, or a signal. The transaction is then unusable:
     /// the caller drops it, and nothing is committed.
-    pub async fn load_table(
+    pub async fn load_table<B>(
         &self,
         t: &TableLoad,
         format: WireFormat,
-        blocks: &mut impl BlockSource,
-        on_block: impl FnMut(Bytes) -> Result<Vec<Bytes>>,
+        blocks: &mut impl BlockSource<B>,
+        on_block: impl FnMut(B) -> Result<Vec<Bytes>>,
     ) -> Result<Loaded> {
         // Sequences moved for earlier tables are sent before user code can
         // take a value from them.
@@ -482,12 +481,12 @@ impl<'a> Loader<'a> {
 
     /// [`Loader::load_table`]'s work, under the application's search path:
     /// every name sent here is schema-qualified.
-    async fn stream_table(
+    async fn stream_table<B>(
         &self,
         t: &TableLoad,
         format: WireFormat,
-        blocks: &mut impl BlockSource,
-        mut on_block: impl FnMut(Bytes) -> Result<Vec<Bytes>>,
+        blocks: &mut impl BlockSource<B>,
+        mut on_block: impl FnMut(B) -> Result<Vec<Bytes>>,
     ) -> Result<Loaded> {
         let name = &t.target.name;
         let stage = "pg_temp.pgbarge_stage";

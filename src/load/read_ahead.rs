@@ -10,11 +10,14 @@
 //! starts each table's source as soon as the previous one's blocks are read
 //! and queues its blocks here, up to a byte budget, for the load to take.
 //!
-//! The producer and the load run on one task (joined, not spawned): the
-//! queue needs no lock, and the producer ends with the load.
+//! The producer runs either on the load's task (joined, not spawned: copy's
+//! source is a session of the same runtime) or on a thread of its own
+//! (restore, whose files are read, checked and turned into the server's
+//! format there, so none of that work sits between one table's end and the
+//! next one's rows on the load's thread).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -30,28 +33,41 @@ use crate::error::{Error, Result};
 /// large row is read only after the load let go of the one before it.
 pub const READ_AHEAD_BYTES: usize = 4 * crate::stream::stages::BLOCK_SIZE;
 
+/// What a queued block counts against [`READ_AHEAD_BYTES`].
+pub trait Weighed {
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
 /// The queue between the producer and the load. `E` is what the producer
-/// hands over at a table's end (a file's summary for restore).
-pub struct ReadAhead<E> {
-    state: RefCell<State<E>>,
+/// hands over at a table's end (a file's checks for restore), `B` a block.
+pub struct ReadAhead<E, B = Bytes> {
+    state: Mutex<State<E, B>>,
     /// Signalled when an item is queued or the producer stops.
     added: Notify,
-    /// Signalled when the load takes an item or lets go of a block.
+    /// Signalled when the load takes an item, lets go of a block or stops.
     taken: Notify,
 }
 
-struct State<E> {
-    items: VecDeque<Item<E>>,
+struct State<E, B> {
+    items: VecDeque<Item<E, B>>,
     /// Bytes of the queued blocks and of the block the load holds.
     held: usize,
     /// The size of the block the load holds (let go of at its next call).
     out: usize,
     /// The producer stopped: nothing more will be queued.
     closed: bool,
+    /// The load stopped: nothing more will be taken.
+    stopped: bool,
 }
 
-enum Item<E> {
-    Block(Bytes),
+enum Item<E, B> {
+    Block(B),
     /// The end of the table at `index` (the load's plan index) and how its
     /// reading ended.
     End {
@@ -60,32 +76,57 @@ enum Item<E> {
     },
 }
 
-impl<E> Default for ReadAhead<E> {
+impl<E, B> Default for ReadAhead<E, B> {
     fn default() -> Self {
         ReadAhead {
-            state: RefCell::new(State { items: VecDeque::new(), held: 0, out: 0, closed: false }),
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                held: 0,
+                out: 0,
+                closed: false,
+                stopped: false,
+            }),
             added: Notify::new(),
             taken: Notify::new(),
         }
     }
 }
 
-impl<E> ReadAhead<E> {
+impl<E, B: Weighed> ReadAhead<E, B> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State<E, B>> {
+        // Nothing panics while holding the lock; a poisoned one is as good.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Producer: queues every block of `blocks`, reading the next only when
     /// there is room.
     ///
     /// # Errors
-    /// The source's error.
-    pub async fn pass(&self, blocks: &mut impl BlockSource) -> Result<()> {
+    /// The source's error, or the load stopped.
+    pub async fn pass(&self, blocks: &mut impl BlockSource<B>) -> Result<()> {
         loop {
-            self.room().await;
+            self.room().await?;
             let Some(block) = blocks.next_block().await? else { return Ok(()) };
-            let mut state = self.state.borrow_mut();
-            state.held += block.len();
-            state.items.push_back(Item::Block(block));
-            drop(state);
-            self.added.notify_one();
+            self.push(block);
         }
+    }
+
+    /// Producer on a thread of its own: queues `block` once there is room.
+    ///
+    /// # Errors
+    /// The load stopped.
+    pub fn pass_blocking(&self, block: B) -> Result<()> {
+        futures::executor::block_on(self.room())?;
+        self.push(block);
+        Ok(())
+    }
+
+    fn push(&self, block: B) {
+        let mut state = self.state();
+        state.held += block.weight();
+        state.items.push_back(Item::Block(block));
+        drop(state);
+        self.added.notify_one();
     }
 
     /// Producer: reads `tables` in order, each with `read` (which passes its
@@ -112,43 +153,55 @@ impl<E> ReadAhead<E> {
 
     /// Producer: the table at `index` ended, as `result` says.
     pub fn end(&self, index: usize, result: Result<E>) {
-        self.state.borrow_mut().items.push_back(Item::End { index, result });
+        self.state().items.push_back(Item::End { index, result });
         self.added.notify_one();
     }
 
     /// Producer: nothing more will be queued.
     pub fn close(&self) {
-        self.state.borrow_mut().closed = true;
+        self.state().closed = true;
         self.added.notify_one();
     }
 
-    async fn room(&self) {
+    /// Load: nothing more will be taken; a producer waiting for room stops.
+    pub fn stop(&self) {
+        self.state().stopped = true;
+        self.taken.notify_one();
+    }
+
+    async fn room(&self) -> Result<()> {
         loop {
-            if self.state.borrow().held < READ_AHEAD_BYTES {
-                return;
+            {
+                let state = self.state();
+                if state.stopped {
+                    return Err(Error::runtime("the load stopped"));
+                }
+                if state.held < READ_AHEAD_BYTES {
+                    return Ok(());
+                }
             }
             self.taken.notified().await;
         }
     }
 
     /// Load: the table at `index`'s blocks, in the order queued.
-    pub fn table(&self, index: usize) -> QueuedBlocks<'_, E> {
+    pub fn table(&self, index: usize) -> QueuedBlocks<'_, E, B> {
         QueuedBlocks { ahead: self, index, ended: None }
     }
 
-    async fn next_item(&self) -> Option<Item<E>> {
+    async fn next_item(&self) -> Option<Item<E, B>> {
         {
             // The block handed out last is let go of.
-            let mut state = self.state.borrow_mut();
+            let mut state = self.state();
             state.held -= std::mem::take(&mut state.out);
         }
         self.taken.notify_one();
         loop {
             {
-                let mut state = self.state.borrow_mut();
+                let mut state = self.state();
                 if let Some(item) = state.items.pop_front() {
                     if let Item::Block(b) = &item {
-                        state.out = b.len();
+                        state.out = b.weight();
                     }
                     return Some(item);
                 }
@@ -162,14 +215,14 @@ impl<E> ReadAhead<E> {
 }
 
 /// One table's blocks as the load takes them from a [`ReadAhead`].
-pub struct QueuedBlocks<'a, E> {
-    ahead: &'a ReadAhead<E>,
+pub struct QueuedBlocks<'a, E, B = Bytes> {
+    ahead: &'a ReadAhead<E, B>,
     index: usize,
     /// What the producer handed over at the table's end.
     ended: Option<E>,
 }
 
-impl<E> QueuedBlocks<'_, E> {
+impl<E, B> QueuedBlocks<'_, E, B> {
     /// What the producer handed over at the table's end, once every block
     /// was taken.
     ///
@@ -182,8 +235,8 @@ impl<E> QueuedBlocks<'_, E> {
     }
 }
 
-impl<E> BlockSource for QueuedBlocks<'_, E> {
-    async fn next_block(&mut self) -> Result<Option<Bytes>> {
+impl<E, B: Weighed> BlockSource<B> for QueuedBlocks<'_, E, B> {
+    async fn next_block(&mut self) -> Result<Option<B>> {
         if self.ended.is_some() {
             return Ok(None);
         }
@@ -209,13 +262,13 @@ impl<E> BlockSource for QueuedBlocks<'_, E> {
 /// Where a table's blocks come from: a [`ReadAhead`]'s queue, or a source
 /// the load opens itself (`--per-table-commit`, where tables load in no set
 /// order, or a load that reads its source for other things between tables).
-pub enum TableBlocks<'a, E, S> {
-    Ahead(QueuedBlocks<'a, E>),
+pub enum TableBlocks<'a, E, S, B = Bytes> {
+    Ahead(QueuedBlocks<'a, E, B>),
     OnDemand(S),
 }
 
-impl<E, S: BlockSource> BlockSource for TableBlocks<'_, E, S> {
-    async fn next_block(&mut self) -> Result<Option<Bytes>> {
+impl<E, S: BlockSource<B>, B: Weighed> BlockSource<B> for TableBlocks<'_, E, S, B> {
+    async fn next_block(&mut self) -> Result<Option<B>> {
         match self {
             TableBlocks::Ahead(queued) => queued.next_block().await,
             TableBlocks::OnDemand(source) => source.next_block().await,
@@ -272,7 +325,7 @@ mod tests {
                 let mut q = ahead.table(i);
                 let mut n = 0;
                 while let Some(b) = q.next_block().await.unwrap() {
-                    assert!(ahead.state.borrow().held <= READ_AHEAD_BYTES + b.len());
+                    assert!(ahead.state().held <= READ_AHEAD_BYTES + b.len());
                     n += b.len();
                     tokio::task::yield_now().await;
                 }
@@ -300,7 +353,7 @@ mod tests {
                     tokio::task::yield_now().await;
                 }
                 // While the load holds one, the producer holds none.
-                assert!(ahead.state.borrow().items.is_empty());
+                assert!(ahead.state().items.is_empty());
             }
             q.finish().unwrap();
         };
@@ -326,5 +379,26 @@ mod tests {
             assert!(e.to_string().contains("stopped before table 2"), "{e}");
         };
         beside(load, produce).await;
+    }
+
+    /// A producer on another thread fills the queue to its budget and
+    /// waits; the load stopping ends that wait with an error.
+    #[test]
+    fn a_producer_thread_waiting_for_room_stops_with_the_load() {
+        let ahead: std::sync::Arc<ReadAhead<()>> = std::sync::Arc::default();
+        let a = ahead.clone();
+        let producer = std::thread::spawn(move || {
+            let mut passed = 0;
+            while a.pass_blocking(block(100_000)).is_ok() {
+                passed += 1;
+            }
+            passed
+        });
+        while ahead.state().held < READ_AHEAD_BYTES {
+            std::thread::yield_now();
+        }
+        ahead.stop();
+        let passed = producer.join().unwrap();
+        assert_eq!(passed, READ_AHEAD_BYTES.div_ceil(100_000));
     }
 }

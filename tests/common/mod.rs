@@ -67,6 +67,28 @@ pub fn pgbarge(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs pgbarge with `args`, killing it and failing the test if it has not
+/// ended within `limit` (a hang); returns the run and how long it took.
+pub fn pgbarge_within(args: &[&str], limit: std::time::Duration) -> (Run, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut child =
+        pgbarge_cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("pgbarge {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, started.elapsed())
+}
+
 /// `pgbarge copy` from the database `source` to `target` of the test cluster,
 /// with `extra` arguments.
 pub fn copy_dbs(source: &str, target: &str, extra: &[&str]) -> Run {

@@ -1,43 +1,44 @@
 //! `pgbarge restore`: load chosen tables from a backup, checked while they
 //! load, all-or-nothing.
 //!
-//! Each selected data file is read once through a [`crate::storage::source::FileSource`] (file size and
-//! sha256, decompression on its own thread) and streamed into the target's
-//! `COPY ... FROM STDIN (FORMAT csv, HEADER)` while its header, CSV sha256
-//! and record count are checked on the way; every check must pass before the
-//! one target transaction commits. The load side is [`crate::load`], shared
-//! with copy.
+//! Each selected data file is read once ([`checked_file`]: file size and
+//! sha256, header, CSV sha256 and record count) and turned into the format
+//! the server loads fastest ([`to_server`]) on its way into the target's
+//! `COPY ... FROM STDIN`; every check must pass before the one target
+//! transaction commits. In one transaction the files are read, checked and
+//! converted ahead of the load on a thread of their own ([`files_ahead`]).
+//! The load side is [`crate::load`], shared with copy.
 
+mod checked_file;
 mod clean;
+mod files_ahead;
 mod schema;
+mod to_server;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use bytes::Bytes;
-
+use self::checked_file::{CheckedFile, FileChecked};
 use self::clean::CleanPlan;
+use self::files_ahead::{FileJob, FileQueue, FilesAhead};
 use self::schema::{SchemaSql, read_schema_files, run_post_data, run_schema};
+use self::to_server::ToServer;
 use crate::catalog::read_catalog;
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect};
 use crate::error::{Error, Result};
-use crate::format::csv::FirstRecord;
-use crate::format::csv_to_binary::{BinaryKind, CsvToBinary};
-use crate::format::csv_to_text::CsvToText;
 use crate::format::encryption::Identities;
 use crate::ident::TableName;
 use crate::load::Incoming;
 use crate::load::loader::Loader;
 use crate::load::plan::{TableLoad, plan_load};
 use crate::load::pool::TableStreamer;
-use crate::load::read_ahead::{ReadAhead, TableBlocks};
+use crate::load::read_ahead::TableBlocks;
 use crate::load::report::TableDone;
 use crate::options::RestoreOptions;
 use crate::progress::Progress;
 use crate::storage::manifest::{Manifest, ManifestTable, StoredFile};
-use crate::storage::sink::FileSummary;
-use crate::stream::stages::{CsvStages, WireFormat};
+use crate::stream::stages::WireFormat;
 
 /// Runs `restore`.
 ///
@@ -132,8 +133,22 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         targets.push(connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?);
     }
     // In one transaction the tables load in the plan's order, so their
-    // files are read ahead in that order.
-    let ahead: Option<ReadAhead<FileSummary>> = (!plan.per_table_commit).then(ReadAhead::default);
+    // files are read ahead in that order, on a thread of their own.
+    let ahead = if plan.per_table_commit {
+        None
+    } else {
+        let jobs = load_plan
+            .tables
+            .iter()
+            .map(|t| FileJob {
+                index: t.index,
+                table: chosen[t.index].clone(),
+                to_server: ToServer::for_table(t, chosen[t.index])
+                    .keep_int_max(&t.sequence_int_columns()),
+            })
+            .collect();
+        Some(FilesAhead::start(plan.dir.clone(), manifest.compression, keys.clone(), jobs)?)
+    };
     let restorer = || Restorer {
         plan: &plan,
         manifest: &manifest,
@@ -141,26 +156,14 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         keys: keys.as_ref(),
         progress: &progress,
         post_data: post_data.as_ref(),
-        ahead: ahead.as_ref(),
+        ahead: ahead.as_ref().map(FilesAhead::queue),
     };
     let mut workers = vec![(&target, restorer())];
     workers.extend(targets.iter().map(|t| (t, restorer())));
     let load =
         crate::load::pool::run_load(workers, &load_plan, &plan.options, plan.per_table_commit);
-    let done = match &ahead {
-        Some(ahead) => {
-            let produce = read_files_ahead(
-                ahead,
-                &plan,
-                &manifest,
-                &chosen,
-                keys.as_ref(),
-                &load_plan.tables,
-            );
-            crate::load::read_ahead::beside(load, produce).await
-        }
-        None => load.await,
-    };
+    let done = load.await;
+    drop(ahead);
     drop(progress);
     let done = done?;
     if plan.per_table_commit
@@ -247,25 +250,6 @@ async fn check_folder(
     })
 }
 
-/// Reads the files of a one-transaction restore in load order into `ahead`
-/// (see [`crate::load::read_ahead`]), each ended by its size and sha256.
-async fn read_files_ahead(
-    ahead: &ReadAhead<FileSummary>,
-    plan: &RestoreOptions,
-    manifest: &Manifest,
-    chosen: &[&ManifestTable],
-    keys: Option<&Identities>,
-    tables: &[TableLoad],
-) {
-    ahead
-        .fill(tables, |t| async move {
-            let mut source = plan.dir.open(&chosen[t.index].file, manifest.compression, keys)?;
-            ahead.pass(&mut source).await?;
-            source.finish()
-        })
-        .await;
-}
-
 struct Restorer<'a> {
     plan: &'a RestoreOptions,
     manifest: &'a Manifest,
@@ -277,7 +261,7 @@ struct Restorer<'a> {
     /// the one transaction commits.
     post_data: Option<&'a SchemaSql>,
     /// The files read ahead, when the load is one transaction.
-    ahead: Option<&'a ReadAhead<FileSummary>>,
+    ahead: Option<&'a FileQueue>,
 }
 
 impl TableStreamer for Restorer<'_> {
@@ -301,40 +285,26 @@ impl TableStreamer for Restorer<'_> {
     async fn load(&mut self, loader: &Loader<'_>, t: &TableLoad) -> Result<TableDone> {
         let m = self.chosen[t.index];
         let name = &t.target.name;
-
         let file = &m.file;
+        let to_server = ToServer::for_table(t, m);
+        let format = to_server.format();
         let mut source = match self.ahead {
             Some(ahead) => TableBlocks::Ahead(ahead.table(t.index)),
-            None => TableBlocks::OnDemand(self.plan.dir.open(
-                file,
+            None => TableBlocks::OnDemand(CheckedFile::open(
+                &self.plan.dir,
+                m.clone(),
                 self.manifest.compression,
                 self.keys,
+                to_server.keep_int_max(&t.sequence_int_columns()),
             )?),
         };
-        let mut stages = CsvStages::new(false);
-        let mut header = FirstRecord::new();
-        let mut header_checked = false;
         let mut bar = self.progress.table(&name.to_string(), Some(m.rows as i64));
-        // Each block is checked as the file's CSV, then sent in the format
-        // the server loads fastest.
-        let mut to_server = ToServer::for_table(t, m).keep_int_max(&t.sequence_int_columns());
-        let format = to_server.format();
+        // Each block arrives checked as the file's CSV and in the format the
+        // server loads fastest.
         let loaded = loader
             .load_table(t, format, &mut source, |block| {
-                if !header_checked {
-                    header.feed(&block);
-                    if let Some(h) = header.get() {
-                        header_checked = true;
-                        if let Some(d) = m.header_difference(Some(h), 1) {
-                            return Err(Error::difference(format!("{file}: {d}")));
-                        }
-                    }
-                }
-                stages.feed(&block);
-                bar.update(stages.rows(), stages.bytes());
-                to_server.feed(&block).map_err(|e| {
-                    Error::difference(format!("{file}: not CSV as PostgreSQL writes it: {e}"))
-                })
+                bar.update(block.rows, block.csv_bytes);
+                Ok(block.chunks)
             })
             .await
             .map_err(|e| match e.class() {
@@ -344,19 +314,11 @@ impl TableStreamer for Restorer<'_> {
                 _ => e.context(format!("restore of table {name} from {file} failed")),
             })?;
         bar.finish(self.progress);
-        let summary = match source {
+        let checked: FileChecked = match source {
             TableBlocks::Ahead(queued) => queued.finish()?,
             TableBlocks::OnDemand(file) => file.finish()?,
         };
-        let mut problems: Vec<String> = m.file_difference(&summary).into_iter().collect();
-        let stages_bytes = stages.bytes();
-        match stages.finish() {
-            Err(e) => problems.push(format!("CSV is cut short: {e}")),
-            Ok(csv) => problems.extend(m.csv_differences(&csv)),
-        }
-        if !header_checked {
-            problems.extend(m.header_difference(None, stages_bytes));
-        }
+        let mut problems = checked.problems;
         if loaded.copied != m.rows {
             problems.push(format!(
                 "the server loaded {} rows, the manifest records {}",
@@ -376,7 +338,7 @@ impl TableStreamer for Restorer<'_> {
             .filter(|s| s.is_called)
             .map(|s| (s.sequence.clone(), s.last_value))
             .collect();
-        loader.advance_sequences(t, &at_least, to_server.int_max().as_deref());
+        loader.advance_sequences(t, &at_least, checked.int_max.as_deref());
         Ok(TableDone {
             table: name.to_string(),
             format: Some(format),
@@ -386,70 +348,6 @@ impl TableStreamer for Restorer<'_> {
             triggers: loader.triggers_fired(t),
             sequences: Vec::new(),
         })
-    }
-}
-
-/// Average row size from which a table is sent as text, not binary.
-const LARGE_ROWS: u64 = 64 * 1024;
-
-/// What a table's CSV becomes on its way to the server: COPY binary when
-/// every column's type has a covered binary form and is the same in the
-/// target (the server loads binary fastest), else COPY text (parsed faster
-/// than CSV, exact for every type).
-enum ToServer {
-    Text(CsvToText),
-    Binary(CsvToBinary),
-}
-
-impl ToServer {
-    fn for_table(t: &TableLoad, m: &ManifestTable) -> Self {
-        let kinds: Option<Vec<BinaryKind>> =
-            m.columns.iter().map(|c| BinaryKind::for_type(&c.type_name)).collect();
-        // Binary needs each value whole before its length is written; text
-        // streams. A table of large rows stays on text, so memory stays at
-        // a block whatever the row size.
-        let large_rows = m.csv_bytes / m.rows.max(1) > LARGE_ROWS;
-        match kinds {
-            Some(kinds) if t.binary_ok && !kinds.is_empty() && !large_rows => {
-                ToServer::Binary(CsvToBinary::new(kinds))
-            }
-            _ => ToServer::Text(CsvToText::new(m.columns.len())),
-        }
-    }
-
-    /// Keeps the largest value of the integer `columns` on the binary path.
-    fn keep_int_max(self, columns: &[usize]) -> Self {
-        match self {
-            ToServer::Binary(b) => ToServer::Binary(b.keep_int_max(columns)),
-            text => text,
-        }
-    }
-
-    /// The largest values kept (binary path only).
-    fn int_max(&self) -> Option<Vec<(usize, Option<i64>)>> {
-        match self {
-            ToServer::Binary(b) => b.int_max(),
-            ToServer::Text(_) => None,
-        }
-    }
-
-    fn format(&self) -> WireFormat {
-        match self {
-            ToServer::Text(_) => WireFormat::Text,
-            ToServer::Binary(_) => WireFormat::Binary,
-        }
-    }
-
-    /// The block's rows in the server's format, as chunks to send in order.
-    fn feed(&mut self, block: &[u8]) -> std::result::Result<Vec<Bytes>, String> {
-        match self {
-            ToServer::Text(t) => {
-                let mut out = Vec::new();
-                t.feed(block, &mut out)?;
-                Ok(vec![Bytes::from(out)])
-            }
-            ToServer::Binary(b) => Ok(b.feed(block)?.into_iter().map(Bytes::from).collect()),
-        }
     }
 }
 
