@@ -370,3 +370,42 @@ fn malformed_urls_are_bad_usage_and_never_echo_the_password() {
     r.expect_code(2);
     assert!(r.stderr.contains("percent-encoding"), "{}", r.stderr);
 }
+
+/// Every session of a run that succeeds ends as a client ends it: the
+/// server logs "unexpected EOF on client connection with an open
+/// transaction" for one that just disappears with the process, which is
+/// noise in a production server's log (it was logged for each backup
+/// worker, each extra copy worker, and copy --dry-run's source).
+#[test]
+fn sessions_of_a_successful_run_end_as_clients_do() {
+    let c = cluster();
+    let db = c.create_db("clean_session_ends");
+    for t in ["a", "b", "c"] {
+        c.psql(&db, &format!("CREATE TABLE {t} (id int PRIMARY KEY); INSERT INTO {t} VALUES (1)"));
+    }
+    let tgt = c.create_db("clean_session_ends_tgt");
+    c.psql(&tgt, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY)");
+    let (s, t) = (c.conn(&db), c.conn(&tgt));
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b");
+    let d = dir.to_str().unwrap();
+    for args in [
+        &["backup", "-q", "-d", &s, "-o", d, "-j", "3"][..],
+        &["verify", "-q", d, "-d", &s],
+        &["copy", "-q", "--source", &s, "--target", &t, "--dry-run"],
+        &["copy", "-q", "--source", &s, "--target", &t, "-j", "3", "--per-table-commit"],
+        &["restore", "-q", d, "-d", &t, "--mode", "truncate", "-j", "2", "--per-table-commit"],
+        &["restore", "-q", d, "-d", &t, "--mode", "truncate"],
+        &["diff", "-q", "--source", &s, "--target", &t],
+        &["list", "-q", "-d", &s],
+    ] {
+        pgbarge(args, &[]).expect_code(0);
+    }
+    let log = std::fs::read_to_string(c.dir.join("server.log")).unwrap();
+    // The target's name starts with the source's: one filter takes both.
+    let vanished: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("unexpected EOF") && l.contains(&format!("db={db}")))
+        .collect();
+    assert!(vanished.is_empty(), "{vanished:#?}");
+}

@@ -88,6 +88,9 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
             &formats,
         )
         .await?;
+        // Its snapshot's transaction ends with the session, as a client
+        // ends one (not as a socket that vanishes, which the server logs).
+        source.close().await;
         return Ok(Outcome::Ok);
     }
 
@@ -132,6 +135,13 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
     };
     drop(progress);
     let _ = source.batch_execute("COMMIT").await;
+    // The workers' sessions end as a client ends (the server logs
+    // "unexpected EOF ... with an open transaction" for one that vanishes
+    // with the runtime).
+    for (s, t) in sessions {
+        s.close().await;
+        t.close().await;
+    }
     if plan.json {
         crate::load::report::print_json(
             &done,

@@ -145,7 +145,8 @@ impl Cluster {
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{d}'\n\
              fsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 200\n\
              ssl = on\nssl_cert_file = '{c}/server.crt'\nssl_key_file = '{c}/server.key'\n\
-             max_wal_size = '1GB'\nlog_min_messages = warning\n",
+             max_wal_size = '1GB'\nlog_min_messages = warning\n\
+             log_line_prefix = '%m [%p] db=%d '\n",
             d = dir.display(),
             c = certs.display()
         );

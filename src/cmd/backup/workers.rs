@@ -170,6 +170,10 @@ impl WorkerContext {
                 }
             }
         }
+        // Ended as a client ends, not by the runtime dropping the socket:
+        // the server logs "unexpected EOF on client connection with an open
+        // transaction" for each session that just disappears.
+        session.close().await;
     }
 
     /// Backs up one table; when the worker's session is lost midway (its
