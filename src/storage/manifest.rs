@@ -360,11 +360,10 @@ impl Manifest {
         keys: Option<&crate::format::encryption::Identities>,
     ) -> Result<Opened> {
         let (text, shown) = Self::read_text(location).await?;
-        let value = Self::check_header(&text, &shown)?;
-        if value.get("encryption").is_none() {
-            return Self::from_value(value, &shown).map(Opened::Plain);
+        if Self::check_header(&text, &shown)?.encryption.is_none() {
+            return Self::from_text(&text, &shown).map(Opened::Plain);
         }
-        let public = parse_public(value, &shown)?;
+        let public = parse_public(&text, &shown)?;
         let opened = match keys {
             Some(keys) => Some(open_sealed(location, &public, keys).await?),
             None => None,
@@ -415,26 +414,30 @@ impl Manifest {
 
     /// Parses and checks manifest text read from `shown`.
     pub(crate) fn parse(text: &[u8], shown: &str) -> Result<Manifest> {
-        let value = Self::check_header(text, shown)?;
-        if value.get("encryption").is_some() && value.get("tables").is_none() {
+        let header = Self::check_header(text, shown)?;
+        if header.encryption.is_some() && header.tables.is_none() {
             return Err(Error::usage_hint(
                 format!("{shown} is an encrypted backup's manifest"),
                 "pass --identity FILE with the secret key of one of its recipients",
             ));
         }
-        Self::from_value(value, shown)
+        Self::from_text(text, shown)
     }
 
-    /// The manifest's JSON, checked to be a pgbarge manifest of a version
-    /// this build reads.
-    fn check_header(text: &[u8], shown: &str) -> Result<serde_json::Value> {
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
-            Error::Difference { msg: format!("{shown} is not valid JSON: {e}"), hint: None }
+    /// The manifest's header, checked to be a pgbarge manifest's of a
+    /// version this build reads. The rest of the text is skipped, not built
+    /// into a tree: the manifest is then read straight into its types (for
+    /// a thousand tables, building a `serde_json::Value` first took most of
+    /// restore's 40 ms before it connected).
+    fn check_header(text: &[u8], shown: &str) -> Result<Header> {
+        let header: Header = serde_json::from_slice(text).map_err(|e| Error::Difference {
+            msg: format!("{shown} is not valid JSON: {e}"),
+            hint: None,
         })?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+        if header.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
             return Err(Error::usage(format!("{shown} is not a pgbarge backup manifest")));
         }
-        let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let version = header.format_version.as_ref().and_then(|v| v.as_u64()).unwrap_or(0);
         if version > ENCRYPTED_FORMAT_VERSION as u64 {
             return Err(Error::usage_hint(
                 format!(
@@ -443,11 +446,11 @@ impl Manifest {
                 "use a newer pgbarge to read this backup",
             ));
         }
-        Ok(value)
+        Ok(header)
     }
 
-    fn from_value(value: serde_json::Value, shown: &str) -> Result<Manifest> {
-        let manifest: Manifest = serde_json::from_value(value).map_err(|e| Error::Difference {
+    fn from_text(text: &[u8], shown: &str) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(text).map_err(|e| Error::Difference {
             msg: format!("{shown} does not have the expected fields: {e}"),
             hint: None,
         })?;
@@ -464,6 +467,18 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// What [`Manifest::check_header`] reads of a manifest before the rest; any
+/// JSON type is accepted here, so that a wrong one is "not a pgbarge
+/// manifest" rather than a parse error.
+#[derive(Deserialize)]
+struct Header {
+    format: Option<serde_json::Value>,
+    format_version: Option<serde_json::Value>,
+    /// Present (not null) in an encrypted backup's manifest.
+    encryption: Option<serde::de::IgnoredAny>,
+    tables: Option<serde::de::IgnoredAny>,
 }
 
 /// A backup place that holds nothing at all: bad input (exit 2), the same

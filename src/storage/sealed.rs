@@ -194,8 +194,8 @@ pub async fn write_sealed(
 }
 
 /// Parses an encrypted backup's `manifest.json` read from `shown`.
-pub(crate) fn parse_public(value: serde_json::Value, shown: &str) -> Result<PublicManifest> {
-    let public: PublicManifest = serde_json::from_value(value).map_err(|e| Error::Difference {
+pub(crate) fn parse_public(text: &[u8], shown: &str) -> Result<PublicManifest> {
+    let public: PublicManifest = serde_json::from_slice(text).map_err(|e| Error::Difference {
         msg: format!("{shown} does not have the expected fields: {e}"),
         hint: None,
     })?;
