@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::catalog::{Table, read_catalog};
+use crate::catalog::{Table, read_catalog, read_data_catalog};
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Error, Result};
@@ -48,7 +48,7 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
     // the source's tables are locked as soon as its catalog is read, while
     // the target's may still be read (10,000 tables: 0.15 s of locking).
     let source_side = async {
-        let catalog = read_catalog(&source).await?;
+        let catalog = read_data_catalog(&source).await?;
         let chosen = catalog.choose(&plan.selection)?;
         crate::conn::snapshot::lock_tables(
             &source,

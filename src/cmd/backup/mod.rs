@@ -17,7 +17,7 @@ use self::output::OutputDir;
 use self::schema::{dump_schema, find_usable_pg_dump};
 use self::workers::run_workers;
 use crate::catalog::sequences::{read_position, read_positions};
-use crate::catalog::{Table, read_catalog};
+use crate::catalog::{Table, read_data_catalog};
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
@@ -163,7 +163,7 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     let coordinator = connect(&plan.conn, Purpose::Data).await?;
     let server = server_info(&coordinator).await?;
     let snapshot = crate::conn::snapshot::export_snapshot(&coordinator).await?;
-    let catalog = read_catalog(&coordinator).await?;
+    let catalog = read_data_catalog(&coordinator).await?;
     let chosen = catalog.choose(&plan.selection)?;
     crate::conn::snapshot::lock_tables(
         &coordinator,
