@@ -479,13 +479,7 @@ fn a_signal_while_the_coordinator_waits_beside_the_workers_is_reported_as_the_si
     };
     until("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
     let (_t, dir) = out_dir("beside");
-    let child = crate::common::pgbarge_cmd()
-        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_copy(&db);
+    let child = backup_started(&db, &dir);
     let waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgbarge' \
                    AND wait_event_type = 'Lock' AND datname = current_database()";
     until(waiting);
@@ -501,17 +495,22 @@ fn a_signal_while_the_coordinator_waits_beside_the_workers_is_reported_as_the_si
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }
 
-fn signal_mid_run_leaves_no_backup(signal: i32, name: &str) {
-    let c = cluster();
-    let db = big_table_db(&format!("bk_{name}"), 600_000);
-    let (_t, dir) = out_dir("interrupted");
+/// A backup of `db` into `dir`, once one of its COPYs is running.
+fn backup_started(db: &str, dir: &std::path::Path) -> std::process::Child {
     let child = crate::common::pgbarge_cmd()
-        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap()])
+        .args(["backup", "-d", &cluster().conn(db), "-o", dir.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_copy(&db);
+    wait_for_copy(db);
+    child
+}
+
+fn signal_mid_run_leaves_no_backup(signal: i32, name: &str) {
+    let db = big_table_db(&format!("bk_{name}"), 600_000);
+    let (_t, dir) = out_dir("interrupted");
+    let child = backup_started(&db, &dir);
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();

@@ -105,11 +105,8 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     if plan.dry_run {
         let estimates: Vec<Option<u64>> =
             load_plan.tables.iter().map(|t| Some(chosen[t.index].rows)).collect();
-        let formats: Vec<WireFormat> = load_plan
-            .tables
-            .iter()
-            .map(|t| ToServer::for_table(t, chosen[t.index]).format())
-            .collect();
+        let formats: Vec<WireFormat> =
+            load_plan.tables.iter().map(|t| ToServer::wire_format(t, chosen[t.index])).collect();
         let r = crate::load::report::dry_run(
             &target,
             &load_plan,
@@ -143,8 +140,7 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
             .map(|t| FileJob {
                 index: t.index,
                 table: chosen[t.index].clone(),
-                to_server: ToServer::for_table(t, chosen[t.index])
-                    .keep_int_max(&t.sequence_int_columns()),
+                to_server: ToServer::for_table(t, chosen[t.index]),
             })
             .collect();
         Some(FilesAhead::start(plan.dir.clone(), manifest.compression, keys.clone(), jobs)?)
@@ -266,7 +262,7 @@ struct Restorer<'a> {
 
 impl TableStreamer for Restorer<'_> {
     fn wire_format(&self, t: &TableLoad) -> WireFormat {
-        ToServer::for_table(t, self.chosen[t.index]).format()
+        ToServer::wire_format(t, self.chosen[t.index])
     }
 
     fn only_loads(&self) -> bool {
@@ -286,8 +282,7 @@ impl TableStreamer for Restorer<'_> {
         let m = self.chosen[t.index];
         let name = &t.target.name;
         let file = &m.file;
-        let to_server = ToServer::for_table(t, m);
-        let format = to_server.format();
+        let format = ToServer::wire_format(t, m);
         let mut source = match self.ahead {
             Some(ahead) => TableBlocks::Ahead(ahead.table(t.index)),
             None => TableBlocks::OnDemand(CheckedFile::open(
@@ -295,7 +290,7 @@ impl TableStreamer for Restorer<'_> {
                 m.clone(),
                 self.manifest.compression,
                 self.keys,
-                to_server.keep_int_max(&t.sequence_int_columns()),
+                ToServer::for_table(t, m),
             )?),
         };
         let mut bar = self.progress.table(&name.to_string(), Some(m.rows as i64));

@@ -21,26 +21,22 @@ pub enum ToServer {
 }
 
 impl ToServer {
+    /// The converter for loading `m`'s file into `t`; on the binary path it
+    /// keeps the largest value of the columns that feed sequences.
     pub fn for_table(t: &TableLoad, m: &ManifestTable) -> Self {
-        let kinds: Option<Vec<BinaryKind>> =
-            m.columns.iter().map(|c| BinaryKind::for_type(&c.type_name)).collect();
-        // Binary needs each value whole before its length is written; text
-        // streams. A table of large rows stays on text, so memory stays at
-        // a block whatever the row size.
-        let large_rows = m.csv_bytes / m.rows.max(1) > LARGE_ROWS;
-        match kinds {
-            Some(kinds) if t.binary_ok && !kinds.is_empty() && !large_rows => {
-                ToServer::Binary(CsvToBinary::new(kinds))
+        match binary_kinds(t, m) {
+            Some(kinds) => {
+                ToServer::Binary(CsvToBinary::new(kinds).keep_int_max(&t.sequence_int_columns()))
             }
-            _ => ToServer::Text(CsvToText::new(m.columns.len())),
+            None => ToServer::Text(CsvToText::new(m.columns.len())),
         }
     }
 
-    /// Keeps the largest value of the integer `columns` on the binary path.
-    pub fn keep_int_max(self, columns: &[usize]) -> Self {
-        match self {
-            ToServer::Binary(b) => ToServer::Binary(b.keep_int_max(columns)),
-            text => text,
+    /// The format [`ToServer::for_table`] sends in, without building it.
+    pub fn wire_format(t: &TableLoad, m: &ManifestTable) -> WireFormat {
+        match binary_kinds(t, m) {
+            Some(_) => WireFormat::Binary,
+            None => WireFormat::Text,
         }
     }
 
@@ -49,13 +45,6 @@ impl ToServer {
         match self {
             ToServer::Binary(b) => b.int_max(),
             ToServer::Text(_) => None,
-        }
-    }
-
-    pub fn format(&self) -> WireFormat {
-        match self {
-            ToServer::Text(_) => WireFormat::Text,
-            ToServer::Binary(_) => WireFormat::Binary,
         }
     }
 
@@ -70,4 +59,17 @@ impl ToServer {
             ToServer::Binary(b) => Ok(b.feed(block)?.into_iter().map(Bytes::from).collect()),
         }
     }
+}
+
+/// Each column's binary form when the table goes as COPY binary: every
+/// column's type covered and the same in the target, and rows small enough.
+fn binary_kinds(t: &TableLoad, m: &ManifestTable) -> Option<Vec<BinaryKind>> {
+    // Binary needs each value whole before its length is written; text
+    // streams. A table of large rows stays on text, so memory stays at a
+    // block whatever the row size.
+    let large_rows = m.csv_bytes / m.rows.max(1) > LARGE_ROWS;
+    if !t.binary_ok || large_rows || m.columns.is_empty() {
+        return None;
+    }
+    m.columns.iter().map(|c| BinaryKind::for_type(&c.type_name)).collect()
 }
