@@ -435,3 +435,40 @@ fn a_load_failing_stops_the_files_read_ahead() {
     assert_eq!(count(&tgt, "later"), 0);
     assert_eq!(count(&tgt, "parent"), 1);
 }
+
+/// The backup is checked while the target connects: a damaged backup is
+/// still what is reported when the target cannot be reached, and at once
+/// when the target's connection hangs, not after its timeout.
+#[test]
+fn a_damaged_backup_is_reported_before_the_targets_connection() {
+    let db = db_with("rs_damaged_first", "erp/source.sql");
+    let (_t, dir) = backup_of(&db, &[]);
+    let m = pgbarge::storage::manifest::Manifest::read(&dir).unwrap();
+    let file = dir.join(&m.tables[0].file);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    let expect_damage = |r: &crate::common::Run| {
+        r.expect_code(1);
+        assert!(r.stderr.contains("bytes, the manifest records"), "{}", r.stderr);
+        assert!(r.stderr.contains("nothing was restored"), "{}", r.stderr);
+    };
+
+    // Nothing listens: the connection fails first, the backup's error is reported.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conn = format!("host=127.0.0.1 port={refused} dbname=x connect_timeout=30");
+    let r = pgbarge(&["restore", dir.to_str().unwrap(), "-d", &conn], &[]);
+    expect_damage(&r);
+
+    // A listener that never answers: the connection would wait out its
+    // 30 s; the damaged backup ends the run well before.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let conn = format!("host=127.0.0.1 port={port} dbname=x connect_timeout=30");
+    let (r, took) = crate::common::pgbarge_within(
+        &["restore", dir.to_str().unwrap(), "-d", &conn],
+        std::time::Duration::from_secs(20),
+    );
+    expect_damage(&r);
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    drop(silent);
+}

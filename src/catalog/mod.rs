@@ -203,7 +203,17 @@ const USER_TABLES: &str = "
 /// # Errors
 /// A server error if a catalog query fails.
 pub async fn read_catalog(session: &Session) -> Result<Catalog> {
-    session.without_jit(read_catalog_queries(session, true)).await
+    session.without_jit(read_catalog_queries(session, Extras { keys: true, triggers: true })).await
+}
+
+/// As [`read_catalog`], for the target of a load: the tables' unique keys
+/// are read only when `keys` (the modes that stage rows and resolve
+/// conflicts on a key); left empty otherwise, their query is not run.
+///
+/// # Errors
+/// A server error if a catalog query fails.
+pub async fn read_target_catalog(session: &Session, keys: bool) -> Result<Catalog> {
+    session.without_jit(read_catalog_queries(session, Extras { keys, triggers: true })).await
 }
 
 /// As [`read_catalog`], for a side that only reads table data (backup,
@@ -213,7 +223,18 @@ pub async fn read_catalog(session: &Session) -> Result<Catalog> {
 /// # Errors
 /// A server error if a catalog query fails.
 pub async fn read_data_catalog(session: &Session) -> Result<Catalog> {
-    session.without_jit(read_catalog_queries(session, false)).await
+    session
+        .without_jit(read_catalog_queries(session, Extras { keys: false, triggers: false }))
+        .await
+}
+
+/// Which of the queries that only some readers need are run.
+#[derive(Debug, Clone, Copy)]
+struct Extras {
+    /// Each table's unique keys (`skip` and `upsert`, `list`).
+    keys: bool,
+    /// Each table's own triggers (a load reports and may disable them).
+    triggers: bool,
 }
 
 /// Each table's columns, in order. The type's schema comes from a join, not
@@ -310,7 +331,7 @@ async fn catalog_query_if(
     if wanted { catalog_query(session, sql, oids).await } else { Ok(Vec::new()) }
 }
 
-async fn read_catalog_queries(session: &Session, for_load: bool) -> Result<Catalog> {
+async fn read_catalog_queries(session: &Session, extras: Extras) -> Result<Catalog> {
     // The later queries name the tables the first one found by oid, rather
     // than each evaluating the user-table filter (a join with pg_depend)
     // again: 15-20 ms less each on 1,000 tables.
@@ -385,10 +406,10 @@ async fn read_catalog_queries(session: &Session, for_load: bool) -> Result<Catal
     // side's work between queries.
     let (column_rows, key_rows, fk_rows, sequence_rows, trigger_rows, partition_rows) = futures::try_join!(
         catalog_query(session, COLUMNS_SQL, Some(&oids)),
-        catalog_query_if(for_load, session, KEYS_SQL, Some(&oids)),
+        catalog_query_if(extras.keys, session, KEYS_SQL, Some(&oids)),
         catalog_query(session, FOREIGN_KEYS_SQL, None),
         catalog_query(session, SEQUENCES_SQL, Some(&oids)),
-        catalog_query_if(for_load, session, TRIGGERS_SQL, Some(&oids)),
+        catalog_query_if(extras.triggers, session, TRIGGERS_SQL, Some(&oids)),
         catalog_query(session, PARTITIONS_SQL, None),
     )?;
     for r in column_rows {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::catalog::{Table, read_catalog, read_data_catalog};
+use crate::catalog::{Table, read_data_catalog, read_target_catalog};
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Error, Result};
@@ -58,7 +58,8 @@ pub async fn run(plan: CopyOptions) -> Result<Outcome> {
         .await?;
         Ok::<_, crate::error::Error>(catalog)
     };
-    let (source_catalog, target_catalog) = futures::join!(source_side, read_catalog(&target));
+    let (source_catalog, target_catalog) =
+        futures::join!(source_side, read_target_catalog(&target, plan.options.mode.stages()));
     let source_catalog = source_catalog.map_err(|e| e.context("SOURCE"))?;
     let chosen = source_catalog.choose(&plan.selection).map_err(|e| e.context("SOURCE"))?;
     let target_catalog = target_catalog.map_err(|e| e.context("TARGET"))?;

@@ -16,6 +16,7 @@ mod schema;
 mod to_server;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use self::checked_file::{CheckedFile, FileChecked};
@@ -23,7 +24,7 @@ use self::clean::CleanPlan;
 use self::files_ahead::{FileJob, FileQueue, FilesAhead};
 use self::schema::{SchemaSql, read_schema_files, run_post_data, run_schema};
 use self::to_server::ToServer;
-use crate::catalog::read_catalog;
+use crate::catalog::read_target_catalog;
 use crate::cmd::Outcome;
 use crate::conn::session::{Purpose, Session, connect};
 use crate::error::{Error, Result};
@@ -48,26 +49,37 @@ use crate::stream::stages::WireFormat;
 /// server and file errors (exit 3, rolled back), signals.
 pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
     let started = Instant::now();
+    let plan = Arc::new(plan);
     let _reading = plan.dir.lock_for_reading()?;
-    let (manifest, keys) =
-        Manifest::open_at(&plan.dir, plan.keys.as_ref()).await?.full(&plan.dir)?;
-    if plan.clean {
-        clean::check_usable(&plan, &manifest)?;
-    }
-    let names: Vec<TableName> =
-        manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
-    let picked: HashSet<&TableName> =
-        plan.selection.choose(&names, &[], "in the backup")?.into_iter().collect();
-    let chosen: Vec<&ManifestTable> = manifest
-        .tables
-        .iter()
-        .zip(&names)
-        .filter(|(_, n)| picked.contains(n))
-        .map(|(t, _)| t)
-        .collect();
-    check_folder(&plan, &manifest, &chosen).await?;
+    // The backup is read and checked on a thread of its own while the target
+    // is connected and, when no SQL runs there first (--schema, --clean),
+    // its catalog read: the server works on the catalog queries while the
+    // manifest is parsed and every file is looked at. A backup found wrong
+    // is reported at once, before a slow connection fails, and nothing is
+    // sent to the target but those reads until it has passed.
+    let early_catalog = !plan.schema && !plan.clean;
+    let mut backup = tokio::task::spawn_blocking({
+        let (plan, runtime) = (plan.clone(), tokio::runtime::Handle::current());
+        move || runtime.block_on(read_backup(&plan))
+    });
+    let target_side = async {
+        let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
+        let catalog = match early_catalog {
+            true => Some(read_load_catalog(&target, &plan).await?),
+            false => None,
+        };
+        Ok::<_, Error>((target, catalog))
+    };
+    let mut target_side = std::pin::pin!(target_side);
+    let (checked, target_side) = tokio::select! {
+        biased;
+        checked = &mut backup => (backup_read(checked)?, target_side.await),
+        target = &mut target_side => (backup_read(backup.await)?, target),
+    };
+    let (target, early) = target_side?;
+    let BackupRead { manifest, keys, chosen } = checked;
+    let chosen: Vec<&ManifestTable> = chosen.iter().map(|&i| &manifest.tables[i]).collect();
 
-    let target = connect(&plan.conn, Purpose::Data).await.map_err(|e| e.context("TARGET"))?;
     let schema_sql = if plan.schema || plan.clean {
         Some(read_schema_files(&plan, &manifest, keys.as_ref()).await?)
     } else {
@@ -92,7 +104,10 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         Some(files) => run_schema(&plan, files, &target, cleaning.as_ref()).await?,
         None => None,
     };
-    let catalog = read_catalog(&target).await.map_err(|e| e.context("TARGET"))?;
+    let catalog = match early {
+        Some(catalog) => catalog,
+        None => read_load_catalog(&target, &plan).await?,
+    };
     let incoming: Vec<Incoming> = chosen
         .iter()
         .map(|t| Incoming {
@@ -196,6 +211,52 @@ pub async fn run(plan: RestoreOptions) -> Result<Outcome> {
         crate::load::report::print_cascaded("also emptied", &emptied);
     }
     Ok(Outcome::Ok)
+}
+
+/// A backup read and checked before anything is written.
+struct BackupRead {
+    manifest: Manifest,
+    /// What opens an encrypted backup's files.
+    keys: Option<Identities>,
+    /// The tables chosen, as indexes into the manifest's, in its order.
+    chosen: Vec<usize>,
+}
+
+/// Reads the manifest, picks the tables the selection names and checks the
+/// folder ([`check_folder`]).
+///
+/// # Errors
+/// An incomplete or damaged backup, a selection naming no table in it.
+async fn read_backup(plan: &RestoreOptions) -> Result<BackupRead> {
+    let (manifest, keys) =
+        Manifest::open_at(&plan.dir, plan.keys.as_ref()).await?.full(&plan.dir)?;
+    if plan.clean {
+        clean::check_usable(plan, &manifest)?;
+    }
+    let names: Vec<TableName> =
+        manifest.tables.iter().map(|t| TableName::new(&t.schema, &t.name)).collect();
+    let picked: HashSet<&TableName> =
+        plan.selection.choose(&names, &[], "in the backup")?.into_iter().collect();
+    let chosen: Vec<usize> = (0..names.len()).filter(|&i| picked.contains(&names[i])).collect();
+    let tables: Vec<&ManifestTable> = chosen.iter().map(|&i| &manifest.tables[i]).collect();
+    check_folder(plan, &manifest, &tables).await?;
+    Ok(BackupRead { manifest, keys, chosen })
+}
+
+/// [`read_backup`]'s result from its thread.
+fn backup_read(
+    joined: std::result::Result<Result<BackupRead>, tokio::task::JoinError>,
+) -> Result<BackupRead> {
+    joined.map_err(|e| Error::runtime(format!("reading the backup failed: {e}")))?
+}
+
+/// The target's catalog, with the unique keys when the mode resolves
+/// conflicts on them.
+async fn read_load_catalog(
+    target: &Session,
+    plan: &RestoreOptions,
+) -> Result<crate::catalog::Catalog> {
+    read_target_catalog(target, plan.options.mode.stages()).await.map_err(|e| e.context("TARGET"))
 }
 
 /// Refuses, before anything is written, what `verify` would call damaged

@@ -3,7 +3,7 @@
 //! functions) before, post-data (indexes, constraints, triggers) after.
 
 use super::clean::CleanPlan;
-use crate::catalog::read_catalog;
+use crate::catalog::read_data_catalog;
 use crate::conn::session::{Session, repin};
 use crate::error::{Error, Result};
 use crate::format::encryption::Identities;
@@ -50,7 +50,7 @@ pub(super) async fn run_schema(
     clean: Option<&CleanPlan>,
 ) -> Result<Option<SchemaSql>> {
     if clean.is_none() {
-        let catalog = read_catalog(target).await.map_err(|e| e.context("TARGET"))?;
+        let catalog = read_data_catalog(target).await.map_err(|e| e.context("TARGET"))?;
         if !catalog.tables.is_empty() {
             return Err(Error::usage_hint(
                 format!(
