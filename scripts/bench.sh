@@ -27,9 +27,45 @@ ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
 ONLY="${ONLY:-all}"
 want() { case ",$ONLY," in *,all,* | *,"$1",*) return 0 ;; *) return 1 ;; esac; }
-bash scripts/install-deps.sh hyperfine time pgcopydb age
+bash scripts/install-deps.sh hyperfine time pgcopydb age jq
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"
+
+# interleaved CSV PREPARE NAME CMD [NAME CMD ...]: $RUNS rounds (after one
+# warm-up round) in which every command runs once, after PREPARE, in an
+# order that rotates each round; CSV gets each command's mean and median, as
+# hyperfine's export names them. hyperfine runs all of one command's runs
+# before the next command's, so a drift of this machine's speed during a
+# part (a third within hours, see the README) lands on one command; here it
+# lands on all of them alike. Each time is hyperfine's, of one run.
+interleaved() {
+    local csv="$1" prepare="$2" names=() cmds=() times r k i n
+    shift 2
+    while [ $# -gt 0 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
+    n=${#names[@]}
+    times="$(mktemp -p "$WORK")"
+    for ((r = 0; r <= RUNS; r++)); do
+        for ((k = 0; k < n; k++)); do
+            i=$(((k + r) % n))
+            hyperfine --runs 1 --prepare "$prepare" --style none --export-json "$WORK/one.json" \
+                -n "${names[$i]}" "${cmds[$i]}" > /dev/null
+            if [ "$r" -gt 0 ]; then
+                printf '%s\t%s\n' "$i" "$(jq '.results[0].mean' "$WORK/one.json")" >> "$times"
+            fi
+        done
+    done
+    {
+        echo "command,mean,median"
+        for ((i = 0; i < n; i++)); do
+            awk -F'\t' -v i="$i" '$1 == i { print $2 }' "$times" | sort -g |
+                awk -v name="${names[$i]}" '{ t[++m] = $1; s += $1 }
+                    END {
+                        median = (m % 2) ? t[(m + 1) / 2] : (t[m / 2] + t[m / 2 + 1]) / 2
+                        printf "%s,%.6f,%.6f\n", name, s / m, median
+                    }'
+        done
+    } > "$csv"
+}
 
 WORK="$(mktemp -d /tmp/pgbarge-bench.XXXXXX)"
 chmod 755 "$WORK"
@@ -129,11 +165,13 @@ SQL
     # freshly freed inodes (an ext4 without a journal skips each one while
     # allocating), not the backup: they are all deleted after the part.
     mkdir -p "$OUT/small-runs"
-    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/small.csv" \
-        --prepare "$FRESH" \
-        -n "pgbarge copy" "'$BIN' copy --source small --target small_tgt -q" \
-        -n "pgbarge backup + restore" "d=\$(mktemp -u -p '$OUT/small-runs') && '$BIN' backup -d small -o \$d -q && '$BIN' restore \$d -d small_tgt -q" \
-        -n "pg_dump --data-only | psql" "pg_dump --data-only small | psql -X -q -d small_tgt"
+    # These commands take about a second each and their ratios are targets
+    # near 1.0x, so a drift of the machine's speed between one command's
+    # runs and the next's would decide them: their runs are interleaved.
+    interleaved "$WORK/small.csv" "$FRESH" \
+        "pgbarge copy" "'$BIN' copy --source small --target small_tgt -q" \
+        "pgbarge backup + restore" "d=\$(mktemp -u -p '$OUT/small-runs') && '$BIN' backup -d small -o \$d -q && '$BIN' restore \$d -d small_tgt -q" \
+        "pg_dump --data-only | psql" "pg_dump --data-only small | psql -X -q -d small_tgt"
     hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/small-list.csv" \
         -n "pgbarge list of 1000 tables" "'$BIN' list -d small -q > /dev/null" \
         -n "pgbarge copy --dry-run of 1000 tables" "'$BIN' copy --source small --target small_tgt --mode truncate --dry-run -q > /dev/null"
@@ -190,15 +228,21 @@ fi
 
 # Prints each command's mean, then each pgbarge command's time over each
 # other command's (below 1.00x: pgbarge is faster). $1: hyperfine's CSV, $2: title.
+# With a median column (hyperfine's CSV and interleaved's have one), the
+# medians' ratio is printed beside the means': one slow run moves a mean.
 ratios() {
     echo
     echo "== $2, over ${TRANSPORT:-tcp}, mean seconds over $RUNS runs"
-    awk -F, 'NR > 1 { gsub(/"/, "", $1); n++; name[n] = $1; mean[n] = $2 }
+    awk -F, 'NR == 1 { for (c = 1; c <= NF; c++) if ($c == "median") mc = c; next }
+        { gsub(/"/, "", $1); n++; name[n] = $1; mean[n] = $2; if (mc) median[n] = $mc }
         END {
             for (i = 1; i <= n; i++) printf "  %-28s %8.2f s\n", name[i], mean[i]
             for (i = 1; i <= n; i++) if (name[i] ~ /^pgbarge/)
-                for (j = 1; j <= n; j++) if (name[j] !~ /^pgbarge/)
-                    printf "  %-28s / %-24s = %.2fx\n", name[i], name[j], mean[i] / mean[j]
+                for (j = 1; j <= n; j++) if (name[j] !~ /^pgbarge/) {
+                    printf "  %-28s / %-24s = %.2fx", name[i], name[j], mean[i] / mean[j]
+                    if (mc) printf "  (medians: %.2fx)", median[i] / median[j]
+                    printf "\n"
+                }
         }' "$1"
 }
 

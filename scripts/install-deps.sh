@@ -4,7 +4,7 @@
 # tests decrypt with the standard tool), the OpenSSH client and server (the
 # tunnel tests start their own sshd). apt-get runs only when
 # something is missing. Extra Debian packages can be named as arguments
-# (bench.sh adds hyperfine, pgcopydb and time).
+# (bench.sh adds hyperfine, pgcopydb, time, age and jq).
 set -euo pipefail
 
 missing=()
