@@ -810,3 +810,27 @@ fn folder_being_read_is_not_written_and_the_reverse() {
     drop(writer);
     assert_eq!(Manifest::read(&dir).unwrap().tables[0].rows, 1);
 }
+
+/// kill -9 mid-run: the data files written so far are only in `data.tmp/`
+/// (no `data/`, no manifest), so nothing there looks like a backup; a new
+/// run refuses the folder unless `--force`, which replaces it whole.
+#[test]
+fn a_killed_backup_leaves_only_an_unpublished_data_folder() {
+    let db = big_table_db("bk_killed", 600_000);
+    let (_t, dir) = out_dir("killed");
+    let mut child = backup_started(&db, &dir);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.join("data.tmp").is_dir());
+    assert!(!dir.join("data").exists());
+    assert!(!dir.join("manifest.json").exists());
+    let d = dir.to_str().unwrap();
+    let r = pgbarge(&["verify", d], &[]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let r = pgbarge(&["backup", "-d", &cluster().conn(&db), "-o", d], &[]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    pgbarge(&["backup", "-d", &cluster().conn(&db), "-o", d, "--force", "-q"], &[]).expect_code(0);
+    assert!(!dir.join("data.tmp").exists());
+    assert_whole_backup(&dir, "after --force over a killed run");
+}

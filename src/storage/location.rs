@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::format::compression::Compression;
 use crate::format::encryption::{Identities, Recipients};
+use crate::storage::manifest::{DATA_DIR, DATA_TMP_DIR};
 use crate::storage::s3::{S3Download, S3Place, S3Upload};
 use crate::storage::sink::{Destination, FileSink};
 use crate::storage::source::{FileSource, SMALL_FILE};
@@ -155,11 +156,32 @@ impl Location {
         }
     }
 
-    /// A data file's writer: temp file and rename on disk (made durable by
-    /// [`Location::sync_data`]); a streamed
-    /// multipart upload in a store, aborted unless finished. `writers`: how
-    /// many data sinks run at once; `seal`: the recipients an encrypted
-    /// backup's files are encrypted to.
+    /// Renames a local backup's `data.tmp/` to `data/`, every data file in
+    /// it whole: one rename instead of one per file (a thousand renames in
+    /// one folder, each holding its lock, cost a backup of 1,000 small
+    /// tables 6 % of its time). Nothing to do in a store, where an upload
+    /// appears only when finished.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn publish_data(&self) -> Result<()> {
+        match self {
+            Location::Local(dir) => {
+                let (from, to) = (dir.join(DATA_TMP_DIR), dir.join(DATA_DIR));
+                std::fs::rename(&from, &to)
+                    .map_err(|e| Error::io("cannot rename into place", &from, e))
+            }
+            Location::S3(_) => Ok(()),
+        }
+    }
+
+    /// A data file's writer, `name` being its place in the backup
+    /// (`data/NNNN...`): on disk the file is written under its own name in
+    /// `data.tmp/`, the folder renamed into place by
+    /// [`Location::publish_data`] once every file is whole, and made durable
+    /// by [`Location::sync_data`]; a streamed multipart upload in a store,
+    /// aborted unless finished. `writers`: how many data sinks run at once;
+    /// `seal`: the recipients an encrypted backup's files are encrypted to.
     ///
     /// # Errors
     /// The file cannot be created (local).
@@ -172,7 +194,13 @@ impl Location {
     ) -> Result<FileSink> {
         let seal = seal.cloned();
         match self {
-            Location::Local(dir) => FileSink::create(&dir.join(name), compression, seal, writers),
+            Location::Local(dir) => {
+                let file = name.strip_prefix(DATA_DIR).and_then(|f| f.strip_prefix('/'));
+                let file = file.ok_or_else(|| {
+                    Error::runtime(format!("{name} is not a name in the data folder"))
+                })?;
+                FileSink::create(&dir.join(DATA_TMP_DIR).join(file), compression, seal, writers)
+            }
             Location::S3(s) => {
                 let (s, name) = (s.clone(), name.to_string());
                 FileSink::start(self.path(&name), compression, seal, writers, move || {

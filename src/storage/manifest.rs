@@ -29,6 +29,9 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const DATA_DIR: &str = "data";
+/// Where a local backup's data files are written: renamed to [`DATA_DIR`]
+/// once every file is whole, before the manifest (see `Location::publish_data`).
+pub const DATA_TMP_DIR: &str = "data.tmp";
 /// The whole schema in one file: what format 1 backups hold.
 pub const SCHEMA_FILE: &str = "schema.sql";
 /// pg_dump's pre-data section (types, tables, functions): run before the rows.
@@ -523,13 +526,16 @@ pub fn remove_backup_files(dir: &Path) -> Result<()> {
             _ => {}
         }
     }
-    let data = dir.join(DATA_DIR);
-    match std::fs::remove_dir_all(&data) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io("cannot remove", &data, e))
+    for folder in [DATA_DIR, DATA_TMP_DIR] {
+        let data = dir.join(folder);
+        match std::fs::remove_dir_all(&data) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", &data, e));
+            }
+            _ => {}
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// Removes a backup wherever it is: locally as [`remove_backup_files`] does;

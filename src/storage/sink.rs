@@ -1,6 +1,7 @@
-//! Where bytes land: a file written under a temporary name, compressed (and,
-//! for an encrypted backup, encrypted) on its own thread, fsynced and renamed
-//! only on `finish`.
+//! Where bytes land: a file written under a temporary name (its own, or its
+//! folder's: a backup's `data.tmp/`), compressed (and, for an encrypted
+//! backup, encrypted) on its own thread, and made durable and renamed into
+//! place only once finished.
 //!
 //! Nothing finishes on drop: dropping a sink (an error, a signal) removes its
 //! temporary file, and that is the rollback path. The zstd encoder is finished
@@ -25,14 +26,18 @@ use crate::format::zstd_frames::FrameEncoder;
 use crate::stream::stages::BLOCK_SIZE;
 
 /// A file created private (0600) under `NAME.tmp`, renamed to `NAME` by
-/// [`AtomicFile::commit`] after `sync_all`; removed if dropped before.
+/// [`AtomicFile::commit`] after `sync_all`; removed if dropped before. Or,
+/// in a folder that is renamed into place only once all its files are whole
+/// ([`AtomicFile::create_unpublished`]), written under `NAME` itself.
 pub struct AtomicFile {
+    /// Where the bytes are written: `NAME.tmp`, or `NAME` in an unpublished folder.
     tmp: PathBuf,
     path: PathBuf,
     file: Option<File>,
-    /// Synced (file and folder) at commit; otherwise the caller makes the
-    /// folder durable at once later ([`sync_filesystem`]), before anything
-    /// that says the file is complete is written.
+    /// Synced (file and folder) and renamed at commit; otherwise the caller
+    /// makes the filesystem durable at once later ([`sync_filesystem`]),
+    /// after renaming the folder into place and before anything that says
+    /// the file is complete is written.
     sync_at_commit: bool,
 }
 
@@ -45,20 +50,25 @@ impl AtomicFile {
         Self::open(path, true)
     }
 
-    /// As [`AtomicFile::create`], for a file the caller syncs later with the
-    /// rest of its folder: a backup's data files, whose manifest is written
-    /// only after one [`sync_filesystem`] (a thousand small tables must not
-    /// cost a thousand device flushes; no manifest, no backup).
+    /// As [`AtomicFile::create`], for a file in a folder that is itself
+    /// the temporary name: a backup's `data.tmp/`, renamed to `data/` once
+    /// every file is whole, then made durable by one [`sync_filesystem`]
+    /// before the manifest is written (a thousand small tables must not
+    /// cost a thousand device flushes, nor a thousand renames; no manifest,
+    /// no backup). Written under `path` itself, created exclusively; commit
+    /// neither syncs nor renames.
     ///
     /// # Errors
     /// The OS error, naming the file.
-    pub fn create_deferred(path: &Path) -> Result<Self> {
+    pub fn create_unpublished(path: &Path) -> Result<Self> {
         Self::open(path, false)
     }
 
     fn open(path: &Path, sync_at_commit: bool) -> Result<Self> {
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
+        if sync_at_commit {
+            tmp.push(".tmp");
+        }
         let tmp = PathBuf::from(tmp);
         let file = OpenOptions::new()
             .write(true)
@@ -69,21 +79,21 @@ impl AtomicFile {
         Ok(AtomicFile { tmp, path: path.to_path_buf(), file: Some(file), sync_at_commit })
     }
 
-    /// Flushes to disk, renames into place, and fsyncs the folder.
+    /// Flushes to disk, renames into place, and fsyncs the folder; for an
+    /// unpublished file, only closes it (its folder is renamed and synced).
     ///
     /// # Errors
     /// The OS error of the sync or rename, naming the file.
     pub fn commit(mut self) -> Result<PathBuf> {
         let file = self.file.take().expect("file present until commit");
-        if self.sync_at_commit {
-            file.sync_all().map_err(|e| Error::io("cannot sync", &self.tmp, e))?;
+        if !self.sync_at_commit {
+            return Ok(std::mem::take(&mut self.path));
         }
+        file.sync_all().map_err(|e| Error::io("cannot sync", &self.tmp, e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path)
             .map_err(|e| Error::io("cannot rename into place", &self.path, e))?;
-        if self.sync_at_commit {
-            sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
-        }
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
         Ok(std::mem::take(&mut self.path))
     }
 }
@@ -285,10 +295,11 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// Creates `path.tmp` and starts the writer thread; `writers` is how
-    /// many sinks run at once (they share one queue budget). The file is
-    /// renamed into place by [`FileSink::finish`] but made durable with its
-    /// folder by the caller ([`sync_filesystem`], before the manifest).
+    /// Creates `path` in a folder not yet renamed into place (see
+    /// [`AtomicFile::create_unpublished`]); its writer starts with the data
+    /// (see [`Unstarted`]). `writers` is how many sinks run at once (they
+    /// share one queue budget). The caller renames the folder and makes it
+    /// durable ([`sync_filesystem`]) before the manifest.
     ///
     /// # Errors
     /// The file cannot be created.
@@ -298,7 +309,7 @@ impl FileSink {
         seal: Option<Recipients>,
         writers: usize,
     ) -> Result<Self> {
-        let file = AtomicFile::create_deferred(path)?;
+        let file = AtomicFile::create_unpublished(path)?;
         Ok(FileSink {
             unstarted: Some(Unstarted { file, compression, seal, first: None }),
             tx: None,
@@ -598,6 +609,21 @@ mod tests {
         sink.feed(Bytes::from(vec![b'x'; BLOCK_SIZE])).unwrap();
         assert!(sink.handle.is_some());
         assert_eq!(sink.finish().unwrap().file_bytes, BLOCK_SIZE as u64);
+    }
+
+    #[test]
+    fn an_unpublished_file_is_written_under_its_own_name_exclusively() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut f = AtomicFile::create_unpublished(&path).unwrap();
+        f.write_all(b"x").unwrap();
+        assert!(path.exists() && !dir.path().join("t.csv.tmp").exists());
+        assert!(AtomicFile::create_unpublished(&path).is_err(), "created exclusively");
+        assert_eq!(f.commit().unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"x");
+        let other = dir.path().join("u.csv");
+        drop(AtomicFile::create_unpublished(&other).unwrap());
+        assert!(!other.exists(), "removed when dropped before commit");
     }
 
     #[test]

@@ -310,7 +310,9 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     if let Some(signal) = crate::cancel::reason() {
         return Err(Error::Interrupted { signal });
     }
-    // Every data file on disk before the files that say the backup is whole.
+    // Every data file whole, in place and on disk before the files that say
+    // the backup is whole.
+    output.location.publish_data()?;
     output.location.sync_data().await?;
     match &plan.encrypt_to {
         Some(recipients) => {

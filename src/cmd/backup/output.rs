@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::storage::folder_lock::FolderLock;
 use crate::storage::location::Location;
 use crate::storage::manifest::{
-    DATA_DIR, MANIFEST_FILE, SCHEMA_FILE, SCHEMA_POST_FILE, SCHEMA_PRE_FILE, SUMS_FILE,
-    remove_backup,
+    DATA_DIR, DATA_TMP_DIR, MANIFEST_FILE, SCHEMA_FILE, SCHEMA_POST_FILE, SCHEMA_PRE_FILE,
+    SUMS_FILE, remove_backup,
 };
 use crate::storage::sealed::{PASSPHRASE_KEY_FILE, SEALED_MANIFEST_FILE};
 
@@ -25,14 +25,16 @@ pub(super) struct OutputDir {
     _lock: Option<FolderLock>,
 }
 
-/// The names a pgbarge backup consists of, at the top of its folder.
-pub(crate) const BACKUP_NAMES: [&str; 10] = [
+/// The names a pgbarge backup consists of, at the top of its folder (with
+/// the data folder of a run that did not finish).
+pub(crate) const BACKUP_NAMES: [&str; 11] = [
     MANIFEST_FILE,
     SUMS_FILE,
     SCHEMA_FILE,
     SCHEMA_PRE_FILE,
     SCHEMA_POST_FILE,
     DATA_DIR,
+    DATA_TMP_DIR,
     SEALED_MANIFEST_FILE,
     PASSPHRASE_KEY_FILE,
     "schema-pre.sql.age",
@@ -43,8 +45,10 @@ impl OutputDir {
     /// Creates a local folder private (0700) when it is not there, locks it
     /// against every other writer, then refuses a non-empty folder or prefix
     /// (unless `force` and it holds a pgbarge backup, which is removed,
-    /// manifest first) and creates `data/`. A refusal removes nothing, not
-    /// even a folder this run created: another run may be using it by then.
+    /// manifest first) and creates the folder the data files are written in
+    /// (`data.tmp/`, renamed to `data/` once they are all whole). A refusal
+    /// removes nothing, not even a folder this run created: another run may
+    /// be using it by then.
     pub(super) async fn prepare(location: &Location, force: bool) -> Result<OutputDir> {
         let (created, lock) = match location {
             Location::Local(dir) => {
@@ -76,8 +80,8 @@ impl OutputDir {
         if let Location::Local(dir) = location {
             std::fs::DirBuilder::new()
                 .mode(0o700)
-                .create(dir.join(DATA_DIR))
-                .map_err(|e| Error::io("cannot create folder", dir.join(DATA_DIR), e))?;
+                .create(dir.join(DATA_TMP_DIR))
+                .map_err(|e| Error::io("cannot create folder", dir.join(DATA_TMP_DIR), e))?;
         }
         Ok(OutputDir { location: location.clone(), created, _lock: lock })
     }
