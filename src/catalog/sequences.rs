@@ -1,6 +1,7 @@
 //! Where a sequence stands: the queries that read `last_value` and
-//! `is_called` — for a backup recording it (one, or one for all), and for a
-//! load advancing it past what it loaded (read and moved in one).
+//! `is_called` — for a backup recording it (one, one statement each for
+//! all, or one query for those that handed out a value), and for a load
+//! advancing it past what it loaded (read and moved in one).
 
 use crate::conn::session::Session;
 use crate::error::{Error, Result};
@@ -61,6 +62,43 @@ pub async fn read_positions(
         }
     }
     Ok(out)
+}
+
+/// The positions of the `sequences` that have handed out a value, in one
+/// query (`pg_sequence_last_value`, one function call per sequence instead
+/// of a statement each: a backup of 1,000 small tables spent a sixth of its
+/// time reading them beside its workers, on two cores). `None` for one that
+/// has not (`is_called` false): its `last_value` is not what the function
+/// returns, and must be read with [`read_positions`]. Names as for
+/// [`read_position`].
+///
+/// The function takes a `ROW EXCLUSIVE` lock on each sequence until the
+/// transaction ends, which an `ALTER SEQUENCE` would wait for (and every
+/// `nextval` queued behind it): run it in a transaction of its own, never
+/// in one held for a whole run.
+///
+/// # Errors
+/// The server's error (no privilege on a sequence, one dropped meanwhile).
+pub async fn read_called_positions(
+    session: &Session,
+    sequences: &[&str],
+) -> std::result::Result<Vec<Option<SequencePosition>>, tokio_postgres::Error> {
+    let names: Vec<&str> = sequences.to_vec();
+    let rows = session
+        .query(
+            "SELECT pg_catalog.pg_sequence_last_value(s::pg_catalog.regclass)
+               FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(s, i)
+              ORDER BY i",
+            &[&names],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.get::<_, Option<i64>>(0)
+                .map(|last_value| SequencePosition { last_value, is_called: true })
+        })
+        .collect())
 }
 
 /// The rows of `sql`, statements sent as one simple-protocol message each

@@ -16,9 +16,12 @@ use std::sync::Arc;
 use self::output::OutputDir;
 use self::schema::{dump_schema, find_usable_pg_dump};
 use self::workers::run_workers;
-use crate::catalog::sequences::{read_position, read_positions};
+use crate::catalog::sequences::{
+    SequencePosition, read_called_positions, read_position, read_positions,
+};
 use crate::catalog::{Table, read_data_catalog};
 use crate::cmd::Outcome;
+use crate::conn::conninfo::ConnInfo;
 use crate::conn::session::{Purpose, Session, connect, server_info};
 use crate::error::{Class, Error, Result};
 use crate::jobs::JobQueue;
@@ -202,11 +205,11 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     // be stale) reorder the rest once read, beside the workers (the locks
     // are held, so that read waits on no one): on a thousand small tables
     // it took a sixth of the backup's time.
-    let (session, tables) = (&coordinator, &job_tables);
+    let (session, tables, conn) = (&coordinator, &job_tables, &plan.conn);
     let beside = move |queue: Arc<JobQueue>| async move {
         let sizes = crate::catalog::read_sizes(session, tables).await?;
         queue.reorder_largest_first(&sizes.iter().map(|&b| b.max(0) as u64).collect::<Vec<_>>());
-        read_sequences(session, tables).await
+        read_sequences(session, conn, tables).await
     };
     let (results, sequences) =
         run_workers(plan, &coordinator, &output.location, &snapshot, &jobs, &progress, beside)
@@ -325,47 +328,36 @@ async fn take_backup(plan: &BackupOptions, output: &OutputDir) -> Result<(Manife
     Ok((manifest, started.elapsed().as_secs_f64()))
 }
 
-/// The current values of the sequences feeding each table's columns, read
-/// in one query; when that fails, one by one, to name the sequence.
+/// The current values of the sequences feeding each table's columns: those
+/// that handed out a value in one query on a session of its own
+/// ([`called_positions`]); the others, and all of them when that fails, by
+/// the coordinator ([`read_exactly`]).
 async fn read_sequences(
-    session: &Session,
+    coordinator: &Session,
+    conn: &Arc<ConnInfo>,
     tables: &[&Table],
 ) -> Result<Vec<Vec<ManifestSequence>>> {
-    let names: Vec<&str> =
-        tables.iter().flat_map(|t| t.sequences.iter().map(|s| s.sequence.as_str())).collect();
-    // A savepoint keeps the transaction (and its snapshot) usable when the
-    // one query fails.
-    session.execute("SAVEPOINT pgbarge_seq", "cannot read the sequences").await?;
-    let positions = match read_positions(session, &names, String::new).await {
-        Ok(p) => {
-            session.execute("RELEASE SAVEPOINT pgbarge_seq", "cannot read the sequences").await?;
-            p
-        }
-        Err(_) => {
-            session
-                .execute("ROLLBACK TO SAVEPOINT pgbarge_seq", "cannot read the sequences")
-                .await?;
-            let mut p = Vec::with_capacity(names.len());
-            for t in tables {
-                for s in &t.sequences {
-                    p.push(
-                        read_position(session, &s.sequence, || {
-                            format!("cannot read sequence {} of table {}", s.sequence, t.name)
-                        })
-                        .await?,
-                    );
-                }
-            }
-            p
-        }
+    let feeding: Vec<(&str, &Table)> = tables
+        .iter()
+        .flat_map(|t| t.sequences.iter().map(move |s| (s.sequence.as_str(), *t)))
+        .collect();
+    let called = if feeding.is_empty() {
+        Vec::new()
+    } else {
+        let names: Vec<&str> = feeding.iter().map(|(s, _)| *s).collect();
+        called_positions(conn, &names).await?.unwrap_or_else(|| vec![None; names.len()])
     };
-    let mut positions = positions.into_iter();
+    let unread: Vec<(&str, &Table)> =
+        feeding.iter().zip(&called).filter(|(_, p)| p.is_none()).map(|(f, _)| *f).collect();
+    let mut read = read_exactly(coordinator, &unread).await?.into_iter();
+    let mut positions = called.into_iter().map(|p| p.or_else(|| read.next()));
     let mut all = Vec::with_capacity(tables.len());
     for t in tables {
         let mut seqs = Vec::new();
         for s in &t.sequences {
             let at = positions
                 .next()
+                .flatten()
                 .ok_or_else(|| Error::runtime(format!("sequence {} was not read", s.sequence)))?;
             seqs.push(ManifestSequence {
                 column: s.column.clone(),
@@ -378,6 +370,64 @@ async fn read_sequences(
         all.push(seqs);
     }
     Ok(all)
+}
+
+/// [`read_called_positions`] on a session of its own, in its own short
+/// transaction (the function's locks must not be held for the whole run),
+/// closed after. `None` when that fails for any reason but a signal: the
+/// coordinator then reads them all, and reports what is wrong.
+async fn called_positions(
+    conn: &Arc<ConnInfo>,
+    names: &[&str],
+) -> Result<Option<Vec<Option<SequencePosition>>>> {
+    let session = match connect(conn, Purpose::Data).await {
+        Ok(s) => s,
+        Err(e) if e.class() == Class::Interrupted => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    let read = read_called_positions(&session, names).await;
+    session.close().await;
+    if let Some(signal) = crate::cancel::reason() {
+        return Err(Error::Interrupted { signal });
+    }
+    Ok(read.ok().filter(|p| p.len() == names.len()))
+}
+
+/// The positions of `sequences` (each with the table it feeds), read by the
+/// coordinator in its transaction: in one message; when that fails, one by
+/// one, to name the sequence.
+async fn read_exactly(
+    session: &Session,
+    sequences: &[(&str, &Table)],
+) -> Result<Vec<SequencePosition>> {
+    if sequences.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = sequences.iter().map(|(s, _)| *s).collect();
+    // A savepoint keeps the transaction (and its snapshot) usable when the
+    // one query fails.
+    session.execute("SAVEPOINT pgbarge_seq", "cannot read the sequences").await?;
+    match read_positions(session, &names, String::new).await {
+        Ok(p) => {
+            session.execute("RELEASE SAVEPOINT pgbarge_seq", "cannot read the sequences").await?;
+            Ok(p)
+        }
+        Err(_) => {
+            session
+                .execute("ROLLBACK TO SAVEPOINT pgbarge_seq", "cannot read the sequences")
+                .await?;
+            let mut p = Vec::with_capacity(names.len());
+            for (sequence, t) in sequences {
+                p.push(
+                    read_position(session, sequence, || {
+                        format!("cannot read sequence {sequence} of table {}", t.name)
+                    })
+                    .await?,
+                );
+            }
+            Ok(p)
+        }
+    }
 }
 
 /// The error for a coordinator session that ended before the backup did.
