@@ -661,6 +661,16 @@ fn mode_fail_finds_the_one_table_with_a_row_among_many() {
     assert_eq!(count(&tgt, "t7") + count(&tgt, "t20"), 2);
     c.psql(&tgt, "INSERT INTO t7 (v) VALUES ('next')");
     assert_eq!(c.psql(&tgt, "SELECT max(id) FROM t7"), "2");
+    // Every table holding rows: the error names twenty and counts the rest.
+    let fill: String = (1..=30).map(|i| format!("INSERT INTO t{i} (v) VALUES ('r');")).collect();
+    c.psql(&tgt, &fill);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let r = copy(&src, &tgt, extra);
+        r.expect_code(2);
+        assert!(r.stderr.contains("not empty: public.t1, public.t10, "), "{}", r.stderr);
+        assert!(r.stderr.contains(" and 10 more"), "{}", r.stderr);
+        assert!(!r.stderr.contains("public.t9"), "{}", r.stderr);
+    }
 }
 
 /// A sequence the target user may not move fails the load at its batched

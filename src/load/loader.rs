@@ -192,7 +192,7 @@ impl<'a> Loader<'a> {
                         format!(
                             "--mode fail: target table{} not empty: {}",
                             if full.len() == 1 { " is" } else { "s are" },
-                            full.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                            super::report::some_of(&full, super::report::NAMED_IN_ERRORS)
                         ),
                         "nothing was written; choose --mode truncate, append, skip or upsert to say what happens to the rows there",
                     ));

@@ -10,6 +10,19 @@ use crate::ident::TableName;
 use crate::stream::stages::WireFormat;
 use indicatif::HumanCount;
 
+/// Tables named in one line of an error: the first `shown`, then how many
+/// more (a thousand non-empty tables must not make an error of 15 KB).
+pub fn some_of(tables: &[TableName], shown: usize) -> String {
+    let mut line = tables.iter().take(shown).map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    if tables.len() > shown {
+        line.push_str(&format!(" and {} more", tables.len() - shown));
+    }
+    line
+}
+
+/// How many tables an error names before it counts the rest.
+pub const NAMED_IN_ERRORS: usize = 20;
+
 /// `  --cascade also emptied: public."RolePermission" (15 rows), ...`: the
 /// tables outside the selection that the load empties, with their rows.
 pub fn print_cascaded(verb: &str, counts: &[(TableName, u64)]) {
@@ -99,10 +112,7 @@ pub async fn dry_run(
         }
     }
     if opts.mode == Mode::Fail && !with_rows.is_empty() {
-        problems.push(format!(
-            "--mode fail: not empty: {}",
-            with_rows.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
-        ));
+        problems.push(format!("--mode fail: not empty: {}", some_of(&with_rows, NAMED_IN_ERRORS)));
     }
     println!(
         "load plan (dry run, nothing written): mode {}, {}{}",
@@ -262,5 +272,19 @@ fn print_table_lines(done: &[TableDone], mode: Mode) {
             notes.join("; ")
         );
         println!("{}", crate::wrap::stdout(&line, 2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_some_tables_and_counts_the_rest() {
+        let t = |n: &str| TableName::new("public", n);
+        let tables: Vec<TableName> = ["a", "B", "c"].iter().map(|n| t(n)).collect();
+        assert_eq!(some_of(&tables, 3), "public.a, public.\"B\", public.c");
+        assert_eq!(some_of(&tables, 2), "public.a, public.\"B\" and 1 more");
+        assert_eq!(some_of(&tables[..1], NAMED_IN_ERRORS), "public.a");
     }
 }
