@@ -425,12 +425,7 @@ fn killed_backend_mid_copy_leaves_no_backup() {
     let c = cluster();
     let db = big_table_db("bk_kill", 600_000);
     let (_t, dir) = out_dir("killed");
-    let mut child = crate::common::pgbarge_cmd()
-        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "-j", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_backup(&db, &dir, &["-j", "1"]);
     // The first attempt and both retries.
     for _ in 0..3 {
         let pid = wait_for_copy(&db);
@@ -889,12 +884,7 @@ fn alter_sequence_during_a_backup_does_not_wait_for_it() {
     let (_t, dir) = out_dir("seq_alter");
     // zstd's slowest level keeps the big table's COPY running for many
     // seconds, long after the sequences were read as the workers started.
-    let mut child = crate::common::pgbarge_cmd()
-        .args(["backup", "-d", &c.conn(&db), "-o", dir.to_str().unwrap(), "--compress", "zstd:19"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_backup(&db, &dir, &["--compress", "zstd:19"]);
     wait_for_copy(&db);
     std::thread::sleep(std::time::Duration::from_secs(1));
     c.psql(&db, "SET lock_timeout = '2s'; ALTER SEQUENCE numbered_id_seq RESTART WITH 7000");

@@ -83,13 +83,12 @@ pub async fn read_called_positions(
     session: &Session,
     sequences: &[&str],
 ) -> std::result::Result<Vec<Option<SequencePosition>>, tokio_postgres::Error> {
-    let names: Vec<&str> = sequences.to_vec();
     let rows = session
         .query(
             "SELECT pg_catalog.pg_sequence_last_value(s::pg_catalog.regclass)
                FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(s, i)
               ORDER BY i",
-            &[&names],
+            &[&sequences],
         )
         .await?;
     Ok(rows

@@ -192,7 +192,7 @@ impl<'a> Loader<'a> {
                         format!(
                             "--mode fail: target table{} not empty: {}",
                             if full.len() == 1 { " is" } else { "s are" },
-                            super::report::some_of(&full, super::report::NAMED_IN_ERRORS)
+                            super::report::some_of(&full)
                         ),
                         "nothing was written; choose --mode truncate, append, skip or upsert to say what happens to the rows there",
                     ));

@@ -10,18 +10,20 @@ use crate::ident::TableName;
 use crate::stream::stages::WireFormat;
 use indicatif::HumanCount;
 
-/// Tables named in one line of an error: the first `shown`, then how many
-/// more (a thousand non-empty tables must not make an error of 15 KB).
-pub fn some_of(tables: &[TableName], shown: usize) -> String {
+/// How many tables an error names before it counts the rest.
+const NAMED_IN_ERRORS: usize = 20;
+
+/// Tables named in one line of an error: the first [`NAMED_IN_ERRORS`],
+/// then how many more (a thousand non-empty tables must not make an error
+/// of 15 KB).
+pub fn some_of(tables: &[TableName]) -> String {
+    let shown = NAMED_IN_ERRORS;
     let mut line = tables.iter().take(shown).map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
     if tables.len() > shown {
         line.push_str(&format!(" and {} more", tables.len() - shown));
     }
     line
 }
-
-/// How many tables an error names before it counts the rest.
-pub const NAMED_IN_ERRORS: usize = 20;
 
 /// `  --cascade also emptied: public."RolePermission" (15 rows), ...`: the
 /// tables outside the selection that the load empties, with their rows.
@@ -112,7 +114,7 @@ pub async fn dry_run(
         }
     }
     if opts.mode == Mode::Fail && !with_rows.is_empty() {
-        problems.push(format!("--mode fail: not empty: {}", some_of(&with_rows, NAMED_IN_ERRORS)));
+        problems.push(format!("--mode fail: not empty: {}", some_of(&with_rows)));
     }
     println!(
         "load plan (dry run, nothing written): mode {}, {}{}",
@@ -281,10 +283,13 @@ mod tests {
 
     #[test]
     fn an_error_names_some_tables_and_counts_the_rest() {
-        let t = |n: &str| TableName::new("public", n);
-        let tables: Vec<TableName> = ["a", "B", "c"].iter().map(|n| t(n)).collect();
-        assert_eq!(some_of(&tables, 3), "public.a, public.\"B\", public.c");
-        assert_eq!(some_of(&tables, 2), "public.a, public.\"B\" and 1 more");
-        assert_eq!(some_of(&tables[..1], NAMED_IN_ERRORS), "public.a");
+        let tables: Vec<TableName> =
+            (1..=22).map(|i| TableName::new("public", format!("t{i}"))).collect();
+        assert_eq!(some_of(&tables[..2]), "public.t1, public.t2");
+        let line = some_of(&tables);
+        assert!(
+            line.starts_with("public.t1, public.t2, ") && line.ends_with("public.t20 and 2 more")
+        );
+        assert_eq!(some_of(&[TableName::new("public", "B")]), "public.\"B\"");
     }
 }

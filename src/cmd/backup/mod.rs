@@ -341,12 +341,8 @@ async fn read_sequences(
         .iter()
         .flat_map(|t| t.sequences.iter().map(move |s| (s.sequence.as_str(), *t)))
         .collect();
-    let called = if feeding.is_empty() {
-        Vec::new()
-    } else {
-        let names: Vec<&str> = feeding.iter().map(|(s, _)| *s).collect();
-        called_positions(conn, &names).await?.unwrap_or_else(|| vec![None; names.len()])
-    };
+    let names: Vec<&str> = feeding.iter().map(|(s, _)| *s).collect();
+    let called = called_positions(conn, &names).await?;
     let unread: Vec<(&str, &Table)> =
         feeding.iter().zip(&called).filter(|(_, p)| p.is_none()).map(|(f, _)| *f).collect();
     let mut read = read_exactly(coordinator, &unread).await?.into_iter();
@@ -374,23 +370,27 @@ async fn read_sequences(
 
 /// [`read_called_positions`] on a session of its own, in its own short
 /// transaction (the function's locks must not be held for the whole run),
-/// closed after. `None` when that fails for any reason but a signal: the
-/// coordinator then reads them all, and reports what is wrong.
+/// closed after. All `None` when that fails for any reason but a signal:
+/// the coordinator then reads them all, and reports what is wrong.
 async fn called_positions(
     conn: &Arc<ConnInfo>,
     names: &[&str],
-) -> Result<Option<Vec<Option<SequencePosition>>>> {
+) -> Result<Vec<Option<SequencePosition>>> {
+    let unread = || vec![None; names.len()];
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let session = match connect(conn, Purpose::Data).await {
         Ok(s) => s,
         Err(e) if e.class() == Class::Interrupted => return Err(e),
-        Err(_) => return Ok(None),
+        Err(_) => return Ok(unread()),
     };
     let read = read_called_positions(&session, names).await;
     session.close().await;
     if let Some(signal) = crate::cancel::reason() {
         return Err(Error::Interrupted { signal });
     }
-    Ok(read.ok().filter(|p| p.len() == names.len()))
+    Ok(read.ok().filter(|p| p.len() == names.len()).unwrap_or_else(unread))
 }
 
 /// The positions of `sequences` (each with the table it feeds), read by the
