@@ -52,8 +52,10 @@ pub enum Error {
     #[error("cannot connect to {conn}")]
     Connect {
         conn: String,
+        /// The server's error (a `tokio_postgres::Error`), or what failed
+        /// before the server answered (the socket, TLS set-up).
         #[source]
-        source: tokio_postgres::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
         hint: Option<String>,
     },
 
@@ -149,9 +151,11 @@ impl Error {
     /// The SQLSTATE of the server error inside, if any.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Error::Db { source, .. } | Error::Connect { source, .. } => {
-                source.code().map(|c| c.code())
-            }
+            Error::Db { source, .. } => source.code().map(|c| c.code()),
+            Error::Connect { source, .. } => source
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(tokio_postgres::Error::code)
+                .map(|c| c.code()),
             Error::Context { source, .. } => source.sqlstate(),
             _ => None,
         }

@@ -5,15 +5,16 @@
 //! password) and carries a hint at what to check.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::DbError;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row};
 
+use super::read_gate::{Gated, GatedTls, LargeRows, ReadGate};
+use super::socket::RawSocket;
 use super::trace::traced;
 
 use super::tls::tls_config;
@@ -57,6 +58,10 @@ pub struct Session {
     ended: tokio::sync::watch::Receiver<bool>,
     /// How a cancel request reaches the server: over TLS when the session is.
     cancel_tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// Where the socket was opened (a tunnel's local end, or the server).
+    port: u16,
+    hostaddr: Option<std::net::IpAddr>,
+    /// Shared with the stream the connection reads (see [`Session::count_large_rows`]).
     gate: Arc<ReadGate>,
     /// The connection's I/O task, awaited by [`Session::close`].
     task: tokio::task::JoinHandle<()>,
@@ -160,20 +165,30 @@ impl Session {
     /// stopping anyway.
     pub async fn cancel_server(&self) {
         let token = self.client.cancel_token();
-        let _ = match &self.cancel_tls {
-            None => tokio::time::timeout(CANCEL_GRACE, token.cancel_query(NoTls)).await,
-            Some(tls) => tokio::time::timeout(CANCEL_GRACE, token.cancel_query(tls.clone())).await,
+        let cancel = async {
+            let Ok(socket) = super::socket::open(&self.info, self.port, self.hostaddr).await else {
+                return;
+            };
+            let _ = match &self.cancel_tls {
+                None => token.cancel_query_raw(socket, NoTls).await,
+                Some(tls) => match <_ as MakeTlsConnect<RawSocket>>::make_tls_connect(
+                    &mut tls.clone(),
+                    &self.info.host,
+                ) {
+                    Ok(tls) => token.cancel_query_raw(socket, tls).await,
+                    Err(_) => return,
+                },
+            };
         };
+        let _ = tokio::time::timeout(CANCEL_GRACE, cancel).await;
     }
 
-    /// Stops the connection task from running (so from reading the socket)
-    /// until the returned pause is dropped. The server then waits on the
-    /// socket's flow control. Used while a very large row is held, so that
-    /// tokio-postgres does not read the next ones into fresh buffers beside
-    /// it. Nothing may wait on this session while paused: that would never end.
-    pub fn pause_reading(&self) -> ReadPause {
-        self.gate.paused.store(true, Ordering::SeqCst);
-        ReadPause { gate: self.gate.clone() }
+    /// Counts the large rows of the `COPY ... TO STDOUT` about to start: the
+    /// connection stops reading after each until the consumer releases it
+    /// (see [`super::read_gate`]). Nothing may wait on this session for
+    /// anything else while a row is held: that would never end.
+    pub fn count_large_rows(&self) -> LargeRows {
+        self.gate.count_large_rows()
     }
 
     /// Ends the session and waits until its connection task has ended, so
@@ -360,45 +375,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Whether a session's connection task may run; see [`Session::pause_reading`].
-#[derive(Default)]
-struct ReadGate {
-    paused: AtomicBool,
-    /// The connection task, woken when the pause ends.
-    waker: std::sync::Mutex<Option<Waker>>,
-}
-
-/// A paused connection; dropping it lets the connection run again.
-#[must_use = "the pause ends when this is dropped"]
-pub struct ReadPause {
-    gate: Arc<ReadGate>,
-}
-
-impl Drop for ReadPause {
-    fn drop(&mut self) {
-        self.gate.paused.store(false, Ordering::SeqCst);
-        if let Some(w) = self.gate.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            w.wake();
-        }
-    }
-}
-
-/// Runs a connection future except while its gate is paused.
-async fn run_gated<F: Future>(conn: F, gate: Arc<ReadGate>) -> F::Output {
-    let mut conn = std::pin::pin!(conn);
-    std::future::poll_fn(move |cx| {
-        if gate.paused.load(Ordering::SeqCst) {
-            *gate.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-            // The pause may have ended between the load and storing the waker.
-            if gate.paused.load(Ordering::SeqCst) {
-                return Poll::Pending;
-            }
-        }
-        conn.as_mut().poll(cx)
-    })
-    .await
-}
-
 /// Opens a session and pins its settings. The connection's I/O task is spawned on
 /// the current tokio runtime, so call this on the runtime that will use it.
 ///
@@ -408,22 +384,16 @@ async fn run_gated<F: Future>(conn: F, gate: Arc<ReadGate>) -> F::Output {
 pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> {
     // Through an SSH tunnel, the session connects to its local end, as
     // libpq's `hostaddr`: TLS still verifies `host`, and cancel requests take
-    // the same path. (Config's host, hostaddr and port are lists: set once.)
+    // the same path. The socket is opened here (see `socket`), so the config
+    // only holds what the startup sends.
     let tunnel = super::tunnel::endpoint(info).await?;
     let mut config = Config::new();
     config
-        .host(&info.host)
-        .port(tunnel.map_or(info.port, |t| t.port()))
         .user(&info.user)
         .dbname(&info.dbname)
-        .connect_timeout(info.connect_timeout)
         .application_name(info.application_name.as_deref().unwrap_or("pgbarge"));
     if let Some(p) = info.password() {
         config.password(p);
-    }
-    if let Some(addr) = tunnel.map(|t| t.ip()).or(info.hostaddr) {
-        // Connect there; TLS still verifies `host` (libpq's hostaddr).
-        config.hostaddr(addr);
     }
     let mode = info.effective_sslmode();
     let conn_error = Arc::new(std::sync::Mutex::new(None));
@@ -442,12 +412,19 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
     } else {
         (None, None)
     };
+    let port = tunnel.map_or(info.port, |t| t.port());
+    let hostaddr = tunnel.map(|t| t.ip()).or(info.hostaddr);
+    let socket = super::socket::open(info, port, hostaddr)
+        .await
+        .map_err(|e| connect_error(info, BeforeServer::boxed("error connecting to server", e)))?;
     let (client, task, cancel_tls) = if mode == SslMode::Disable {
         config.ssl_mode(PgSslMode::Disable);
-        let (client, conn) = config.connect(NoTls).await.map_err(|e| connect_error(info, e))?;
-        let gate = gate.clone();
-        let task =
-            tokio::spawn(async move { record(run_gated(drive(conn, notice_tx), gate).await) });
+        let socket = Gated::new(socket, gate.clone(), 0);
+        let (client, conn) = config
+            .connect_raw(socket, NoTls)
+            .await
+            .map_err(|e| connect_error(info, Box::new(e)))?;
+        let task = tokio::spawn(async move { record(drive(conn, notice_tx).await) });
         (client, task, None)
     } else {
         config.ssl_mode(if mode == SslMode::Prefer {
@@ -456,15 +433,33 @@ pub async fn connect(info: &Arc<ConnInfo>, purpose: Purpose) -> Result<Session> 
             PgSslMode::Require
         });
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(info, mode)?);
-        let (client, conn) =
-            config.connect(tls.clone()).await.map_err(|e| connect_error(info, e))?;
-        let gate = gate.clone();
-        let task =
-            tokio::spawn(async move { record(run_gated(drive(conn, notice_tx), gate).await) });
+        let handshake =
+            <_ as MakeTlsConnect<Gated<RawSocket>>>::make_tls_connect(&mut tls.clone(), &info.host)
+                .map_err(|e| {
+                    connect_error(info, BeforeServer::boxed("error performing TLS handshake", e))
+                })?;
+        // The server's first byte answers the TLS request; the messages follow.
+        let socket = Gated::new(socket, gate.clone(), 1);
+        let (client, conn) = config
+            .connect_raw(socket, GatedTls { tls: handshake, gate: gate.clone() })
+            .await
+            .map_err(|e| connect_error(info, Box::new(e)))?;
+        let task = tokio::spawn(async move { record(drive(conn, notice_tx).await) });
         (client, task, Some(tls))
     };
     pin(&client, info, purpose).await?;
-    Ok(Session { client, info: info.clone(), conn_error, ended, cancel_tls, gate, task, notices })
+    Ok(Session {
+        client,
+        info: info.clone(),
+        conn_error,
+        ended,
+        cancel_tls,
+        port,
+        hostaddr,
+        gate,
+        task,
+        notices,
+    })
 }
 
 /// Runs a connection to its end, as awaiting it does, handing each notice to
@@ -517,8 +512,26 @@ async fn pin(client: &Client, info: &ConnInfo, purpose: Purpose) -> Result<()> {
         .map_err(|e| Error::db(format!("cannot set session settings on {info}"), e))
 }
 
-fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {
-    let mut hint = connect_hint(info, &e);
+/// What failed before the server answered: opening the socket, setting up TLS.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct BeforeServer {
+    what: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl BeforeServer {
+    fn boxed(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(BeforeServer { what, source: source.into() })
+    }
+}
+
+fn connect_error(info: &ConnInfo, e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    let mut hint = connect_hint(info, e.as_ref());
     if let Some(b) = &info.ssh {
         hint = format!("{hint} (through the SSH tunnel via {b})");
         if let Some(said) = super::tunnel::stderr_of(info) {
@@ -528,8 +541,10 @@ fn connect_error(info: &ConnInfo, e: tokio_postgres::Error) -> Error {
     Error::Connect { conn: info.to_string(), source: e, hint: Some(hint) }
 }
 
-fn connect_hint(info: &ConnInfo, e: &tokio_postgres::Error) -> String {
-    if let Some(code) = e.code() {
+fn connect_hint(info: &ConnInfo, e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    if let Some(code) =
+        e.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code)
+    {
         return match code.code() {
             "28P01" => {
                 "check the password (the URL, PGPASSWORD or the password file ~/.pgpass)".into()

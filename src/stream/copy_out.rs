@@ -12,30 +12,26 @@ use futures::StreamExt;
 use tokio_postgres::CopyOutStream;
 
 use super::stages::{BlockGatherer, Stages};
-use crate::conn::session::{ReadPause, Session};
+use crate::conn::read_gate::{LARGE_ROW, LargeRows};
+use crate::conn::session::Session;
 use crate::error::{Error, Result};
-
-/// A row at least this large stops the connection from reading ahead while
-/// its block is out. tokio-postgres reads whole messages ahead of its
-/// consumer (up to three, each into a fresh buffer while the previous one is
-/// still held): with 100 MB rows that is 400 MB. Paused, the server waits on
-/// the socket instead, and the next row is read into the buffer the last one
-/// left. Smaller rows keep the read-ahead, which overlaps reading and writing.
-pub const LARGE_ITEM: usize = 8 << 20;
 
 /// The blocks of one `COPY ... TO STDOUT`: items gathered into blocks of
 /// about [`BLOCK_SIZE`](super::stages::BLOCK_SIZE), each wait raced against cancellation.
 ///
 /// A block must be let go of (dropped, or its bytes fully handed on) before
-/// `next` is called again: a block of [`LARGE_ITEM`] or more pauses the
-/// session's reading until then.
+/// `next` is called again: the connection reads nothing past a row of
+/// [`LARGE_ROW`] or more until then (see [`crate::conn::read_gate`]), so the
+/// next large row is read into the buffer the last one left.
 pub struct CopyOutBlocks<'a> {
     session: &'a Session,
     stream: Pin<Box<CopyOutStream>>,
     gather: BlockGatherer,
     ended: bool,
-    /// Set while a large block is out (see [`CopyOutBlocks::hold`]).
-    paused: Option<ReadPause>,
+    /// The COPY's large rows, counted by the session's stream.
+    large_rows: LargeRows,
+    /// Large rows received and not yet released to the stream.
+    large_received: usize,
 }
 
 impl<'a> CopyOutBlocks<'a> {
@@ -44,13 +40,16 @@ impl<'a> CopyOutBlocks<'a> {
     /// # Errors
     /// The server refused the statement, or a signal arrived.
     pub async fn start(session: &'a Session, copy_sql: &str) -> Result<CopyOutBlocks<'a>> {
+        // Counted from before the statement is sent, so every row is.
+        let large_rows = session.count_large_rows();
         let stream = session.request(session.copy_out(copy_sql), "COPY TO STDOUT failed").await?;
         Ok(CopyOutBlocks {
             session,
             stream: Box::pin(stream),
             gather: BlockGatherer::new(),
             ended: false,
-            paused: None,
+            large_rows,
+            large_received: 0,
         })
     }
 
@@ -59,10 +58,14 @@ impl<'a> CopyOutBlocks<'a> {
     /// # Errors
     /// The stream broke (the server's reason when it sent one), or a signal arrived.
     pub async fn next(&mut self) -> Result<Option<Bytes>> {
-        // The caller let go of the last block: the connection may read on.
-        self.paused = None;
+        // The caller let go of the blocks returned so far: the large rows in
+        // them are released, but not one still waiting in the gatherer.
+        let waiting =
+            usize::from(self.gather.waiting.as_ref().is_some_and(|b| b.len() >= LARGE_ROW));
+        self.large_rows.release(self.large_received - waiting);
+        self.large_received = waiting;
         if let Some(block) = self.gather.take_waiting() {
-            return Ok(Some(self.hold(block)));
+            return Ok(Some(block));
         }
         if self.ended {
             return Ok(None);
@@ -88,15 +91,11 @@ impl<'a> CopyOutBlocks<'a> {
             };
             match item {
                 Some(Ok(item)) => {
-                    // Paused at once, before the item is gathered (a copy of
-                    // it, for a row split over messages): meanwhile the
-                    // connection, on another thread, would read on into a
-                    // fresh buffer for the next large row.
-                    if item.len() >= LARGE_ITEM && self.paused.is_none() {
-                        self.paused = Some(self.session.pause_reading());
+                    if item.len() >= LARGE_ROW {
+                        self.large_received += 1;
                     }
                     if let Some(block) = self.gather.push(item) {
-                        return Ok(Some(self.hold(block)));
+                        return Ok(Some(block));
                     }
                 }
                 Some(Err(e)) => {
@@ -108,18 +107,6 @@ impl<'a> CopyOutBlocks<'a> {
                 }
             }
         }
-    }
-
-    /// Pauses the connection's reading while a block of [`LARGE_ITEM`] or
-    /// more is out or waiting, until the next call to `next` (or drop).
-    fn hold(&mut self, block: Bytes) -> Bytes {
-        let waiting = self.gather.waiting.as_ref().map_or(0, Bytes::len);
-        // Not paused again when already paused: replacing the pause would
-        // drop the old one after the new one is set, and that drop resumes.
-        if block.len().max(waiting) >= LARGE_ITEM && self.paused.is_none() {
-            self.paused = Some(self.session.pause_reading());
-        }
-        block
     }
 }
 
