@@ -1,13 +1,19 @@
 //! Throughput of each pipeline stage over COPY-like CSV, in MB/s: the record
 //! counter, the fingerprint (counter + per-record XXH3-128), sha256, zstd 1 and 3
 //! (backup's frame encoder, and zstd's streaming encoder for comparison),
-//! and all of them together as backup runs them.
+//! and all of them together as backup runs them; and the session socket's
+//! reading of the message framing (`read_gate`) over the same rows as CopyData.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pgbarge::conn::read_gate::{Gated, ReadGate};
 use pgbarge::format::csv::RecordScanner;
 use pgbarge::format::digest::{Fingerprinter, Sha256Stage};
 use pgbarge::format::zstd_frames::FrameEncoder;
 use pgbarge::stream::stages::{BLOCK_SIZE, CsvStages};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// About `size` bytes of CSV shaped like scripts/bench.sh's table: ids,
 /// timestamps, quoted text with commas, quotes, a newline and a 32-hex-digit
@@ -103,6 +109,32 @@ fn stages(c: &mut Criterion) {
                 s.feed(blk);
             }
             s.finish().unwrap()
+        })
+    });
+    g.bench_function("read_gate_framing", |b| {
+        // Each record as the server sends it: one CopyData message.
+        let mut wire = Vec::with_capacity(data.len() + data.len() / 20);
+        for line in data.split_inclusive(|&c| c == b'\n') {
+            wire.push(b'd');
+            wire.extend_from_slice(&(line.len() as u32 + 4).to_be_bytes());
+            wire.extend_from_slice(line);
+        }
+        let waker = futures::task::noop_waker();
+        let mut space = vec![0u8; 64 << 10];
+        b.iter(|| {
+            let gate = Arc::new(ReadGate::default());
+            let _rows = gate.count_large_rows();
+            let mut gated = Gated::new(&wire[..], gate.clone(), 0);
+            let mut total = 0;
+            loop {
+                let mut buf = ReadBuf::new(&mut space);
+                match Pin::new(&mut gated).poll_read(&mut Context::from_waker(&waker), &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => break,
+                    Poll::Ready(Ok(())) => total += buf.filled().len(),
+                    other => panic!("{other:?}"),
+                }
+            }
+            total
         })
     });
     g.finish();
