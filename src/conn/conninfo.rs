@@ -106,6 +106,11 @@ impl ConnInfo {
         self.hostaddr.is_none() && self.host.starts_with('/')
     }
 
+    /// The server's socket file in the unix-socket directory `host`, for `port`.
+    pub fn unix_socket_path(&self, port: u16) -> std::path::PathBuf {
+        std::path::Path::new(&self.host).join(format!(".s.PGSQL.{port}"))
+    }
+
     /// The effective sslmode: libpq ignores TLS on unix sockets, and `require`
     /// with a root certificate behaves like `verify-ca`.
     pub fn effective_sslmode(&self) -> SslMode {

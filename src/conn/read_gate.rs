@@ -324,12 +324,26 @@ mod tests {
         bytes
     }
 
+    /// Where the large row of [`server_bytes`] ends.
+    const LARGE_END: usize = 1 + (5 + 4) + (5 + LARGE_ROW);
+
+    /// A stream over `bytes` whose gate counts large rows, and the count.
+    fn counted(bytes: &[u8]) -> (LargeRows, Gated<&[u8]>) {
+        let gate = Arc::new(ReadGate::default());
+        (gate.count_large_rows(), Gated::new(bytes, gate, 1))
+    }
+
+    /// Reads on into `got`, in large reads, until the large row's end.
+    fn read_to_the_large_row_end(gated: &mut Gated<&[u8]>, got: &mut Vec<u8>) {
+        while got.len() < LARGE_END {
+            got.extend(read_once(gated, 4 * LARGE_ROW).expect("up to the large row's end"));
+        }
+    }
+
     #[test]
     fn reads_stop_after_a_large_row_until_it_is_released() {
         let bytes = server_bytes();
-        let gate = Arc::new(ReadGate::default());
-        let rows = gate.count_large_rows();
-        let mut gated = Gated::new(&bytes[..], gate.clone(), 1);
+        let (rows, mut gated) = counted(&bytes);
         // Read in pieces that split headers, as a socket does.
         let mut read = Vec::new();
         while let Some(piece) = read_once(&mut gated, 3) {
@@ -340,13 +354,8 @@ mod tests {
         }
         // The first read into a large buffer ends exactly at the large row's end.
         let mut got = read;
-        let mut chunk = read_once(&mut gated, 4 * LARGE_ROW).expect("the large row is read");
-        got.append(&mut chunk);
-        let large_end = 1 + (5 + 4) + (5 + LARGE_ROW);
-        while got.len() < large_end {
-            got.extend(read_once(&mut gated, 4 * LARGE_ROW).expect("the rest of the row"));
-        }
-        assert_eq!(got.len(), large_end, "not a byte past the large row");
+        read_to_the_large_row_end(&mut gated, &mut got);
+        assert_eq!(got.len(), LARGE_END, "not a byte past the large row");
         assert_eq!(read_once(&mut gated, 1024), None, "held until released");
         rows.release(1);
         let rest = read_once(&mut gated, 1024).expect("reads on once released");
@@ -368,14 +377,9 @@ mod tests {
     #[test]
     fn dropping_the_count_releases_every_row() {
         let bytes = server_bytes();
-        let gate = Arc::new(ReadGate::default());
-        let rows = gate.count_large_rows();
-        let mut gated = Gated::new(&bytes[..], gate.clone(), 1);
-        let large_end = 1 + (5 + 4) + (5 + LARGE_ROW);
+        let (rows, mut gated) = counted(&bytes);
         let mut got = Vec::new();
-        while got.len() < large_end {
-            got.extend(read_once(&mut gated, 4 * LARGE_ROW).expect("up to the large row"));
-        }
+        read_to_the_large_row_end(&mut gated, &mut got);
         assert_eq!(read_once(&mut gated, 1024), None);
         drop(rows);
         got.extend(read_once(&mut gated, 1024).expect("released"));

@@ -575,8 +575,8 @@ fn connect_hint(info: &ConnInfo, e: &(dyn std::error::Error + Send + Sync + 'sta
     }
     if chain.contains("No such file or directory") && info.is_unix_socket() {
         return format!(
-            "no server socket at {}/.s.PGSQL.{}: is the server running locally on that port?",
-            info.host, info.port
+            "no server socket at {}: is the server running locally on that port?",
+            info.unix_socket_path(info.port).display()
         );
     }
     if chain.contains("lookup address") || chain.contains("Name or service not known") {

@@ -35,7 +35,7 @@ pub async fn open(
     hostaddr: Option<std::net::IpAddr>,
 ) -> io::Result<RawSocket> {
     if hostaddr.is_none() && info.is_unix_socket() {
-        let path = std::path::Path::new(&info.host).join(format!(".s.PGSQL.{port}"));
+        let path = info.unix_socket_path(port);
         return within(info.connect_timeout, UnixStream::connect(path)).await.map(RawSocket::Unix);
     }
     let addrs: Vec<std::net::SocketAddr> = match hostaddr {
