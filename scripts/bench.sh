@@ -7,7 +7,7 @@
 #   ONLY=copy,restore scripts/bench.sh   # some parts: backup, verify, schema, clean, small, many, copy, restore, linear, s3, memory, diff, encrypt
 #
 # The longest parts: linear (backup, copy and restore of t and of a table
-# five times its size: seconds per GB and peak RSS of each, one run each)
+# five times its size: seconds per GB and peak RSS of each, $RUNS runs each)
 # and many (list and copy --dry-run of 10,000 tables).
 #   TRANSPORT=unix scripts/bench.sh      # every client on the unix socket instead of TCP
 #
@@ -201,29 +201,50 @@ fi
 
 if want linear; then
     # Cost linear in size: backup, copy and restore of t and of t5, five
-    # times its rows, one run each; seconds per GB of CSV and peak RSS.
+    # times its rows; seconds per GB of CSV and peak RSS. $RUNS rounds; in
+    # each, an operation runs on both tables one after the other (the order
+    # alternating by round), so a drift of the machine's speed lands on both
+    # alike: one run each, minutes apart, differed by up to 18 % per GB
+    # between the tables while two runs of the same command differ by 15 %.
     fill_table t5 $((ROWS * 5))
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS lin" -c "CREATE DATABASE lin"
+    pg_dump -s -t t -t t5 bench | psql -X -q -d lin > /dev/null
     psql -X -q -c CHECKPOINT && sync
-    # One measured command: its wall seconds and peak RSS (MB) into $WORK/lin-$1.
+    rm -f "$WORK"/lin-*
+    # One measured command: a line "seconds peak-RSS-KB" appended to $WORK/lin-$1.
     measured() {
         local name="$1"; shift
-        /usr/bin/time -f "%e %M" -o "$WORK/lin-$name" "$@" > /dev/null
+        /usr/bin/time -f "%e %M" -a -o "$WORK/lin-$name" "$@" > /dev/null
     }
-    for tb in t t5; do
-        rm -rf "$OUT"/*
-        measured "backup-$tb" "$BIN" backup -t "$tb" -o "$OUT/lin" -q
-        BYTES=$(grep -o '"csv_bytes": *[0-9]*' "$OUT/lin/manifest.json" | grep -o '[0-9]*$')
-        echo "$BYTES" > "$WORK/lin-bytes-$tb"
-        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS lin" -c "CREATE DATABASE lin"
-        pg_dump -s -t "$tb" bench | psql -X -q -d lin
-        psql -X -q -c CHECKPOINT && sync
-        measured "copy-$tb" "$BIN" copy --source bench --target lin -t "$tb" -q
-        psql -X -q -d lin -c "TRUNCATE $tb" -c CHECKPOINT && sync
-        measured "restore-$tb" "$BIN" restore "$OUT/lin" -d lin -q
-        psql -X -q -d postgres -c "DROP DATABASE lin"
-        rm -rf "$OUT"/*
+    # Empties lin's copy of $1 and writes every dirty page out first.
+    settle() {
+        psql -X -q -d lin -c "TRUNCATE $1" -c CHECKPOINT && sync
+    }
+    for ((r = 1; r <= RUNS; r++)); do
+        if ((r % 2)); then order="t t5"; else order="t5 t"; fi
+        for tb in $order; do
+            rm -rf "$OUT/lin-$tb" && sync
+            measured "backup-$tb" "$BIN" backup -t "$tb" -o "$OUT/lin-$tb" -q
+            # The control: how the plain pipe's cost per GB moves with size
+            # on this machine, run beside pgbarge's.
+            rm -f "$OUT/lin.csv.zst" && sync
+            measured "pipe-$tb" bash -c "psql -X -q -c '\\copy $tb to stdout csv header' | zstd -3 -q -T1 > '$OUT/lin.csv.zst'"
+        done
+        for tb in $order; do
+            settle "$tb"
+            measured "copy-$tb" "$BIN" copy --source bench --target lin -t "$tb" -q
+        done
+        for tb in $order; do
+            settle "$tb"
+            measured "restore-$tb" "$BIN" restore "$OUT/lin-$tb" -d lin -q
+        done
     done
+    for tb in t t5; do
+        grep -o '"csv_bytes": *[0-9]*' "$OUT/lin-$tb/manifest.json" | grep -o '[0-9]*$' > "$WORK/lin-bytes-$tb"
+    done
+    psql -X -q -d postgres -c "DROP DATABASE lin"
     psql -X -q -c "DROP TABLE t5"
+    rm -rf "$OUT"/*
 fi
 
 # Prints each command's mean, then each pgbarge command's time over each
@@ -445,10 +466,14 @@ if want many; then
 fi
 if want linear; then
     echo
-    echo "== cost in size: t ($ROWS rows) against t5 ($((ROWS * 5)) rows), one run each, over ${TRANSPORT:-tcp}"
-    for op in backup copy restore; do
-        read -r S1 M1 < "$WORK/lin-$op-t"
-        read -r S5 M5 < "$WORK/lin-$op-t5"
+    echo "== cost in size: t ($ROWS rows) against t5 ($((ROWS * 5)) rows), median seconds of $RUNS runs each, over ${TRANSPORT:-tcp}"
+    echo "  (pipe: psql \\copy | zstd -3, beside each backup: how this machine's cost per GB moves with size)"
+    # median FILE: the median of the first column; peak FILE: the largest second.
+    median() { sort -g "$1" | awk '{ t[++m] = $1 } END { print (m % 2) ? t[(m + 1) / 2] : (t[m / 2] + t[m / 2 + 1]) / 2 }'; }
+    peak() { awk '$2 > p { p = $2 } END { print p }' "$1"; }
+    for op in backup pipe copy restore; do
+        S1=$(median "$WORK/lin-$op-t") S5=$(median "$WORK/lin-$op-t5")
+        M1=$(peak "$WORK/lin-$op-t") M5=$(peak "$WORK/lin-$op-t5")
         B1=$(cat "$WORK/lin-bytes-t") B5=$(cat "$WORK/lin-bytes-t5")
         awk -v op="$op" -v s1="$S1" -v s5="$S5" -v b1="$B1" -v b5="$B5" -v m1="$M1" -v m5="$M5" 'BEGIN {
             g1 = s1 / (b1 / 1e9); g5 = s5 / (b5 / 1e9)
