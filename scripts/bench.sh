@@ -127,12 +127,11 @@ echo "table t: $ROWS rows, $CSV_BYTES bytes of CSV" >&2
 fi
 
 if want backup; then
-    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/backup.csv" \
-        --prepare "rm -rf '$OUT'/* && sync" \
-        -n "pgbarge backup" "'$BIN' backup -t t -o '$OUT/pgb' -q" \
-        -n "psql copy to null" "psql -X -q -c '\\copy t to stdout csv header' > /dev/null" \
-        -n "psql copy | zstd -3" "psql -X -q -c '\\copy t to stdout csv header' | zstd -3 -q -T1 > '$OUT/t.csv.zst'" \
-        -n "pg_dump -Fc" "pg_dump -Fc -t t -f '$OUT/t.dump'"
+    interleaved "$WORK/backup.csv" "rm -rf '$OUT'/* && sync" \
+        "pgbarge backup" "'$BIN' backup -t t -o '$OUT/pgb' -q" \
+        "psql copy to null" "psql -X -q -c '\\copy t to stdout csv header' > /dev/null" \
+        "psql copy | zstd -3" "psql -X -q -c '\\copy t to stdout csv header' | zstd -3 -q -T1 > '$OUT/t.csv.zst'" \
+        "pg_dump -Fc" "pg_dump -Fc -t t -f '$OUT/t.dump'"
 
     rm -rf "$OUT"/*
     /usr/bin/time -v "$BIN" backup -t t -o "$OUT/rss" -q 2> "$WORK/time.txt"
@@ -363,18 +362,18 @@ INI
         --dir "$WORK/pgcopydb" --restart --table-jobs 1 --index-jobs 1)
     WITH_PGCOPYDB=()
     if "${PGCOPYDB[@]}" >"$WORK/pgcopydb.log" 2>&1; then
-        WITH_PGCOPYDB=(-n "pgcopydb copy table-data" "$(printf '%q ' "${PGCOPYDB[@]}") >/dev/null 2>&1")
+        WITH_PGCOPYDB=("pgcopydb copy table-data" "$(printf '%q ' "${PGCOPYDB[@]}") >/dev/null 2>&1")
     else
         echo "pgcopydb failed here, left out (see its log below):" >&2
         tail -n 5 "$WORK/pgcopydb.log" >&2
     fi
-    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/copy.csv" --prepare "$TRUNC" \
-        -n "pgbarge copy" "'$BIN' copy --source bench --target tgt -t t -q" \
-        -n "psql binary pipe" "psql -X -q -c '\\copy t to stdout (format binary)' | psql -X -q -d tgt -c '\\copy t from stdin (format binary)'" \
-        -n "psql text pipe" "psql -X -q -c '\\copy t to stdout' | psql -X -q -d tgt -c '\\copy t from stdin'" \
-        -n "pg_dump -a | psql" "pg_dump -a -t t bench | psql -X -q -d tgt" \
+    interleaved "$WORK/copy.csv" "$TRUNC" \
+        "pgbarge copy" "'$BIN' copy --source bench --target tgt -t t -q" \
+        "psql binary pipe" "psql -X -q -c '\\copy t to stdout (format binary)' | psql -X -q -d tgt -c '\\copy t from stdin (format binary)'" \
+        "psql text pipe" "psql -X -q -c '\\copy t to stdout' | psql -X -q -d tgt -c '\\copy t from stdin'" \
+        "pg_dump -a | psql" "pg_dump -a -t t bench | psql -X -q -d tgt" \
         "${WITH_PGCOPYDB[@]}" \
-        -n "server COPY FROM file (binary)" "psql -X -q -d tgt -c \"COPY t FROM '$SRV/t.bin' (FORMAT binary)\""
+        "server COPY FROM file (binary)" "psql -X -q -d tgt -c \"COPY t FROM '$SRV/t.bin' (FORMAT binary)\""
     rm -f "$SRV/t.bin"
 
     # Two tables: -j 2 against one after the other.
@@ -393,11 +392,11 @@ if want restore; then
     zstd -dc -q "$ZST" > "$SRV/t.csv"
     pg_dump -Fc -t t -f "$OUT/t.dump" bench
     empty_target tgt
-    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-csv "$WORK/restore.csv" --prepare "$TRUNC" \
-        -n "pgbarge restore" "'$BIN' restore '$OUT/rb' -d tgt -q" \
-        -n "zstd -dc | psql copy csv" "zstd -dc -q '$ZST' | psql -X -q -d tgt -c '\\copy t from stdin (format csv, header)'" \
-        -n "pg_restore -a" "pg_restore -a -d tgt '$OUT/t.dump'" \
-        -n "server COPY FROM file (csv)" "psql -X -q -d tgt -c \"COPY t FROM '$SRV/t.csv' (FORMAT csv, HEADER)\""
+    interleaved "$WORK/restore.csv" "$TRUNC" \
+        "pgbarge restore" "'$BIN' restore '$OUT/rb' -d tgt -q" \
+        "zstd -dc | psql copy csv" "zstd -dc -q '$ZST' | psql -X -q -d tgt -c '\\copy t from stdin (format csv, header)'" \
+        "pg_restore -a" "pg_restore -a -d tgt '$OUT/t.dump'" \
+        "server COPY FROM file (csv)" "psql -X -q -d tgt -c \"COPY t FROM '$SRV/t.csv' (FORMAT csv, HEADER)\""
     rm -f "$SRV/t.csv"
 fi
 
