@@ -236,6 +236,11 @@ if want linear; then
         for tb in $order; do
             settle "$tb"
             measured "restore-$tb" "$BIN" restore "$OUT/lin-$tb" -d lin -q
+            # The control for restore: the same file loaded by psql, to tell
+            # the server's cost growing with size from pgbarge's.
+            settle "$tb"
+            zst=$(ls "$OUT/lin-$tb"/data/*.csv.zst)
+            measured "load-$tb" bash -c "zstd -dc -q '$zst' | psql -X -q -d lin -c '\\copy $tb from stdin (format csv, header)'"
         done
     done
     for tb in t t5; do
@@ -466,11 +471,11 @@ fi
 if want linear; then
     echo
     echo "== cost in size: t ($ROWS rows) against t5 ($((ROWS * 5)) rows), median seconds of $RUNS runs each, over ${TRANSPORT:-tcp}"
-    echo "  (pipe: psql \\copy | zstd -3, beside each backup: how this machine's cost per GB moves with size)"
+    echo "  (controls, beside each pgbarge run: pipe is psql \\copy | zstd -3 for backup, load is zstd -dc | psql \\copy for restore)"
     # median FILE: the median of the first column; peak FILE: the largest second.
     median() { sort -g "$1" | awk '{ t[++m] = $1 } END { print (m % 2) ? t[(m + 1) / 2] : (t[m / 2] + t[m / 2 + 1]) / 2 }'; }
     peak() { awk '$2 > p { p = $2 } END { print p }' "$1"; }
-    for op in backup pipe copy restore; do
+    for op in backup pipe copy restore load; do
         S1=$(median "$WORK/lin-$op-t") S5=$(median "$WORK/lin-$op-t5")
         M1=$(peak "$WORK/lin-$op-t") M5=$(peak "$WORK/lin-$op-t5")
         B1=$(cat "$WORK/lin-bytes-t") B5=$(cat "$WORK/lin-bytes-t5")
