@@ -31,6 +31,12 @@ bash scripts/install-deps.sh hyperfine time pgcopydb age jq
 cargo build --release --locked -q
 BIN="$PWD/target/release/pgbarge"
 
+# mean_median: numbers on stdin, one per line (first field); prints "mean,median".
+mean_median() {
+    sort -g | awk '{ t[++m] = $1; s += $1 }
+        END { printf "%.6f,%.6f\n", s / m, (m % 2) ? t[(m + 1) / 2] : (t[m / 2] + t[m / 2 + 1]) / 2 }'
+}
+
 # interleaved CSV PREPARE NAME CMD [NAME CMD ...]: $RUNS rounds (after one
 # warm-up round) in which every command runs once, after PREPARE, in an
 # order that rotates each round; CSV gets each command's mean and median, as
@@ -57,12 +63,7 @@ interleaved() {
     {
         echo "command,mean,median"
         for ((i = 0; i < n; i++)); do
-            awk -F'\t' -v i="$i" '$1 == i { print $2 }' "$times" | sort -g |
-                awk -v name="${names[$i]}" '{ t[++m] = $1; s += $1 }
-                    END {
-                        median = (m % 2) ? t[(m + 1) / 2] : (t[m / 2] + t[m / 2 + 1]) / 2
-                        printf "%s,%.6f,%.6f\n", name, s / m, median
-                    }'
+            echo "${names[$i]},$(awk -F'\t' -v i="$i" '$1 == i { print $2 }' "$times" | mean_median)"
         done
     } > "$csv"
 }
@@ -473,7 +474,7 @@ if want linear; then
     echo "== cost in size: t ($ROWS rows) against t5 ($((ROWS * 5)) rows), median seconds of $RUNS runs each, over ${TRANSPORT:-tcp}"
     echo "  (controls, beside each pgbarge run: pipe is psql \\copy | zstd -3 for backup, load is zstd -dc | psql \\copy for restore)"
     # median FILE: the median of the first column; peak FILE: the largest second.
-    median() { sort -g "$1" | awk '{ t[++m] = $1 } END { print (m % 2) ? t[(m + 1) / 2] : (t[m / 2] + t[m / 2 + 1]) / 2 }'; }
+    median() { mean_median < "$1" | cut -d, -f2; }
     peak() { awk '$2 > p { p = $2 } END { print p }' "$1"; }
     for op in backup pipe copy restore load; do
         S1=$(median "$WORK/lin-$op-t") S5=$(median "$WORK/lin-$op-t5")
