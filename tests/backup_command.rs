@@ -781,10 +781,17 @@ fn folder_being_read_is_not_written_and_the_reverse() {
     let (_t, dir) = out_dir("shared");
     let d = dir.to_str().unwrap();
     pgbarge(&["backup", "-q", "-d", &c.conn(&db), "-o", d], &[]).expect_code(0);
+    // A lock dropped here can stay held for a moment: another test's thread
+    // that forks copies every descriptor of this process, the folder's with
+    // it, until its child execs. So taking the lock retries for a while.
     let hold = |op: i32| {
         let f = std::fs::File::open(&dir).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         // SAFETY: flock on a descriptor this test owns.
-        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) }, 0);
+        while unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
+            assert!(std::time::Instant::now() < deadline, "the folder's lock stayed taken");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         f
     };
     let reader = hold(libc::LOCK_SH);
